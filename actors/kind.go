@@ -1,0 +1,101 @@
+package actors
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/b6368a97/engine/events"
+)
+
+// Decider is what one kind supplies: pure functions over its state type S,
+// with no I/O, no clock and no goroutines. S must round-trip through
+// encoding/json (snapshots and the state clients read are its JSON).
+type Decider[S any] struct {
+	// Name is the stream kind, e.g. "room".
+	Name string
+	// Initial is the state of a stream with no events.
+	Initial func(stream string) S
+	// Decide validates a command against the state and returns the events
+	// it produces (only Type and Data set), or an error matching
+	// events.ErrInvalid, events.ErrConflict, events.ErrForbidden or
+	// events.ErrUnknownCommand. No events and no error is a no-op.
+	Decide func(state S, cmd events.Command) ([]events.Event, error)
+	// Evolve applies one stored event; it returns an error matching
+	// events.ErrUnknownEvent (or another) for an event it cannot apply.
+	Evolve func(state S, ev events.Event) (S, error)
+	// Steps lists the background steps the state still owes, in the order
+	// they must run. Nil for kinds without background work.
+	Steps func(state S) []events.Step
+	// Complete turns a step's outcome into events. Nil when Steps is nil.
+	Complete func(state S, res events.StepResult) ([]events.Event, error)
+	// WithMembers returns the state with the room's in-memory presence set,
+	// for the state clients read. Nil for kinds without presence.
+	WithMembers func(state S, members []string) S
+}
+
+// State is a kind's state with its type erased.
+type State = any
+
+// Kind is a Decider with its state type erased: the form the runtime, the
+// replay and the registry use.
+type Kind interface {
+	Name() string
+	Initial(stream string) State
+	Decide(s State, cmd events.Command) ([]events.Event, error)
+	Evolve(s State, ev events.Event) (State, error)
+	Steps(s State) []events.Step
+	Complete(s State, res events.StepResult) ([]events.Event, error)
+	HasPresence() bool
+	WithMembers(s State, members []string) State
+	// MarshalState and UnmarshalState serialise a state for snapshots.
+	MarshalState(s State) ([]byte, error)
+	UnmarshalState(b []byte) (State, error)
+}
+
+// NewKind erases a Decider's state type.
+func NewKind[S any](d Decider[S]) Kind { return kind[S]{d} }
+
+type kind[S any] struct{ d Decider[S] }
+
+func (k kind[S]) Name() string                { return k.d.Name }
+func (k kind[S]) Initial(stream string) State { return k.d.Initial(stream) }
+func (k kind[S]) HasPresence() bool           { return k.d.WithMembers != nil }
+
+func (k kind[S]) Decide(s State, cmd events.Command) ([]events.Event, error) {
+	return k.d.Decide(s.(S), cmd)
+}
+
+func (k kind[S]) Evolve(s State, ev events.Event) (State, error) {
+	return k.d.Evolve(s.(S), ev)
+}
+
+func (k kind[S]) Steps(s State) []events.Step {
+	if k.d.Steps == nil {
+		return nil
+	}
+	return k.d.Steps(s.(S))
+}
+
+func (k kind[S]) Complete(s State, res events.StepResult) ([]events.Event, error) {
+	if k.d.Complete == nil {
+		return nil, fmt.Errorf("%s: %w: no background steps", k.d.Name, events.ErrUnknownCommand)
+	}
+	return k.d.Complete(s.(S), res)
+}
+
+func (k kind[S]) WithMembers(s State, members []string) State {
+	if k.d.WithMembers == nil {
+		return s
+	}
+	return k.d.WithMembers(s.(S), members)
+}
+
+func (k kind[S]) MarshalState(s State) ([]byte, error) { return json.Marshal(s.(S)) }
+
+func (k kind[S]) UnmarshalState(b []byte) (State, error) {
+	var s S
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("%s: decode snapshot: %w", k.d.Name, err)
+	}
+	return s, nil
+}

@@ -1,0 +1,156 @@
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Event is the one envelope of a stored event. It is the same on disk
+// exports, on the WebSocket, in HTTP reads and in testdata/*.jsonl.
+//
+// When appending, callers fill ID, Type, Data and optionally Time and Meta;
+// the store assigns Stream, Version and Position (and Time when it is zero).
+type Event struct {
+	// Stream is the owning stream, "<kind>:<id>".
+	Stream string `json:"stream"`
+	// Version is the event's place in its stream: 1, 2, 3 … with no gaps.
+	Version uint64 `json:"version"`
+	// Position is the event's place in the global log, strictly increasing
+	// in commit order with no gaps.
+	Position uint64 `json:"position"`
+	// ID is unique across the store. Appending an event whose ID is already
+	// stored is an idempotent retry (see Store.Append).
+	ID string `json:"id"`
+	// Type is the explicit event type name, e.g. "MessagePosted".
+	Type string `json:"type"`
+	// Time is when the event was recorded, UTC with millisecond precision.
+	Time time.Time `json:"time"`
+	// Data is the event's JSON payload (an object).
+	Data json.RawMessage `json:"data"`
+	// Meta carries tracing ids; both are optional.
+	Meta Meta `json:"meta,omitzero"`
+}
+
+// Meta links an event to the message that caused it.
+type Meta struct {
+	Correlation string `json:"correlation,omitempty"`
+	Causation   string `json:"causation,omitempty"`
+}
+
+// Limits on what a Store accepts.
+const (
+	// MaxEventSize bounds Size(e) for one event: 1 MiB.
+	MaxEventSize = 1 << 20
+	// MaxIDLength bounds Event.ID and Event.Type.
+	MaxIDLength = 128
+)
+
+// Size is the number of bytes an event occupies for the MaxEventSize check:
+// its id, type, data and meta.
+func (e Event) Size() int {
+	return len(e.ID) + len(e.Type) + len(e.Data) + len(e.Meta.Correlation) + len(e.Meta.Causation)
+}
+
+// Validate checks an event given to Append: a non-empty id and type of at
+// most MaxIDLength bytes, data that is a JSON object (or empty, meaning {}),
+// and the size limit. Errors match ErrInvalidEvent or ErrTooLarge.
+func (e Event) Validate() error {
+	switch {
+	case e.ID == "":
+		return fmt.Errorf("%w: empty id", ErrInvalidEvent)
+	case len(e.ID) > MaxIDLength:
+		return fmt.Errorf("%w: id longer than %d bytes", ErrInvalidEvent, MaxIDLength)
+	case e.Type == "":
+		return fmt.Errorf("%w: event %s: empty type", ErrInvalidEvent, e.ID)
+	case len(e.Type) > MaxIDLength:
+		return fmt.Errorf("%w: event %s: type longer than %d bytes", ErrInvalidEvent, e.ID, MaxIDLength)
+	case e.Size() > MaxEventSize:
+		return fmt.Errorf("%w: event %s is %d bytes, the limit is %d", ErrTooLarge, e.ID, e.Size(), MaxEventSize)
+	}
+	if len(e.Data) > 0 && (!json.Valid(e.Data) || e.Data[0] != '{') {
+		return fmt.Errorf("%w: event %s: data is not a JSON object", ErrInvalidEvent, e.ID)
+	}
+	return nil
+}
+
+// Stream kinds known to the protocol.
+const (
+	KindRoom    = "room"
+	KindGame    = "game"
+	KindOrder   = "order"
+	KindUser    = "user"
+	KindKitchen = "kitchen"
+)
+
+// StreamID is a parsed "<kind>:<id>".
+type StreamID struct {
+	Kind string
+	ID   string
+}
+
+func (s StreamID) String() string { return s.Kind + ":" + s.ID }
+
+// ParseStreamID splits and validates "<kind>:<id>": kind is 1–32 of [a-z],
+// id is 1–64 of [A-Za-z0-9_.-]. It checks syntax only; whether a kind is
+// served is the caller's business. Errors match ErrInvalidStream.
+func ParseStreamID(s string) (StreamID, error) {
+	kind, id, ok := strings.Cut(s, ":")
+	if !ok {
+		return StreamID{}, fmt.Errorf("%w: %q: want <kind>:<id>", ErrInvalidStream, clip(s))
+	}
+	if len(kind) == 0 || len(kind) > 32 {
+		return StreamID{}, fmt.Errorf("%w: %q: kind must be 1-32 letters", ErrInvalidStream, clip(s))
+	}
+	for i := 0; i < len(kind); i++ {
+		if c := kind[i]; c < 'a' || c > 'z' {
+			return StreamID{}, fmt.Errorf("%w: %q: kind must be lower-case letters", ErrInvalidStream, clip(s))
+		}
+	}
+	if len(id) == 0 || len(id) > 64 {
+		return StreamID{}, fmt.Errorf("%w: %q: id must be 1-64 characters", ErrInvalidStream, clip(s))
+	}
+	for i := 0; i < len(id); i++ {
+		if !idChar(id[i]) {
+			return StreamID{}, fmt.Errorf("%w: %q: id may hold only A-Z a-z 0-9 _ . -", ErrInvalidStream, clip(s))
+		}
+	}
+	return StreamID{Kind: kind, ID: id}, nil
+}
+
+// ValidStreamID reports whether s parses.
+func ValidStreamID(s string) bool {
+	_, err := ParseStreamID(s)
+	return err == nil
+}
+
+func idChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-'
+}
+
+// clip keeps error messages bounded when a client sends a huge stream id.
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
+
+// Command is what a client asks a stream's actor to do. The transport builds
+// it; a kind's Decide turns it into events or an error.
+type Command struct {
+	// Stream is the target stream.
+	Stream string
+	// Type names the command, e.g. "PostMessage".
+	Type string
+	// Data is the command's JSON payload.
+	Data json.RawMessage
+	// ID is an optional idempotency key: a command repeated with the same ID
+	// returns the first result and appends nothing.
+	ID string
+	// User is the authenticated user, empty when auth is off.
+	User string
+	// Time is when the command was received; deciders never read a clock.
+	Time time.Time
+}
