@@ -1,0 +1,116 @@
+package actors
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"time"
+
+	"github.com/b6368a97/engine/events"
+)
+
+// Config configures a Runtime. Zero values take the documented defaults.
+type Config struct {
+	// Store is the event log. Required.
+	Store events.Store
+	// Kinds are the stream kinds served. Required; a command for a stream
+	// whose kind is not here fails with ErrUnknownKind.
+	Kinds []Kind
+	// SnapshotEvery: a stream saves a snapshot every this many events.
+	// Default 1000.
+	SnapshotEvery int
+	// IdleTimeout: a stream with no message for this long, no subscriber
+	// and no running step is passivated. Default 10 minutes.
+	IdleTimeout time.Duration
+	// CookTime is how long the StepWait action takes. Default 3 s.
+	CookTime time.Duration
+	// Mailer sends StepEmail steps. Default: none (email steps fail); the
+	// engine passes an OutboxMailer.
+	Mailer Mailer
+	// StepAttempts and StepBackoff bound the retries of a failing step: at
+	// most StepAttempts tries (default 5), waiting StepBackoff (default
+	// 200 ms) doubled each time, with jitter, between them.
+	StepAttempts int
+	StepBackoff  time.Duration
+	// Logger receives structured logs. Default: slog.Default().
+	Logger *slog.Logger
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+}
+
+// Mailer sends one email. key is the step's idempotency key: sending the
+// same key twice must deliver at most one message where the receiver can
+// tell (an outbox file named by key, a Message-ID derived from it).
+type Mailer interface {
+	Send(ctx context.Context, key string, msg events.Email) error
+}
+
+// Result is the reply to a command, sent only once its events are durable.
+type Result struct {
+	Stream string
+	// Version is the stream's version after the command.
+	Version uint64
+	// Events are the events the command appended (empty for a no-op; the
+	// original events for an idempotent repeat).
+	Events []events.Event
+}
+
+// Delivery is what a subscription receives: either an event (Event set) or
+// a presence change (Members set, Event zero).
+type Delivery struct {
+	Stream   string
+	Event    *events.Event
+	Members  []string
+	Presence bool
+}
+
+// Sink receives a subscription's deliveries. Enqueue must not block: it
+// returns false when the sink is full, and the runtime then drops the
+// subscription and calls Overflow once.
+type Sink interface {
+	Enqueue(d Delivery) bool
+	Overflow()
+}
+
+// SubscribeRequest asks for a stream's events.
+type SubscribeRequest struct {
+	Stream string
+	// From: when set, catch-up delivers every event with version > *From
+	// before live events; when nil only live events follow.
+	From *uint64
+	// Member joins the room's presence while subscribed (rooms only).
+	Member string
+	Sink   Sink
+}
+
+// Subscription is an active subscription.
+type Subscription interface {
+	// Version is the stream's version when the subscription started.
+	Version() uint64
+	// Cancel ends the subscription and leaves presence. Idempotent.
+	Cancel()
+}
+
+// StateView is a stream's current state as clients read it.
+type StateView struct {
+	Stream  string
+	Version uint64
+	// JSON is the state, including "stream" and "version".
+	JSON json.RawMessage
+}
+
+// API is what the transport uses. *Runtime implements it.
+type API interface {
+	// Execute runs a command on its stream's actor and returns once the
+	// events are durable. Errors: ErrUnknownKind, events.ErrInvalidStream,
+	// events.ErrInvalid, events.ErrConflict, events.ErrForbidden,
+	// events.ErrUnknownCommand, events.ErrWrongExpectedVersion (when
+	// expected is not AnyVersion and the stream moved on, or a lost race
+	// after one retry), ErrUnavailable (stopping, or ctx expired).
+	Execute(ctx context.Context, cmd events.Command, expected events.ExpectedVersion) (Result, error)
+	// State returns a stream's current state; events.ErrNotFound when the
+	// stream has no events.
+	State(ctx context.Context, stream string) (StateView, error)
+	// Subscribe starts a subscription (see SubscribeRequest).
+	Subscribe(ctx context.Context, req SubscribeRequest) (Subscription, error)
+}
