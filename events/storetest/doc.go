@@ -44,6 +44,23 @@
 // expectation and what the store returned. The suite only uses the public
 // events API; it never sleeps: it waits on channels with deadlines.
 //
+// What it covers, one subtest each (run one with
+// -run 'TestConformance/<name>'): the append/read round trip (versions,
+// gap-free positions, Time and Data defaults, Meta), copying of inputs,
+// expected versions, exactly one winner among racing exact appends,
+// racing writers retrying on conflict, concurrent appends to many streams,
+// idempotent retries and ErrDuplicateID, ReadStream and ReadAll with
+// after/limit, the iterators over several pages, StreamVersion and Head,
+// snapshots, the pending index, Follow (catch-up, live under concurrent
+// appends, after the head, callback errors, cancellation), calls with a
+// cancelled context, malformed input (each sentinel error, nothing
+// stored), the MaxEventSize boundary, and Close (a waiting Follow ends
+// with ErrClosed, appends racing with Close, every call afterwards). Under
+// "Durable", RunDurable adds: everything survives Close and reopen (events,
+// versions, positions, stream heads, snapshots, pending index, event ids),
+// an empty store reopens empty, repeated reopens, and every append that
+// returned success before Close is there after reopen and nothing else.
+//
 // Concurrency contract of the package itself: Run and RunDurable must be
 // called from a test goroutine; they hold no state between calls.
 package storetest
