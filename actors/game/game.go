@@ -1,0 +1,203 @@
+package game
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/b6368a97/engine/events"
+)
+
+// Kind is the stream kind this package decides for.
+const Kind = events.KindGame
+
+// Command and event type names. They are recorded in logs: never rename.
+const (
+	CommandUpdateScore = "UpdateScore"
+	CommandEndGame     = "EndGame"
+	EventScoreUpdated  = "ScoreUpdated"
+	EventGameEnded     = "GameEnded"
+)
+
+// Limits.
+const (
+	MaxTeam  = 64        // runes in a team name
+	MaxScore = 1<<53 - 1 // largest score
+)
+
+// State is a game as clients read it.
+type State struct {
+	Stream  string           `json:"stream"`
+	Version uint64           `json:"version"`
+	Scores  map[string]int64 `json:"scores"`
+	Ended   bool             `json:"ended"`
+}
+
+// MarshalJSON writes no scores as {} rather than null.
+func (s State) MarshalJSON() ([]byte, error) {
+	type plain State
+	p := plain(s)
+	if p.Scores == nil {
+		p.Scores = map[string]int64{}
+	}
+	return json.Marshal(p)
+}
+
+// ScoreUpdated is the data of EventScoreUpdated.
+type ScoreUpdated struct {
+	Team  string `json:"team"`
+	Score int64  `json:"score"`
+}
+
+// Initial is the state of a game with no events.
+func Initial(stream string) State {
+	return State{Stream: stream, Scores: map[string]int64{}}
+}
+
+// Decide validates a command against the game and returns the events it
+// produces.
+func Decide(s State, c events.Command) ([]events.Event, error) {
+	switch c.Type {
+	case CommandUpdateScore:
+		var d struct {
+			Team  string          `json:"team"`
+			Score json.RawMessage `json:"score"`
+		}
+		if err := decodeStrict(c.Data, &d, events.ErrInvalid); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		}
+		if err := checkName("team", d.Team, MaxTeam); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		}
+		score, err := parseScore(d.Score)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		}
+		if s.Ended {
+			return nil, fmt.Errorf("%s %s: %w: the game has ended", Kind, c.Type, events.ErrConflict)
+		}
+		data, err := json.Marshal(ScoreUpdated{Team: d.Team, Score: score})
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		}
+		return []events.Event{{Type: EventScoreUpdated, Data: data}}, nil
+	case CommandEndGame:
+		if err := decodeStrict(c.Data, &struct{}{}, events.ErrInvalid); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		}
+		if s.Ended {
+			return nil, fmt.Errorf("%s %s: %w: the game has ended already", Kind, c.Type, events.ErrConflict)
+		}
+		return []events.Event{{Type: EventGameEnded, Data: json.RawMessage(`{}`)}}, nil
+	default:
+		return nil, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownCommand, c.Type)
+	}
+}
+
+// parseScore accepts a JSON integer literal in [0, MaxScore]. It reads the
+// raw literal because decoding into a number type would take 1.0 or
+// (with json.Number) the string "1".
+func parseScore(raw json.RawMessage) (int64, error) {
+	lit := string(bytes.TrimSpace(raw))
+	switch {
+	case lit == "" || lit == "null":
+		return 0, fmt.Errorf("%w: score is required", events.ErrInvalid)
+	case lit[0] != '-' && (lit[0] < '0' || lit[0] > '9'):
+		return 0, fmt.Errorf("%w: score must be a number, got %.20s", events.ErrInvalid, lit)
+	case lit[0] == '-' && lit != "-0":
+		return 0, fmt.Errorf("%w: score must be 0 or more, got %.20s", events.ErrInvalid, lit)
+	}
+	n, err := strconv.ParseInt(lit, 10, 64)
+	if err != nil {
+		if _, ferr := strconv.ParseFloat(lit, 64); ferr == nil && strings.ContainsAny(lit, ".eE") {
+			return 0, fmt.Errorf("%w: score must be a whole number, got %.20s", events.ErrInvalid, lit)
+		}
+		return 0, fmt.Errorf("%w: score must be at most %d, got %.20s", events.ErrInvalid, int64(MaxScore), lit)
+	}
+	if n > MaxScore {
+		return 0, fmt.Errorf("%w: score must be at most %d, got %d", events.ErrInvalid, int64(MaxScore), n)
+	}
+	return n, nil
+}
+
+// Evolve applies one stored event.
+func Evolve(s State, e events.Event) (State, error) {
+	switch e.Type {
+	case EventScoreUpdated:
+		var d struct {
+			Team  *string `json:"team"`
+			Score *int64  `json:"score"`
+		}
+		if err := decodeStrict(e.Data, &d, events.ErrInvalidEvent); err != nil {
+			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+		}
+		if d.Team == nil || *d.Team == "" || d.Score == nil || *d.Score < 0 {
+			return s, fmt.Errorf("%s %s: %w: team and a score of 0 or more are required", Kind, e.Type, events.ErrInvalidEvent)
+		}
+		if s.Ended {
+			return s, fmt.Errorf("%s %s: %w: score after the game ended", Kind, e.Type, events.ErrInvalidEvent)
+		}
+		// A new map: the caller's State keeps its own scores.
+		scores := make(map[string]int64, len(s.Scores)+1)
+		maps.Copy(scores, s.Scores)
+		scores[*d.Team] = *d.Score
+		s.Scores = scores
+	case EventGameEnded:
+		if err := decodeStrict(e.Data, &struct{}{}, events.ErrInvalidEvent); err != nil {
+			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+		}
+		if s.Ended {
+			return s, fmt.Errorf("%s %s: %w: the game ended twice", Kind, e.Type, events.ErrInvalidEvent)
+		}
+		s.Ended = true
+	default:
+		return s, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownEvent, e.Type)
+	}
+	s.Stream, s.Version = e.Stream, e.Version
+	return s, nil
+}
+
+// checkName validates a short name: 1–max runes, no control characters.
+func checkName(field, v string, max int) error {
+	if n := utf8.RuneCountInString(v); n < 1 || n > max {
+		return fmt.Errorf("%w: %s must be 1-%d characters, got %d", events.ErrInvalid, field, max, n)
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%w: %s must not hold control characters", events.ErrInvalid, field)
+		}
+	}
+	return nil
+}
+
+// decodeStrict decodes a JSON object into v, rejecting invalid UTF-8,
+// anything but an object, unknown fields, values of the wrong type and
+// trailing data. Empty data means {}. Failures wrap sentinel:
+// events.ErrInvalid for a command, events.ErrInvalidEvent for an event.
+func decodeStrict(raw json.RawMessage, v any, sentinel error) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		raw = []byte("{}")
+	}
+	if !utf8.Valid(raw) {
+		return fmt.Errorf("%w: data is not valid UTF-8", sentinel)
+	}
+	if raw[0] != '{' {
+		return fmt.Errorf("%w: data must be a JSON object", sentinel)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", sentinel, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: trailing data after the object", sentinel)
+	}
+	return nil
+}

@@ -1,0 +1,229 @@
+package kitchen
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/b6368a97/engine/events"
+)
+
+// Kind is the stream kind this package decides for.
+const Kind = events.KindKitchen
+
+// MainStream is the kitchen the order kind writes to.
+const MainStream = "kitchen:main"
+
+// Command and event type names. They are recorded in logs: never rename.
+const (
+	CommandAddTicket   = "AddTicket"
+	CommandCloseTicket = "CloseTicket"
+	EventTicketAdded   = "TicketAdded"
+	EventTicketClosed  = "TicketClosed"
+)
+
+// Limits on a ticket's items (the order kind's).
+const (
+	MaxItems    = 50
+	MaxQty      = 99
+	MaxItemName = 64
+)
+
+// State is the kitchen as clients read it.
+type State struct {
+	Stream  string `json:"stream"`
+	Version uint64 `json:"version"`
+	// Tickets are the open tickets, in the order they were added.
+	Tickets []Ticket `json:"tickets"`
+}
+
+// Ticket is one order's open ticket.
+type Ticket struct {
+	Order string `json:"order"`
+	Items []Item `json:"items"`
+}
+
+// Item is a line of a ticket.
+type Item struct {
+	Name string `json:"name"`
+	Qty  int    `json:"qty"`
+}
+
+// MarshalJSON writes no tickets as [] rather than null.
+func (s State) MarshalJSON() ([]byte, error) {
+	type plain State
+	p := plain(s)
+	if p.Tickets == nil {
+		p.Tickets = []Ticket{}
+	}
+	return json.Marshal(p)
+}
+
+// TicketClosed is the data of CommandCloseTicket and EventTicketClosed;
+// Ticket is the data of CommandAddTicket and EventTicketAdded.
+type TicketClosed struct {
+	Order string `json:"order"`
+}
+
+// Initial is the state of a kitchen with no events.
+func Initial(stream string) State {
+	return State{Stream: stream, Tickets: []Ticket{}}
+}
+
+// Open reports whether the order's ticket is open.
+func (s State) Open(order string) bool { return s.index(order) >= 0 }
+
+func (s State) index(order string) int {
+	return slices.IndexFunc(s.Tickets, func(t Ticket) bool { return t.Order == order })
+}
+
+// Decide validates a command against the kitchen and returns the events it
+// produces.
+func Decide(s State, c events.Command) ([]events.Event, error) {
+	switch c.Type {
+	case CommandAddTicket:
+		var d Ticket
+		if err := decodeStrict(c.Data, &d, events.ErrInvalid); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		}
+		if err := checkOrder(d.Order); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		}
+		if err := checkItems(d.Items); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		}
+		if s.Open(d.Order) {
+			return nil, nil // a retried step: the ticket is there already
+		}
+		data, err := marshal(d)
+		if err != nil {
+			return nil, err
+		}
+		return []events.Event{{Type: EventTicketAdded, Data: data}}, nil
+	case CommandCloseTicket:
+		var d TicketClosed
+		if err := decodeStrict(c.Data, &d, events.ErrInvalid); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		}
+		if err := checkOrder(d.Order); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		}
+		if !s.Open(d.Order) {
+			return nil, nil // closed already, or never added
+		}
+		data, err := marshal(d)
+		if err != nil {
+			return nil, err
+		}
+		return []events.Event{{Type: EventTicketClosed, Data: data}}, nil
+	default:
+		return nil, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownCommand, c.Type)
+	}
+}
+
+// Evolve applies one stored event.
+func Evolve(s State, e events.Event) (State, error) {
+	switch e.Type {
+	case EventTicketAdded:
+		var d Ticket
+		if err := decodeStrict(e.Data, &d, events.ErrInvalidEvent); err != nil {
+			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+		}
+		if d.Order == "" || len(d.Items) == 0 {
+			return s, fmt.Errorf("%s %s: %w: order and items are required", Kind, e.Type, events.ErrInvalidEvent)
+		}
+		if s.Open(d.Order) {
+			return s, fmt.Errorf("%s %s: %w: ticket of %s is open already", Kind, e.Type, events.ErrInvalidEvent, d.Order)
+		}
+		// A fresh slice: the caller's State keeps its own tickets.
+		tickets := make([]Ticket, len(s.Tickets), len(s.Tickets)+1)
+		copy(tickets, s.Tickets)
+		s.Tickets = append(tickets, d)
+	case EventTicketClosed:
+		var d TicketClosed
+		if err := decodeStrict(e.Data, &d, events.ErrInvalidEvent); err != nil {
+			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+		}
+		i := s.index(d.Order)
+		if i < 0 {
+			return s, fmt.Errorf("%s %s: %w: no open ticket of %q", Kind, e.Type, events.ErrInvalidEvent, d.Order)
+		}
+		s.Tickets = slices.Concat(s.Tickets[:i], s.Tickets[i+1:])
+	default:
+		return s, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownEvent, e.Type)
+	}
+	s.Stream, s.Version = e.Stream, e.Version
+	return s, nil
+}
+
+func checkOrder(order string) error {
+	id, err := events.ParseStreamID(order)
+	if err != nil {
+		return fmt.Errorf("%w: order: %v", events.ErrInvalid, err)
+	}
+	if id.Kind != events.KindOrder {
+		return fmt.Errorf("%w: order must be an order stream, got %q", events.ErrInvalid, order)
+	}
+	return nil
+}
+
+func checkItems(items []Item) error {
+	if len(items) < 1 || len(items) > MaxItems {
+		return fmt.Errorf("%w: a ticket has 1-%d items, got %d", events.ErrInvalid, MaxItems, len(items))
+	}
+	for i, it := range items {
+		if n := utf8.RuneCountInString(it.Name); n < 1 || n > MaxItemName {
+			return fmt.Errorf("%w: items[%d].name must be 1-%d characters, got %d", events.ErrInvalid, i, MaxItemName, n)
+		}
+		for _, r := range it.Name {
+			if unicode.IsControl(r) {
+				return fmt.Errorf("%w: items[%d].name must not hold control characters", events.ErrInvalid, i)
+			}
+		}
+		if it.Qty < 1 || it.Qty > MaxQty {
+			return fmt.Errorf("%w: items[%d].qty must be 1-%d, got %d", events.ErrInvalid, i, MaxQty, it.Qty)
+		}
+	}
+	return nil
+}
+
+// decodeStrict decodes a JSON object into v, rejecting invalid UTF-8,
+// anything but an object, unknown fields, values of the wrong type and
+// trailing data. Empty data means {}. Failures wrap sentinel:
+// events.ErrInvalid for a command, events.ErrInvalidEvent for an event.
+func decodeStrict(raw json.RawMessage, v any, sentinel error) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		raw = []byte("{}")
+	}
+	if !utf8.Valid(raw) {
+		return fmt.Errorf("%w: data is not valid UTF-8", sentinel)
+	}
+	if raw[0] != '{' {
+		return fmt.Errorf("%w: data must be a JSON object", sentinel)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", sentinel, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: trailing data after the object", sentinel)
+	}
+	return nil
+}
+
+// marshal encodes event data without HTML escaping.
+func marshal(v any) (json.RawMessage, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("%s: encode event data: %w", Kind, err)
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
+}

@@ -1,0 +1,456 @@
+package order
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/mail"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/b6368a97/engine/events"
+)
+
+// Kind is the stream kind this package decides for.
+const Kind = events.KindOrder
+
+// Command and event type names. They are recorded in logs: never rename.
+const (
+	CommandPlaceOrder  = "PlaceOrder"
+	CommandCancelOrder = "CancelOrder"
+
+	EventOrderPlaced     = "OrderPlaced"
+	EventOrderCancelled  = "OrderCancelled"
+	EventKitchenNotified = "KitchenNotified"
+	EventOrderReady      = "OrderReady"
+	EventTicketReleased  = "TicketReleased"
+	EventReceiptSent     = "ReceiptSent"
+	EventStepFailed      = "StepFailed"
+)
+
+// Step names.
+const (
+	StepKitchen = "kitchen"
+	StepCook    = "cook"
+	StepTicket  = "ticket"
+	StepReceipt = "receipt"
+)
+
+// Order statuses.
+const (
+	StatusPlaced    = "placed"
+	StatusInKitchen = "in_kitchen"
+	StatusReady     = "ready"
+	StatusCancelled = "cancelled"
+)
+
+// Step states (S in the protocol).
+const (
+	Pending = "pending"
+	Done    = "done"
+	Failed  = "failed"
+	Skipped = "skipped"
+)
+
+// Ticket states: the kitchen ticket's life as the order knows it.
+const (
+	TicketNone      = "none"      // nothing added yet
+	TicketOpen      = "open"      // KitchenNotified: the ticket is on the board
+	TicketReleasing = "releasing" // the "ticket" step (CloseTicket) is owed
+	TicketReleased  = "released"  // TicketReleased
+	TicketFailed    = "failed"    // the ticket step failed finally
+)
+
+// The kitchen the steps write to and its commands (the kitchen kind's
+// names, repeated here because kinds never import each other).
+const (
+	KitchenStream      = "kitchen:main"
+	KitchenAddTicket   = "AddTicket"
+	KitchenCloseTicket = "CloseTicket"
+)
+
+// Limits.
+const (
+	MaxItems    = 50
+	MaxQty      = 99
+	MaxItemName = 64
+	MaxEmail    = 254
+	maxError    = 512 // bytes of a step error kept in StepFailed
+)
+
+// State is an order as clients read it.
+type State struct {
+	Stream  string `json:"stream"`
+	Version uint64 `json:"version"`
+	Items   []Item `json:"items"`
+	Email   string `json:"email"`
+	// Status is empty until the order is placed.
+	Status string     `json:"status"`
+	Steps  StepStates `json:"steps"`
+	// Ticket is the kitchen ticket's state (Ticket* constants).
+	Ticket string `json:"ticket"`
+	// Errors holds the last error of each failed step.
+	Errors map[string]string `json:"errors,omitempty"`
+}
+
+// StepStates are the states of the protocol's three background steps.
+type StepStates struct {
+	Kitchen string `json:"kitchen"`
+	Cook    string `json:"cook"`
+	Receipt string `json:"receipt"`
+}
+
+// Item is a line of an order.
+type Item struct {
+	Name string `json:"name"`
+	Qty  int    `json:"qty"`
+}
+
+// MarshalJSON writes no items as [] rather than null.
+func (s State) MarshalJSON() ([]byte, error) {
+	type plain State
+	p := plain(s)
+	if p.Items == nil {
+		p.Items = []Item{}
+	}
+	return json.Marshal(p)
+}
+
+// PlaceOrder is the data of CommandPlaceOrder.
+type PlaceOrder struct {
+	Items []Item `json:"items"`
+	Email string `json:"email,omitempty"`
+}
+
+// OrderPlaced is the data of EventOrderPlaced.
+type OrderPlaced struct {
+	Items []Item `json:"items"`
+	Email string `json:"email,omitempty"`
+}
+
+// StepFailed is the data of EventStepFailed.
+type StepFailed struct {
+	Step     string `json:"step"`
+	Error    string `json:"error"`
+	Attempts int    `json:"attempts"`
+}
+
+// Initial is the state of an order stream with no events.
+func Initial(stream string) State {
+	return State{Stream: stream, Items: []Item{}, Ticket: TicketNone}
+}
+
+// Decide validates a command against the order and returns the events it
+// produces.
+func Decide(s State, c events.Command) ([]events.Event, error) {
+	switch c.Type {
+	case CommandPlaceOrder:
+		var d PlaceOrder
+		if err := decodeStrict(c.Data, &d, events.ErrInvalid); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		}
+		if err := CheckItems(d.Items); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		}
+		if d.Email != "" && !ValidEmail(d.Email) {
+			return nil, fmt.Errorf("%s %s: %w: email %q is not a valid address", Kind, c.Type, events.ErrInvalid, clip(d.Email, 80))
+		}
+		if s.Status != "" {
+			return nil, fmt.Errorf("%s %s: %w: the order was placed already", Kind, c.Type, events.ErrConflict)
+		}
+		return event(EventOrderPlaced, OrderPlaced(d))
+	case CommandCancelOrder:
+		if err := decodeStrict(c.Data, &struct{}{}, events.ErrInvalid); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		}
+		switch s.Status {
+		case StatusPlaced, StatusInKitchen:
+			return event(EventOrderCancelled, struct{}{})
+		case "":
+			return nil, fmt.Errorf("%s %s: %w: no order was placed", Kind, c.Type, events.ErrConflict)
+		default:
+			return nil, fmt.Errorf("%s %s: %w: the order is %s", Kind, c.Type, events.ErrConflict, s.Status)
+		}
+	default:
+		return nil, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownCommand, c.Type)
+	}
+}
+
+// CheckItems applies the item rules: 1–50 items, name 1–64 runes without
+// control characters, qty 1–99.
+func CheckItems(items []Item) error {
+	if len(items) < 1 || len(items) > MaxItems {
+		return fmt.Errorf("%w: an order has 1-%d items, got %d", events.ErrInvalid, MaxItems, len(items))
+	}
+	for i, it := range items {
+		if n := utf8.RuneCountInString(it.Name); n < 1 || n > MaxItemName {
+			return fmt.Errorf("%w: items[%d].name must be 1-%d characters, got %d", events.ErrInvalid, i, MaxItemName, n)
+		}
+		if strings.ContainsFunc(it.Name, unicode.IsControl) {
+			return fmt.Errorf("%w: items[%d].name must not hold control characters", events.ErrInvalid, i)
+		}
+		if it.Qty < 1 || it.Qty > MaxQty {
+			return fmt.Errorf("%w: items[%d].qty must be 1-%d, got %d", events.ErrInvalid, i, MaxQty, it.Qty)
+		}
+	}
+	return nil
+}
+
+// ValidEmail reports whether s is a bare address: net/mail parses it to
+// itself, without a display name, and it is at most MaxEmail bytes.
+func ValidEmail(s string) bool {
+	if len(s) > MaxEmail {
+		return false
+	}
+	a, err := mail.ParseAddress(s)
+	return err == nil && a.Name == "" && a.Address == s
+}
+
+// Evolve applies one stored event.
+func Evolve(s State, e events.Event) (State, error) {
+	fail := func(why string) (State, error) {
+		return s, fmt.Errorf("%s %s: %w: %s", Kind, e.Type, events.ErrInvalidEvent, why)
+	}
+	next := s
+	switch e.Type {
+	case EventOrderPlaced:
+		var d OrderPlaced
+		if err := decodeStrict(e.Data, &d, events.ErrInvalidEvent); err != nil {
+			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+		}
+		if len(d.Items) == 0 {
+			return fail("no items")
+		}
+		if s.Status != "" {
+			return fail("the order was placed already")
+		}
+		next.Items, next.Email, next.Status = d.Items, d.Email, StatusPlaced
+		next.Steps = StepStates{Kitchen: Pending, Cook: Pending, Receipt: Pending}
+		if d.Email == "" {
+			next.Steps.Receipt = Skipped
+		}
+	case EventOrderCancelled:
+		if err := decodeEmpty(e); err != nil {
+			return s, err
+		}
+		if s.Status != StatusPlaced && s.Status != StatusInKitchen {
+			return fail(fmt.Sprintf("cannot cancel an order that is %q", s.Status))
+		}
+		next.Status = StatusCancelled
+		next.Steps = StepStates{Kitchen: skip(s.Steps.Kitchen), Cook: skip(s.Steps.Cook), Receipt: skip(s.Steps.Receipt)}
+		if s.Ticket == TicketNone || s.Ticket == TicketOpen {
+			next.Ticket = TicketReleasing
+		}
+	case EventKitchenNotified:
+		if err := decodeEmpty(e); err != nil {
+			return s, err
+		}
+		if s.Steps.Kitchen != Pending {
+			return fail(fmt.Sprintf("kitchen step is %q, not pending", s.Steps.Kitchen))
+		}
+		next.Steps.Kitchen, next.Status, next.Ticket = Done, StatusInKitchen, TicketOpen
+	case EventOrderReady:
+		if err := decodeEmpty(e); err != nil {
+			return s, err
+		}
+		if s.Steps.Cook != Pending || s.Steps.Kitchen != Done {
+			return fail(fmt.Sprintf("cook step is %q and kitchen step %q", s.Steps.Cook, s.Steps.Kitchen))
+		}
+		next.Steps.Cook, next.Status, next.Ticket = Done, StatusReady, TicketReleasing
+	case EventTicketReleased:
+		if err := decodeEmpty(e); err != nil {
+			return s, err
+		}
+		if s.Ticket != TicketReleasing {
+			return fail(fmt.Sprintf("ticket is %q, not releasing", s.Ticket))
+		}
+		next.Ticket = TicketReleased
+	case EventReceiptSent:
+		if err := decodeEmpty(e); err != nil {
+			return s, err
+		}
+		if s.Steps.Receipt != Pending || s.Status != StatusReady {
+			return fail(fmt.Sprintf("receipt step is %q and the order %q", s.Steps.Receipt, s.Status))
+		}
+		next.Steps.Receipt = Done
+	case EventStepFailed:
+		var d StepFailed
+		if err := decodeStrict(e.Data, &d, events.ErrInvalidEvent); err != nil {
+			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+		}
+		if !s.owes(d.Step) {
+			return fail(fmt.Sprintf("step %q is not owed", d.Step))
+		}
+		switch d.Step {
+		case StepKitchen:
+			next.Steps = StepStates{Kitchen: Failed, Cook: skip(s.Steps.Cook), Receipt: skip(s.Steps.Receipt)}
+			// The AddTicket may have landed with its reply lost.
+			next.Ticket = TicketReleasing
+		case StepCook:
+			next.Steps.Cook, next.Steps.Receipt = Failed, skip(s.Steps.Receipt)
+			next.Ticket = TicketReleasing
+		case StepReceipt:
+			next.Steps.Receipt = Failed
+		case StepTicket:
+			next.Ticket = TicketFailed
+		}
+		errs := make(map[string]string, len(s.Errors)+1)
+		maps.Copy(errs, s.Errors)
+		errs[d.Step] = d.Error
+		next.Errors = errs
+	default:
+		return s, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownEvent, e.Type)
+	}
+	next.Stream, next.Version = e.Stream, e.Version
+	return next, nil
+}
+
+// skip marks a step that was still to run as skipped.
+func skip(step string) string {
+	if step == Pending {
+		return Skipped
+	}
+	return step
+}
+
+// owes reports whether a step of that name is still owed.
+func (s State) owes(step string) bool {
+	switch step {
+	case StepKitchen:
+		return s.Steps.Kitchen == Pending
+	case StepCook:
+		return s.Steps.Cook == Pending
+	case StepReceipt:
+		return s.Steps.Receipt == Pending
+	case StepTicket:
+		return s.Ticket == TicketReleasing
+	}
+	return false
+}
+
+// Steps lists the background steps the order still owes, in the order they
+// must run.
+func Steps(s State) []events.Step {
+	id := s.Stream
+	if sid, err := events.ParseStreamID(s.Stream); err == nil {
+		id = sid.ID
+	}
+	var out []events.Step
+	if s.owes(StepKitchen) {
+		data, _ := json.Marshal(struct {
+			Order string `json:"order"`
+			Items []Item `json:"items"`
+		}{s.Stream, s.Items})
+		out = append(out, events.Step{Name: StepKitchen, Key: s.Stream + "/" + StepKitchen, Action: events.StepCommand,
+			Target: KitchenStream, Command: KitchenAddTicket, Data: data})
+	}
+	if s.owes(StepCook) {
+		out = append(out, events.Step{Name: StepCook, Key: s.Stream + "/" + StepCook, Action: events.StepWait})
+	}
+	if s.owes(StepTicket) {
+		data, _ := json.Marshal(struct {
+			Order string `json:"order"`
+		}{s.Stream})
+		out = append(out, events.Step{Name: StepTicket, Key: s.Stream + "/" + StepTicket, Action: events.StepCommand,
+			Target: KitchenStream, Command: KitchenCloseTicket, Data: data})
+	}
+	if s.owes(StepReceipt) {
+		var body strings.Builder
+		fmt.Fprintf(&body, "Thank you for your order %s.\n\n", id)
+		for _, it := range s.Items {
+			fmt.Fprintf(&body, "%2d × %s\n", it.Qty, it.Name)
+		}
+		body.WriteString("\nIt is ready for you.\n")
+		out = append(out, events.Step{Name: StepReceipt, Key: s.Stream + "/" + StepReceipt, Action: events.StepEmail,
+			Email: &events.Email{To: s.Email, Subject: "Your receipt for order " + id, Body: body.String()}})
+	}
+	return out
+}
+
+// Complete turns the outcome of a step into the event that records it.
+func Complete(s State, r events.StepResult) ([]events.Event, error) {
+	owed := Steps(s)
+	i := -1
+	for j, st := range owed {
+		if st.Name == r.Step {
+			i = j
+			break
+		}
+	}
+	switch {
+	case i < 0:
+		return nil, nil // a duplicate, or made moot by a cancel
+	case i > 0:
+		return nil, fmt.Errorf("%s: %w: step %s reported before step %s", Kind, events.ErrConflict, r.Step, owed[0].Name)
+	}
+	if r.Err != "" {
+		return event(EventStepFailed, StepFailed{Step: r.Step, Error: clip(r.Err, maxError), Attempts: r.Attempts})
+	}
+	switch r.Step {
+	case StepKitchen:
+		return event(EventKitchenNotified, struct{}{})
+	case StepCook:
+		return event(EventOrderReady, struct{}{})
+	case StepTicket:
+		return event(EventTicketReleased, struct{}{})
+	default: // StepReceipt: owes knows no other step
+		return event(EventReceiptSent, struct{}{})
+	}
+}
+
+func event(typ string, v any) ([]events.Event, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("%s: encode %s: %w", Kind, typ, err)
+	}
+	return []events.Event{{Type: typ, Data: bytes.TrimRight(b.Bytes(), "\n")}}, nil
+}
+
+// clip cuts s to at most n bytes without splitting a rune.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func decodeEmpty(e events.Event) error {
+	if err := decodeStrict(e.Data, &struct{}{}, events.ErrInvalidEvent); err != nil {
+		return fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+	}
+	return nil
+}
+
+// decodeStrict decodes a JSON object into v, rejecting invalid UTF-8,
+// anything but an object, unknown fields, values of the wrong type and
+// trailing data. Empty data means {}. Failures wrap sentinel:
+// events.ErrInvalid for a command, events.ErrInvalidEvent for an event.
+func decodeStrict(raw json.RawMessage, v any, sentinel error) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		raw = []byte("{}")
+	}
+	if !utf8.Valid(raw) {
+		return fmt.Errorf("%w: data is not valid UTF-8", sentinel)
+	}
+	if raw[0] != '{' {
+		return fmt.Errorf("%w: data must be a JSON object", sentinel)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", sentinel, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: trailing data after the object", sentinel)
+	}
+	return nil
+}

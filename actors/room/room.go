@@ -1,0 +1,213 @@
+package room
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"slices"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/b6368a97/engine/events"
+)
+
+// Kind is the stream kind this package decides for.
+const Kind = events.KindRoom
+
+// Command and event type names. They are recorded in logs: never rename.
+const (
+	CommandPostMessage = "PostMessage"
+	EventMessagePosted = "MessagePosted"
+)
+
+// Limits.
+const (
+	MaxUser     = 64   // runes in a user name
+	MaxText     = 4096 // runes in a message
+	MaxMessages = 100  // messages the state keeps
+)
+
+// TimeFormat is how a message's time appears in the state: RFC 3339 in UTC
+// with exactly three fractional digits, like the envelope's example.
+const TimeFormat = "2006-01-02T15:04:05.000Z07:00"
+
+// State is a room as clients read it.
+type State struct {
+	Stream  string `json:"stream"`
+	Version uint64 `json:"version"`
+	// Members is presence, set only by WithMembers; never stored.
+	Members []string `json:"members"`
+	// Messages are the last MaxMessages messages, oldest first.
+	Messages []Message `json:"messages"`
+}
+
+// Message is one posted message.
+type Message struct {
+	Version uint64 `json:"version"`
+	User    string `json:"user"`
+	Text    string `json:"text"`
+	Time    string `json:"time"`
+}
+
+// MarshalJSON writes empty lists as [] rather than null, whatever path
+// (a snapshot, a zero State) the state came from.
+func (s State) MarshalJSON() ([]byte, error) {
+	type plain State
+	p := plain(s)
+	if p.Members == nil {
+		p.Members = []string{}
+	}
+	if p.Messages == nil {
+		p.Messages = []Message{}
+	}
+	return json.Marshal(p)
+}
+
+// PostMessage is the data of CommandPostMessage.
+type PostMessage struct {
+	User string `json:"user"`
+	Text string `json:"text"`
+}
+
+// MessagePosted is the data of EventMessagePosted.
+type MessagePosted struct {
+	User string `json:"user"`
+	Text string `json:"text"`
+}
+
+// Initial is the state of a room with no events.
+func Initial(stream string) State {
+	return State{Stream: stream, Members: []string{}, Messages: []Message{}}
+}
+
+// Decide validates a command against the room and returns the events it
+// produces.
+func Decide(s State, c events.Command) ([]events.Event, error) {
+	switch c.Type {
+	case CommandPostMessage:
+		return postMessage(c)
+	default:
+		return nil, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownCommand, c.Type)
+	}
+}
+
+func postMessage(c events.Command) ([]events.Event, error) {
+	var d PostMessage
+	if err := decodeStrict(c.Data, &d, events.ErrInvalid); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+	}
+	user := d.User
+	if c.User != "" {
+		if d.User != "" && d.User != c.User {
+			return nil, fmt.Errorf("%s %s: %w: user %q may not post as %q", Kind, c.Type, events.ErrForbidden, c.User, d.User)
+		}
+		user = c.User
+	}
+	if err := checkName("user", user, MaxUser); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+	}
+	if n := utf8.RuneCountInString(d.Text); n < 1 || n > MaxText {
+		return nil, fmt.Errorf("%s %s: %w: text must be 1-%d characters, got %d", Kind, c.Type, events.ErrInvalid, MaxText, n)
+	}
+	data, err := marshal(MessagePosted{User: user, Text: d.Text})
+	if err != nil {
+		return nil, err
+	}
+	return []events.Event{{Type: EventMessagePosted, Data: data}}, nil
+}
+
+// Evolve applies one stored event.
+func Evolve(s State, e events.Event) (State, error) {
+	switch e.Type {
+	case EventMessagePosted:
+		var d MessagePosted
+		if err := decodeStrict(e.Data, &d, events.ErrInvalidEvent); err != nil {
+			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+		}
+		if d.User == "" || d.Text == "" {
+			return s, fmt.Errorf("%s %s: %w: user and text are required", Kind, e.Type, events.ErrInvalidEvent)
+		}
+		// A fresh slice each time: the caller's State keeps its own
+		// messages, so an older state stays valid after Evolve.
+		keep := s.Messages
+		if len(keep) >= MaxMessages {
+			keep = keep[len(keep)-MaxMessages+1:]
+		}
+		msgs := make([]Message, len(keep), len(keep)+1)
+		copy(msgs, keep)
+		s.Messages = append(msgs, Message{
+			Version: e.Version,
+			User:    d.User,
+			Text:    d.Text,
+			Time:    e.Time.UTC().Format(TimeFormat),
+		})
+	default:
+		return s, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownEvent, e.Type)
+	}
+	s.Stream, s.Version = e.Stream, e.Version
+	return s, nil
+}
+
+// WithMembers returns the state with its presence set to a sorted copy of
+// members without duplicates (one user may be connected twice).
+func WithMembers(s State, members []string) State {
+	m := slices.Clone(members)
+	if m == nil {
+		m = []string{}
+	}
+	slices.Sort(m)
+	s.Members = slices.Compact(m)
+	return s
+}
+
+// checkName validates a short name: 1–max runes, no control characters.
+func checkName(field, v string, max int) error {
+	if n := utf8.RuneCountInString(v); n < 1 || n > max {
+		return fmt.Errorf("%w: %s must be 1-%d characters, got %d", events.ErrInvalid, field, max, n)
+	}
+	for _, r := range v {
+		if unicode.IsControl(r) {
+			return fmt.Errorf("%w: %s must not hold control characters", events.ErrInvalid, field)
+		}
+	}
+	return nil
+}
+
+// decodeStrict decodes a JSON object into v, rejecting invalid UTF-8,
+// anything but an object, unknown fields, values of the wrong type and
+// trailing data. Empty data means {}. Failures wrap sentinel:
+// events.ErrInvalid for a command, events.ErrInvalidEvent for an event.
+func decodeStrict(raw json.RawMessage, v any, sentinel error) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		raw = []byte("{}")
+	}
+	if !utf8.Valid(raw) {
+		return fmt.Errorf("%w: data is not valid UTF-8", sentinel)
+	}
+	if raw[0] != '{' {
+		return fmt.Errorf("%w: data must be a JSON object", sentinel)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", sentinel, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: trailing data after the object", sentinel)
+	}
+	return nil
+}
+
+// marshal encodes event data without HTML escaping, so a recorded "<" reads
+// as "<".
+func marshal(v any) (json.RawMessage, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("%s: encode event data: %w", Kind, err)
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
+}

@@ -1,0 +1,247 @@
+package user
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/mail"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/b6368a97/engine/events"
+)
+
+// Kind is the stream kind this package decides for.
+const Kind = events.KindUser
+
+// Command and event type names. They are recorded in logs: never rename.
+const (
+	CommandSignUp         = "SignUp"
+	EventUserSignedUp     = "UserSignedUp"
+	EventWelcomeEmailSent = "WelcomeEmailSent"
+	EventStepFailed       = "StepFailed"
+)
+
+// StepWelcome is the name of the welcome email step.
+const StepWelcome = "welcome"
+
+// Step states.
+const (
+	Pending = "pending"
+	Done    = "done"
+	Failed  = "failed"
+)
+
+// Limits.
+const (
+	MaxName  = 64
+	MaxEmail = 254
+	maxError = 512
+)
+
+// State is a user as clients read it.
+type State struct {
+	Stream  string `json:"stream"`
+	Version uint64 `json:"version"`
+	Email   string `json:"email"`
+	Name    string `json:"name"`
+	// WelcomeEmail is the welcome step's state, empty before the sign-up.
+	WelcomeEmail string `json:"welcome_email"`
+	// Errors holds the last error of each failed step.
+	Errors map[string]string `json:"errors,omitempty"`
+}
+
+// SignUp is the data of CommandSignUp and EventUserSignedUp.
+type SignUp struct {
+	Email string `json:"email"`
+	Name  string `json:"name"`
+}
+
+// StepFailed is the data of EventStepFailed.
+type StepFailed struct {
+	Step     string `json:"step"`
+	Error    string `json:"error"`
+	Attempts int    `json:"attempts"`
+}
+
+// Initial is the state of a user stream with no events.
+func Initial(stream string) State { return State{Stream: stream} }
+
+// IDForEmail derives the id of the user stream of an address: the same for
+// every spelling that differs only in case or surrounding space. It fails
+// (events.ErrInvalid) when the address is not valid.
+func IDForEmail(email string) (string, error) {
+	n := strings.ToLower(strings.TrimSpace(email))
+	if !validEmail(n) {
+		return "", fmt.Errorf("%w: email %q is not a valid address", events.ErrInvalid, clip(email, 80))
+	}
+	sum := sha256.Sum256([]byte(n))
+	return hex.EncodeToString(sum[:16]), nil
+}
+
+// Decide validates a command against the user and returns the events it
+// produces.
+func Decide(s State, c events.Command) ([]events.Event, error) {
+	switch c.Type {
+	case CommandSignUp:
+		var d SignUp
+		if err := decodeStrict(c.Data, &d, events.ErrInvalid); err != nil {
+			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		}
+		d.Email = strings.TrimSpace(d.Email)
+		if !validEmail(d.Email) {
+			return nil, fmt.Errorf("%s %s: %w: email %q is not a valid address", Kind, c.Type, events.ErrInvalid, clip(d.Email, 80))
+		}
+		if n := utf8.RuneCountInString(d.Name); n < 1 || n > MaxName {
+			return nil, fmt.Errorf("%s %s: %w: name must be 1-%d characters, got %d", Kind, c.Type, events.ErrInvalid, MaxName, n)
+		}
+		if strings.ContainsFunc(d.Name, unicode.IsControl) {
+			return nil, fmt.Errorf("%s %s: %w: name must not hold control characters", Kind, c.Type, events.ErrInvalid)
+		}
+		if s.Email != "" {
+			return nil, fmt.Errorf("%s %s: %w: %s is signed up already", Kind, c.Type, events.ErrConflict, s.Stream)
+		}
+		return event(EventUserSignedUp, d)
+	default:
+		return nil, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownCommand, c.Type)
+	}
+}
+
+// Evolve applies one stored event.
+func Evolve(s State, e events.Event) (State, error) {
+	fail := func(why string) (State, error) {
+		return s, fmt.Errorf("%s %s: %w: %s", Kind, e.Type, events.ErrInvalidEvent, why)
+	}
+	next := s
+	switch e.Type {
+	case EventUserSignedUp:
+		var d SignUp
+		if err := decodeStrict(e.Data, &d, events.ErrInvalidEvent); err != nil {
+			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+		}
+		if d.Email == "" || d.Name == "" {
+			return fail("email and name are required")
+		}
+		if s.Email != "" {
+			return fail("signed up twice")
+		}
+		next.Email, next.Name, next.WelcomeEmail = d.Email, d.Name, Pending
+	case EventWelcomeEmailSent:
+		if err := decodeStrict(e.Data, &struct{}{}, events.ErrInvalidEvent); err != nil {
+			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+		}
+		if s.WelcomeEmail != Pending {
+			return fail(fmt.Sprintf("welcome email is %q, not pending", s.WelcomeEmail))
+		}
+		next.WelcomeEmail = Done
+	case EventStepFailed:
+		var d StepFailed
+		if err := decodeStrict(e.Data, &d, events.ErrInvalidEvent); err != nil {
+			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+		}
+		if d.Step != StepWelcome || s.WelcomeEmail != Pending {
+			return fail(fmt.Sprintf("step %q is not owed", d.Step))
+		}
+		next.WelcomeEmail = Failed
+		errs := make(map[string]string, len(s.Errors)+1)
+		maps.Copy(errs, s.Errors)
+		errs[d.Step] = d.Error
+		next.Errors = errs
+	default:
+		return s, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownEvent, e.Type)
+	}
+	next.Stream, next.Version = e.Stream, e.Version
+	return next, nil
+}
+
+// Steps lists the background steps the user still owes: the welcome email
+// until it is sent or has failed.
+func Steps(s State) []events.Step {
+	if s.WelcomeEmail != Pending {
+		return nil
+	}
+	return []events.Step{{
+		Name:   StepWelcome,
+		Key:    s.Stream + "/" + StepWelcome,
+		Action: events.StepEmail,
+		Email: &events.Email{
+			To:      s.Email,
+			Subject: "Welcome, " + s.Name + "!",
+			Body:    "Hi " + s.Name + ",\n\nwelcome aboard: your account is ready.\n",
+		},
+	}}
+}
+
+// Complete turns the outcome of a step into the event that records it; a
+// step that is not owed any more completes as a no-op.
+func Complete(s State, r events.StepResult) ([]events.Event, error) {
+	if r.Step != StepWelcome || s.WelcomeEmail != Pending {
+		return nil, nil
+	}
+	if r.Err != "" {
+		return event(EventStepFailed, StepFailed{Step: r.Step, Error: clip(r.Err, maxError), Attempts: r.Attempts})
+	}
+	return event(EventWelcomeEmailSent, struct{}{})
+}
+
+// validEmail reports whether s is a bare address: net/mail parses it to
+// itself, without a display name, and it is at most MaxEmail bytes.
+func validEmail(s string) bool {
+	if len(s) > MaxEmail {
+		return false
+	}
+	a, err := mail.ParseAddress(s)
+	return err == nil && a.Name == "" && a.Address == s
+}
+
+func event(typ string, v any) ([]events.Event, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("%s: encode %s: %w", Kind, typ, err)
+	}
+	return []events.Event{{Type: typ, Data: bytes.TrimRight(b.Bytes(), "\n")}}, nil
+}
+
+// clip cuts s to at most n bytes without splitting a rune.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// decodeStrict decodes a JSON object into v, rejecting invalid UTF-8,
+// anything but an object, unknown fields, values of the wrong type and
+// trailing data. Empty data means {}. Failures wrap sentinel:
+// events.ErrInvalid for a command, events.ErrInvalidEvent for an event.
+func decodeStrict(raw json.RawMessage, v any, sentinel error) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 {
+		raw = []byte("{}")
+	}
+	if !utf8.Valid(raw) {
+		return fmt.Errorf("%w: data is not valid UTF-8", sentinel)
+	}
+	if raw[0] != '{' {
+		return fmt.Errorf("%w: data must be a JSON object", sentinel)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%w: %v", sentinel, err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("%w: trailing data after the object", sentinel)
+	}
+	return nil
+}

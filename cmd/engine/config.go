@@ -1,0 +1,145 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is every setting of the engine. Each one is a flag with an
+// environment fallback; ParseFlags documents them for `engine -h`.
+type Config struct {
+	Addr           string
+	DataDir        string
+	Store          string
+	CookTime       time.Duration
+	BodyLimit      int
+	ReadLimit      int
+	SendQueue      int
+	SnapshotEvery  int
+	IdleTimeout    time.Duration
+	AllowedOrigins []string
+	JWTSecret      string
+	RateLimit      float64
+	RateBurst      int
+	CommandTimeout time.Duration
+	StepAttempts   int
+	StepBackoff    time.Duration
+	ShutdownGrace  time.Duration
+	LogFormat      string
+}
+
+// setting binds one flag to its environment variable.
+type setting struct {
+	flag, env, usage string
+	set              func(string) error
+	def              string
+}
+
+func (c *Config) settings() []setting {
+	dur := func(p *time.Duration) func(string) error {
+		return func(s string) error {
+			d, err := time.ParseDuration(s)
+			if err != nil {
+				return err
+			}
+			if d < 0 {
+				return fmt.Errorf("negative duration %s", s)
+			}
+			*p = d
+			return nil
+		}
+	}
+	num := func(p *int) func(string) error {
+		return func(s string) error {
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				return err
+			}
+			if n < 0 {
+				return fmt.Errorf("negative number %d", n)
+			}
+			*p = n
+			return nil
+		}
+	}
+	str := func(p *string) func(string) error { return func(s string) error { *p = s; return nil } }
+	return []setting{
+		{"addr", "ENGINE_ADDR", "address to listen on", str(&c.Addr), ":8080"},
+		{"data", "ENGINE_DATA", "directory of the embedded store and the outbox", str(&c.DataDir), "./data"},
+		{"store", "ENGINE_STORE", "event store: empty for the embedded store in -data, or postgres://…", str(&c.Store), ""},
+		{"cook-time", "ENGINE_COOK_TIME", "how long an order cooks", dur(&c.CookTime), "3s"},
+		{"body-limit", "ENGINE_BODY_LIMIT", "largest HTTP request body in bytes", num(&c.BodyLimit), "65536"},
+		{"read-limit", "ENGINE_READ_LIMIT", "largest WebSocket frame in bytes (larger closes with 1009)", num(&c.ReadLimit), "65536"},
+		{"send-queue", "ENGINE_SEND_QUEUE", "frames queued for one WebSocket before it is closed as a slow consumer (1008)", num(&c.SendQueue), "1024"},
+		{"snapshot-every", "ENGINE_SNAPSHOT_EVERY", "events between snapshots of a stream", num(&c.SnapshotEvery), "1000"},
+		{"idle-timeout", "ENGINE_IDLE_TIMEOUT", "idle time after which a stream's actor is passivated", dur(&c.IdleTimeout), "10m"},
+		{"allowed-origins", "ENGINE_ALLOWED_ORIGINS", "comma-separated WebSocket origins allowed (empty: all)", func(s string) error {
+			c.AllowedOrigins = nil
+			for _, o := range strings.Split(s, ",") {
+				if o = strings.TrimSpace(o); o != "" {
+					c.AllowedOrigins = append(c.AllowedOrigins, o)
+				}
+			}
+			return nil
+		}, ""},
+		{"jwt-secret", "ENGINE_JWT_SECRET", "HS256 secret; when set, auth is on and every request needs a token", str(&c.JWTSecret), ""},
+		{"rate-limit", "ENGINE_RATE_LIMIT", "requests per second per client address (0: off)", func(s string) error {
+			f, err := strconv.ParseFloat(s, 64)
+			if err != nil {
+				return err
+			}
+			if f < 0 {
+				return fmt.Errorf("negative rate %s", s)
+			}
+			c.RateLimit = f
+			return nil
+		}, "0"},
+		{"rate-burst", "ENGINE_RATE_BURST", "burst allowed above the rate limit", num(&c.RateBurst), "20"},
+		{"command-timeout", "ENGINE_COMMAND_TIMEOUT", "how long a request waits for its actor before 503", dur(&c.CommandTimeout), "10s"},
+		{"step-attempts", "ENGINE_STEP_ATTEMPTS", "tries of a failing background step before StepFailed", num(&c.StepAttempts), "5"},
+		{"step-backoff", "ENGINE_STEP_BACKOFF", "first wait between tries of a failing step (doubles, with jitter)", dur(&c.StepBackoff), "200ms"},
+		{"shutdown-grace", "ENGINE_SHUTDOWN_GRACE", "how long shutdown waits for in-flight work", dur(&c.ShutdownGrace), "10s"},
+		{"log-format", "ENGINE_LOG_FORMAT", "text or json", str(&c.LogFormat), "text"},
+	}
+}
+
+// ParseFlags fills c from defaults, then the environment, then flags.
+func (c *Config) ParseFlags(name string, args []string, getenv func(string) string, stderr io.Writer) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	settings := c.settings()
+	for _, s := range settings {
+		v := s.def
+		if e := getenv(s.env); e != "" {
+			v = e
+		}
+		if err := s.set(v); err != nil {
+			return fmt.Errorf("%s=%q: %w", s.env, v, err)
+		}
+		fs.Func(s.flag, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def), s.set)
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `Usage:
+  %[1]s [flags]                           serve HTTP and WebSocket
+  %[1]s replay FILE.jsonl…                print each stream's final state
+  %[1]s export [--stream S] [--from N]    print stored events as JSON Lines
+  %[1]s import FILE.jsonl                 append a log to the store, checking versions
+
+Every flag also reads its environment variable; a flag wins.
+
+Flags:
+`, name)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (see -h)", fs.Arg(0))
+	}
+	return nil
+}

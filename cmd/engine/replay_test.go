@@ -1,0 +1,92 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const testdata = "../../testdata"
+
+func TestReplayPrintsTheGoldenStates(t *testing.T) {
+	logs, err := filepath.Glob(filepath.Join(testdata, "*.jsonl"))
+	if err != nil || len(logs) == 0 {
+		t.Fatalf("no testdata logs: %v", err)
+	}
+	var all []byte
+	for _, log := range logs {
+		want, err := os.ReadFile(strings.TrimSuffix(log, ".jsonl") + ".state.json")
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, want...)
+		t.Run(filepath.Base(log), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := runReplay([]string{log}, &stdout, &stderr); code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			if !bytes.Equal(stdout.Bytes(), want) {
+				t.Errorf("output differs from the golden state of %s", log)
+			}
+			if stderr.Len() != 0 {
+				t.Errorf("stderr: %s", stderr.String())
+			}
+		})
+	}
+	t.Run("every file in argument order", func(t *testing.T) {
+		var stdout, stderr bytes.Buffer
+		if code := run(append([]string{"replay"}, logs...), &stdout, &stderr); code != 0 {
+			t.Fatalf("exit %d: %s", code, stderr.String())
+		}
+		if !bytes.Equal(stdout.Bytes(), all) {
+			t.Error("output is not the golden states one file after another")
+		}
+	})
+}
+
+func TestReplayFailures(t *testing.T) {
+	good := filepath.Join(testdata, "game.jsonl")
+	gap := filepath.Join(testdata, "broken", "version_gap.jsonl")
+	tests := []struct {
+		name       string
+		args       []string
+		code       int
+		stderr     string // a part of stderr
+		wantStdout bool
+	}{
+		{name: "version gap", args: []string{gap}, code: 1, stderr: gap + ": line 4: broken log: room:lobby: version 4 after 2 (a gap)"},
+		{name: "unknown event", args: []string{filepath.Join(testdata, "broken", "unknown_event_type.jsonl")}, code: 1, stderr: "unknown_event_type.jsonl: line 3: room:lobby version 3: room: unknown event type \"MessageDeleted\""},
+		{name: "malformed", args: []string{filepath.Join(testdata, "broken", "malformed_line.jsonl")}, code: 1, stderr: "malformed_line.jsonl: line 3: bad envelope"},
+		{name: "good file then broken one", args: []string{good, gap}, code: 1, stderr: gap + ": line 4:", wantStdout: true},
+		{name: "missing file", args: []string{filepath.Join(testdata, "nope.jsonl")}, code: 1, stderr: "nope.jsonl: no such file"},
+		{name: "no file", args: nil, code: 2, stderr: "Usage: engine replay"},
+		{name: "help", args: []string{"-h"}, code: 0, stderr: "Usage: engine replay"},
+		{name: "unknown flag", args: []string{"-x"}, code: 2, stderr: "flag provided but not defined"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := runReplay(tt.args, &stdout, &stderr); code != tt.code {
+				t.Errorf("exit %d, want %d (stderr: %s)", code, tt.code, stderr.String())
+			}
+			if !strings.Contains(stderr.String(), tt.stderr) {
+				t.Errorf("stderr = %q, want it to hold %q", stderr.String(), tt.stderr)
+			}
+			if (stdout.Len() > 0) != tt.wantStdout {
+				t.Errorf("stdout = %.200q", stdout.String())
+			}
+		})
+	}
+}
+
+func TestRunWithoutSubcommand(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if code := run(nil, &stdout, &stderr); code != 2 {
+		t.Errorf("exit %d, want 2", code)
+	}
+	if !strings.Contains(stderr.String(), "server not built yet") {
+		t.Errorf("stderr = %q", stderr.String())
+	}
+}
