@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 
@@ -90,7 +91,17 @@ func (k kind[S]) WithMembers(s State, members []string) State {
 	return k.d.WithMembers(s.(S), members)
 }
 
-func (k kind[S]) MarshalState(s State) ([]byte, error) { return json.Marshal(s.(S)) }
+// MarshalState writes the state without HTML escaping: clients read it as
+// JSON, never as HTML, and "<b>" should stay readable.
+func (k kind[S]) MarshalState(s State) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(s.(S)); err != nil {
+		return nil, fmt.Errorf("%s: encode state: %w", k.d.Name, err)
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}
 
 func (k kind[S]) UnmarshalState(b []byte) (State, error) {
 	var s S

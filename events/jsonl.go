@@ -25,25 +25,18 @@ func (e *LineError) Unwrap() error { return e.Err }
 // Encoder writes envelopes as JSON Lines: one compact JSON object a line.
 type Encoder struct {
 	w   *bufio.Writer
-	buf bytes.Buffer
-	enc *json.Encoder
+	buf []byte
 }
 
 // NewEncoder returns an Encoder writing to w. Call Flush when done.
 func NewEncoder(w io.Writer) *Encoder {
-	e := &Encoder{w: bufio.NewWriter(w)}
-	e.enc = json.NewEncoder(&e.buf)
-	e.enc.SetEscapeHTML(false)
-	return e
+	return &Encoder{w: bufio.NewWriter(w)}
 }
 
-// Encode writes one envelope and its newline.
+// Encode writes one envelope (Event.AppendJSON) and its newline.
 func (e *Encoder) Encode(ev Event) error {
-	e.buf.Reset()
-	if err := e.enc.Encode(ev); err != nil { // json.Encoder appends '\n'
-		return fmt.Errorf("encode event %s: %w", ev.ID, err)
-	}
-	_, err := e.w.Write(e.buf.Bytes())
+	e.buf = append(ev.AppendJSON(e.buf[:0]), '\n')
+	_, err := e.w.Write(e.buf)
 	return err
 }
 

@@ -32,7 +32,7 @@ func TestJSONLRoundTrip(t *testing.T) {
 		t.Fatalf("Flush: %v", err)
 	}
 	wantText := `{"stream":"room:a","version":1,"position":1,"id":"e1","type":"RoomOpened","time":"2024-01-02T03:04:05.006Z","data":{"name":"<lobby> & co"}}
-{"stream":"room:a","version":2,"position":3,"id":"e2","type":"MessagePosted","time":"2024-01-02T03:04:06Z","data":{},"meta":{"correlation":"c","causation":"k"}}
+{"stream":"room:a","version":2,"position":3,"id":"e2","type":"MessagePosted","time":"2024-01-02T03:04:06.000Z","data":{},"meta":{"correlation":"c","causation":"k"}}
 `
 	if buf.String() != wantText {
 		t.Fatalf("encoded:\n%s\nwant:\n%s", buf.String(), wantText)
