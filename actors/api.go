@@ -36,6 +36,12 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
+	// Observer is told about commands and activations, for metrics.
+	// Default: a no-op.
+	Observer Observer
+	// IdempotencyWindow is how many command ids each active stream
+	// remembers with their result (see Execute). Default 1024.
+	IdempotencyWindow int
 }
 
 // Mailer sends one email. key is the step's idempotency key: sending the
@@ -66,7 +72,10 @@ type Delivery struct {
 
 // Sink receives a subscription's deliveries. Enqueue must not block: it
 // returns false when the sink is full, and the runtime then drops the
-// subscription and calls Overflow once.
+// subscription and calls Overflow once. Calls for one subscription never
+// overlap, but they come from runtime goroutines (the stream's actor, the
+// catch-up reader), so Overflow must not block either. Deliveries are
+// shared between subscribers: a Sink must not modify them.
 type Sink interface {
 	Enqueue(d Delivery) bool
 	Overflow()
@@ -81,6 +90,11 @@ type SubscribeRequest struct {
 	// Member joins the room's presence while subscribed (rooms only).
 	Member string
 	Sink   Sink
+	// Subscribed, when set, is called once with the subscription's version
+	// before anything is enqueued on Sink, on the goroutine that called
+	// Subscribe: a transport queues its "subscribed" reply there so that it
+	// precedes the events.
+	Subscribed func(version uint64)
 }
 
 // Subscription is an active subscription.

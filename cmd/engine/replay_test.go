@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,7 +38,7 @@ func TestReplayPrintsTheGoldenStates(t *testing.T) {
 	}
 	t.Run("every file in argument order", func(t *testing.T) {
 		var stdout, stderr bytes.Buffer
-		if code := run(append([]string{"replay"}, logs...), &stdout, &stderr); code != 0 {
+		if code := run(context.Background(), append([]string{"replay"}, logs...), func(string) string { return "" }, &stdout, &stderr); code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr.String())
 		}
 		if !bytes.Equal(stdout.Bytes(), all) {
@@ -81,12 +82,44 @@ func TestReplayFailures(t *testing.T) {
 	}
 }
 
-func TestRunWithoutSubcommand(t *testing.T) {
+func TestHelpListsEverySetting(t *testing.T) {
 	var stdout, stderr bytes.Buffer
-	if code := run(nil, &stdout, &stderr); code != 2 {
-		t.Errorf("exit %d, want 2", code)
+	if code := run(context.Background(), []string{"-h"}, func(string) string { return "" }, &stdout, &stderr); code != 0 {
+		t.Fatalf("engine -h: exit %d: %s", code, stderr.String())
 	}
-	if !strings.Contains(stderr.String(), "server not built yet") {
-		t.Errorf("stderr = %q", stderr.String())
+	var cfg Config
+	for _, s := range cfg.settings() {
+		for _, want := range []string{"-" + s.flag, s.env} {
+			if !strings.Contains(stderr.String(), want) {
+				t.Errorf("engine -h does not mention %s", want)
+			}
+		}
+	}
+	for _, sub := range []string{"replay", "export", "import"} {
+		if !strings.Contains(stderr.String(), sub) {
+			t.Errorf("engine -h does not mention the %s subcommand", sub)
+		}
+	}
+}
+
+func TestBadSettingsExit2(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+	}{
+		{"unknown flag", []string{"-nope"}, nil},
+		{"bad duration flag", []string{"-cook-time", "soon"}, nil},
+		{"bad duration env", nil, map[string]string{"ENGINE_IDLE_TIMEOUT": "-1s"}},
+		{"stray argument", []string{"serve-please"}, nil},
+		{"bad log format", []string{"-log-format", "xml"}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			getenv := func(k string) string { return tc.env[k] }
+			if code := run(context.Background(), tc.args, getenv, &stdout, &stderr); code != 2 {
+				t.Errorf("exit %d, want 2 (stderr %q)", code, stderr.String())
+			}
+		})
 	}
 }

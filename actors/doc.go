@@ -1,0 +1,47 @@
+// Package actors is the event-sourced actor runtime: one protoactor actor
+// per active stream, written once and running every kind through the Kind
+// interface (a Decider with its state type erased).
+//
+// What it owns:
+//
+//   - Activation: on its first message a stream's actor loads the latest
+//     snapshot and folds Kind.Evolve over the events after it. A new
+//     activation of a stream waits until the previous one has stopped.
+//   - Commands (Runtime.Execute): Decide, give the events ids and meta,
+//     append at the actor's version, fold, reply, publish, start owed
+//     steps. Nothing is answered before the append is durable. A conflict
+//     with another writer of the same store (a second runtime) reloads the
+//     stream and decides once more before it is reported. A command id
+//     makes a command idempotent: the event ids derive from it, and the
+//     actor remembers recent ids (see cmdWindow for the exact guarantee).
+//   - Snapshots every Config.SnapshotEvery events (a failure is logged).
+//   - Passivation after Config.IdleTimeout without messages, subscribers or
+//     a running step; the next message reactivates the stream.
+//   - Subscriptions (Runtime.Subscribe): catch-up from the store up to the
+//     version the actor had at registration, then live events, with no gap
+//     and no duplicate; in-memory presence for kinds that have it.
+//   - Background steps: a child actor per running step, spawned after the
+//     reply, retried with backoff, completed through Kind.Complete. The
+//     store's pending index lets Start resume unfinished steps.
+//   - OutboxMailer, the Mailer that writes .eml files.
+//
+// Concurrency contract: Runtime's methods are safe for concurrent use.
+// Everything about one stream happens on its actor, one message at a
+// time; kind functions are only ever called from there. The caller of an
+// API method waits on a reply channel with room for one answer, selecting
+// on its own context, so an actor never blocks on a caller. Sinks are only
+// called through non-blocking Enqueue (and Overflow once), serialised per
+// subscription. Goroutines: protoactor's mailbox goroutines, one goroutine
+// per running step (owned by its child actor, stopped with it), one
+// catch-up reader per subscription while it catches up (owned by the
+// subscription, stopped by Cancel or Stop), and one timer per active
+// actor. Stop waits for all of them.
+//
+// Deliberately avoided in this protoactor version: Futures/RequestFuture
+// (a late reply races with the timeout, upstream #1145), SetReceiveTimeout
+// (its timer mutates the context from another goroutine, #1139), Stop for
+// passivation (it drops queued messages: PoisonPill is used, after the
+// registry has stopped routing to the actor), SpawnNamed (it runs the
+// producer even when the name exists) and bounded mailboxes (they block
+// the sender).
+package actors

@@ -1,0 +1,487 @@
+package actors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/b6368a97/engine/events"
+)
+
+type runState int
+
+const (
+	stateNew      runState = iota
+	stateRunning           // serving
+	stateStopping          // refusing new calls, waiting for in-flight ones
+	stateClosing           // stopping the actors
+	stateStopped
+)
+
+// Runtime runs one actor per active stream on a protoactor ActorSystem.
+// It implements API. Create it with New, call Start once, and Stop it
+// before closing the store.
+type Runtime struct {
+	cfg    Config
+	log    *slog.Logger
+	obs    Observer
+	kinds  map[string]Kind
+	system *actor.ActorSystem
+	disp   *dispatcher
+
+	// ctx bounds the store calls of the actors and of catch-up readers; it
+	// ends when Stop has stopped every actor.
+	ctx    context.Context
+	cancel context.CancelFunc
+	// stepCtx bounds background steps; Stop cancels it first, so that a
+	// step interrupted by the shutdown is not reported as failed: it is
+	// still owed, and runs again after the restart.
+	stepCtx    context.Context
+	stepCancel context.CancelFunc
+
+	// mu guards the registry and the run state. Messages to stream actors
+	// are sent while holding it, which orders every message sent through
+	// an entry before that entry's retirement (see retire).
+	mu       sync.Mutex
+	state    runState
+	entries  map[string]*entry // the serving activation of each stream
+	retiring map[string]*entry // activations told to stop, until they have
+	drained  chan struct{}     // closed when calls reaches 0 while stopping
+	calls    atomic.Int64      // API calls in flight
+
+	live     tracker // stream actors not yet stopped
+	bg       tracker // catch-up goroutines of subscriptions
+	shutdown sync.Once
+
+	hooks hooks
+}
+
+// entry is one activation of a stream's actor.
+type entry struct {
+	stream string
+	kind   Kind
+	pid    *actor.PID
+	// prev is the stream's previous activation if it was still stopping
+	// when this one was spawned: the new actor waits for it before it
+	// loads, so two activations of a stream never overlap in this process.
+	prev    *entry
+	stopped chan struct{} // closed once the actor has stopped
+	dead    bool          // guarded by Runtime.mu: the actor has stopped
+}
+
+// hooks let tests observe and pause the runtime at exact points, to make
+// races deterministic. All nil in production.
+type hooks struct {
+	// idle runs on the actor's goroutine when it has decided to passivate,
+	// before it retires.
+	idle func(stream string)
+	// retired runs on the actor's goroutine right after it retired.
+	retired func(stream string)
+	// busy runs on the actor's goroutine when an idle actor is kept
+	// because of a subscriber or a running step.
+	busy func(stream string)
+	// sent runs after an API call's message was queued for a stream actor.
+	sent func(stream string, msg any)
+}
+
+// New validates cfg, applies its defaults and returns a Runtime ready to
+// Start.
+func New(cfg Config) (*Runtime, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	r := &Runtime{
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "actors"),
+		obs:      cfg.Observer,
+		kinds:    make(map[string]Kind, len(cfg.Kinds)),
+		entries:  make(map[string]*entry),
+		retiring: make(map[string]*entry),
+	}
+	for _, k := range cfg.Kinds {
+		r.kinds[k.Name()] = k
+	}
+	handler := levelFilter{h: cfg.Logger.Handler(), min: slog.LevelWarn}
+	r.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
+		return slog.New(handler).With("lib", "protoactor")
+	}))
+	r.disp = newDispatcher(time.Second, 300)
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.stepCtx, r.stepCancel = context.WithCancel(r.ctx)
+	return r, nil
+}
+
+// Start begins serving and reactivates every stream in the store's pending
+// index, so that their unfinished background steps resume. It returns once
+// those streams are loaded (their steps run in the background). A stream
+// that fails to load is logged and skipped: it is retried on its next
+// message or at the next start.
+func (r *Runtime) Start(ctx context.Context) error {
+	r.mu.Lock()
+	if r.state != stateNew {
+		r.mu.Unlock()
+		return errors.New("actors: Start called twice or after Stop")
+	}
+	r.state = stateRunning
+	r.mu.Unlock()
+
+	streams, err := r.cfg.Store.Pending(ctx)
+	if err != nil {
+		return fmt.Errorf("actors: list pending streams: %w", err)
+	}
+	waits := make([]*wakeMsg, 0, len(streams))
+	defer func() {
+		for range waits {
+			r.callDone()
+		}
+	}()
+	for _, s := range streams {
+		k, err := r.kindOf(s)
+		if err != nil {
+			r.log.Warn("pending stream not served, skipped", "stream", s, "err", err)
+			continue
+		}
+		m := &wakeMsg{reply: make(chan error, 1)}
+		if err := r.call(s, k, m); err != nil {
+			return fmt.Errorf("actors: resume %s: %w", s, err)
+		}
+		waits = append(waits, m)
+	}
+	for _, m := range waits {
+		select {
+		case err := <-m.reply:
+			if err != nil {
+				r.log.Error("resume pending stream", "err", err)
+			}
+		case <-ctx.Done():
+			return fmt.Errorf("actors: resume pending streams: %w", ctx.Err())
+		}
+	}
+	r.log.Info("runtime started", "resumed", len(waits))
+	return nil
+}
+
+// Running reports whether the runtime serves calls (started, not stopping).
+func (r *Runtime) Running() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state == stateRunning
+}
+
+// Stop shuts the runtime down: new calls fail with ErrUnavailable, running
+// background steps are interrupted (they are still owed and resume after a
+// restart), in-flight calls are answered, then every actor is stopped and
+// waited for. The caller closes the store afterwards. If ctx ends first,
+// Stop returns its error; calling Stop again continues the shutdown.
+func (r *Runtime) Stop(ctx context.Context) error {
+	// Steps first: a step whose command is refused because the runtime
+	// stops must see its context cancelled, or it would count a failure.
+	r.stepCancel()
+	r.mu.Lock()
+	if r.state == stateStopped {
+		r.mu.Unlock()
+		return nil
+	}
+	if r.state < stateStopping {
+		r.state = stateStopping
+	}
+	r.mu.Unlock()
+
+	if err := r.waitCalls(ctx); err != nil {
+		return fmt.Errorf("actors: stop: waiting for in-flight calls: %w", err)
+	}
+
+	r.mu.Lock()
+	if r.state == stateStopping {
+		r.state = stateClosing
+		for s, e := range r.entries {
+			delete(r.entries, s)
+			r.system.Root.Poison(e.pid)
+		}
+	}
+	r.mu.Unlock()
+	if err := r.live.wait(ctx); err != nil {
+		return fmt.Errorf("actors: stop: waiting for actors: %w", err)
+	}
+	r.cancel()
+	if err := r.bg.wait(ctx); err != nil {
+		return fmt.Errorf("actors: stop: waiting for subscriptions: %w", err)
+	}
+	r.shutdown.Do(func() {
+		r.system.Shutdown()
+		r.disp.close()
+	})
+	r.mu.Lock()
+	r.state = stateStopped
+	r.mu.Unlock()
+	r.log.Info("runtime stopped")
+	return nil
+}
+
+func (r *Runtime) waitCalls(ctx context.Context) error {
+	for {
+		r.mu.Lock()
+		if r.calls.Load() == 0 {
+			r.mu.Unlock()
+			return nil
+		}
+		if r.drained == nil {
+			r.drained = make(chan struct{})
+		}
+		ch := r.drained
+		r.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Execute implements API.
+func (r *Runtime) Execute(ctx context.Context, cmd events.Command, expected events.ExpectedVersion) (Result, error) {
+	k, err := r.kindOf(cmd.Stream)
+	if err != nil {
+		return Result{}, err
+	}
+	if expected < events.AnyVersion {
+		return Result{}, fmt.Errorf("%w: expected version %d", events.ErrInvalid, int64(expected))
+	}
+	if len(cmd.ID) > events.MaxIDLength {
+		return Result{}, fmt.Errorf("%w: command id longer than %d bytes", events.ErrInvalid, events.MaxIDLength)
+	}
+	if cmd.Time.IsZero() {
+		cmd.Time = r.cfg.Now()
+	}
+	m := &execMsg{ctx: ctx, cmd: cmd, expected: expected, reply: make(chan execReply, 1)}
+	if err := r.call(cmd.Stream, k, m); err != nil {
+		return Result{}, err
+	}
+	defer r.callDone()
+	select {
+	case rep := <-m.reply:
+		return rep.res, rep.err
+	case <-ctx.Done():
+		return Result{}, unavailable(cmd.Stream, ctx.Err())
+	}
+}
+
+// State implements API.
+func (r *Runtime) State(ctx context.Context, stream string) (StateView, error) {
+	k, err := r.kindOf(stream)
+	if err != nil {
+		return StateView{}, err
+	}
+	m := &stateMsg{reply: make(chan stateReply, 1)}
+	if err := r.call(stream, k, m); err != nil {
+		return StateView{}, err
+	}
+	defer r.callDone()
+	select {
+	case rep := <-m.reply:
+		return rep.view, rep.err
+	case <-ctx.Done():
+		return StateView{}, unavailable(stream, ctx.Err())
+	}
+}
+
+// Subscribe implements API.
+func (r *Runtime) Subscribe(ctx context.Context, req SubscribeRequest) (Subscription, error) {
+	k, err := r.kindOf(req.Stream)
+	if err != nil {
+		return nil, err
+	}
+	if req.Sink == nil {
+		return nil, fmt.Errorf("%w: subscribe to %s without a sink", events.ErrInvalid, req.Stream)
+	}
+	sub := newSubscription(r, k, req)
+	m := &subscribeMsg{sub: sub, reply: make(chan error, 1)}
+	if err := r.call(req.Stream, k, m); err != nil {
+		return nil, err
+	}
+	defer r.callDone()
+	select {
+	case err := <-m.reply:
+		if err != nil {
+			return nil, err
+		}
+		sub.start()
+		return sub, nil
+	case <-ctx.Done():
+		sub.Cancel()
+		return nil, unavailable(req.Stream, ctx.Err())
+	}
+}
+
+func (r *Runtime) kindOf(stream string) (Kind, error) {
+	id, err := events.ParseStreamID(stream)
+	if err != nil {
+		return nil, err
+	}
+	k, ok := r.kinds[id.Kind]
+	if !ok {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownKind, id.Kind)
+	}
+	return k, nil
+}
+
+func unavailable(stream string, cause error) error {
+	return fmt.Errorf("%w: %s: %w", ErrUnavailable, stream, cause)
+}
+
+// call admits an API call and queues msg for the stream's actor, activating
+// it if needed. On success the caller must call callDone once it stops
+// waiting for the reply; Stop waits for that.
+func (r *Runtime) call(stream string, k Kind, msg any) error {
+	r.mu.Lock()
+	if r.state != stateRunning {
+		r.mu.Unlock()
+		return unavailable(stream, errors.New("runtime not running"))
+	}
+	r.calls.Add(1)
+	e := r.entries[stream]
+	if e == nil {
+		e = r.spawnLocked(stream, k)
+	}
+	r.system.Root.Send(e.pid, msg)
+	r.mu.Unlock()
+	if h := r.hooks.sent; h != nil {
+		h(stream, msg)
+	}
+	return nil
+}
+
+func (r *Runtime) callDone() {
+	if r.calls.Add(-1) != 0 {
+		return
+	}
+	r.mu.Lock()
+	if r.drained != nil && r.calls.Load() == 0 {
+		close(r.drained)
+		r.drained = nil
+	}
+	r.mu.Unlock()
+}
+
+// send queues a message of the runtime's own (forwarded by a retired
+// actor) for the stream's serving actor. It fails once the actors are being
+// stopped, or when the stream is not active and activate is false.
+func (r *Runtime) send(stream string, k Kind, msg any, activate bool) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.state >= stateClosing {
+		return false
+	}
+	e := r.entries[stream]
+	if e == nil {
+		if !activate {
+			return false
+		}
+		e = r.spawnLocked(stream, k)
+	}
+	r.system.Root.Send(e.pid, msg)
+	return true
+}
+
+// sendTo queues msg for one activation, unless it has stopped (which would
+// make protoactor route it to its dead-letter log).
+func (r *Runtime) sendTo(e *entry, msg any) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if e.dead {
+		return false
+	}
+	r.system.Root.Send(e.pid, msg)
+	return true
+}
+
+func (r *Runtime) spawnLocked(stream string, k Kind) *entry {
+	e := &entry{stream: stream, kind: k, prev: r.retiring[stream], stopped: make(chan struct{})}
+	r.live.add()
+	props := actor.PropsFromProducer(func() actor.Actor { return newStreamActor(r, e) }, actor.WithDispatcher(r.disp))
+	e.pid = r.system.Root.Spawn(props)
+	r.entries[stream] = e
+	return e
+}
+
+// retire removes an idle actor from the registry and poisons it. Every
+// message sent through the entry before was queued ahead of the poison
+// pill, so the actor still sees it (and forwards it to the next
+// activation); every message sent afterwards goes to a new activation,
+// which waits for this one to stop before it loads. It returns false when
+// the entry is no longer the serving one (the runtime is stopping).
+func (r *Runtime) retire(e *entry) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.entries[e.stream] != e {
+		return false
+	}
+	delete(r.entries, e.stream)
+	r.retiring[e.stream] = e
+	r.system.Root.Poison(e.pid)
+	return true
+}
+
+// actorStopped is called by an actor as its last act.
+func (r *Runtime) actorStopped(e *entry) {
+	r.mu.Lock()
+	e.dead = true
+	if r.retiring[e.stream] == e {
+		delete(r.retiring, e.stream)
+	}
+	if r.entries[e.stream] == e {
+		delete(r.entries, e.stream)
+	}
+	r.mu.Unlock()
+	close(e.stopped)
+	r.live.done()
+}
+
+// tracker counts goroutines or actors and lets Stop wait for zero.
+type tracker struct {
+	mu   sync.Mutex
+	n    int
+	zero chan struct{}
+}
+
+func (t *tracker) add() {
+	t.mu.Lock()
+	t.n++
+	t.mu.Unlock()
+}
+
+func (t *tracker) done() {
+	t.mu.Lock()
+	t.n--
+	if t.n == 0 && t.zero != nil {
+		close(t.zero)
+		t.zero = nil
+	}
+	t.mu.Unlock()
+}
+
+func (t *tracker) wait(ctx context.Context) error {
+	t.mu.Lock()
+	if t.n == 0 {
+		t.mu.Unlock()
+		return nil
+	}
+	if t.zero == nil {
+		t.zero = make(chan struct{})
+	}
+	z := t.zero
+	t.mu.Unlock()
+	select {
+	case <-z:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -1,0 +1,251 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/b6368a97/engine/actors"
+	"github.com/b6368a97/engine/actors/kinds"
+	"github.com/b6368a97/engine/events"
+	"github.com/b6368a97/engine/events/pebblestore"
+	"github.com/b6368a97/engine/transport"
+)
+
+// Main is the running engine: store, actor runtime and HTTP/WebSocket
+// server, wired from a Config. The end-to-end tests run it in-process.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+	// Mailer, when set before Open, sends the background emails instead
+	// of the outbox under DataDir (tests use it to hold a step).
+	Mailer actors.Mailer
+
+	store    events.Store
+	runtime  *actors.Runtime
+	server   *transport.Server
+	ln       net.Listener
+	served   chan struct{} // closed when Serve returns
+	serveErr error         // Serve's result, set before served closes
+}
+
+// NewMain returns a Main with the defaults of every setting.
+func NewMain() *Main {
+	m := &Main{}
+	if err := m.Config.ParseFlags("engine", nil, func(string) string { return "" }, io.Discard); err != nil {
+		panic(err) // the defaults are constants; a failure is a bug here
+	}
+	return m
+}
+
+// Open opens the store, starts the runtime (resuming unfinished background
+// steps), listens on Config.Addr and serves. It returns once the server
+// accepts connections and /readyz says ready.
+func (m *Main) Open(ctx context.Context) (err error) {
+	if m.Logger == nil {
+		m.Logger = slog.Default()
+	}
+	defer func() {
+		if err != nil {
+			m.abort()
+		}
+	}()
+	if m.store, err = OpenStore(m.Config, m.Logger); err != nil {
+		return err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := transport.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+
+	mailer := m.Mailer
+	if mailer == nil {
+		mailer = actors.NewOutboxMailer(filepath.Join(m.Config.DataDir, "outbox"))
+	}
+	m.runtime, err = actors.New(actors.Config{
+		Store:         m.store,
+		Kinds:         kinds.All(),
+		SnapshotEvery: m.Config.SnapshotEvery,
+		IdleTimeout:   m.Config.IdleTimeout,
+		CookTime:      m.Config.CookTime,
+		Mailer:        mailer,
+		StepAttempts:  m.Config.StepAttempts,
+		StepBackoff:   m.Config.StepBackoff,
+		Logger:        m.Logger,
+		Observer:      metrics,
+	})
+	if err != nil {
+		return fmt.Errorf("actors: %w", err)
+	}
+
+	var secret []byte
+	if m.Config.JWTSecret != "" {
+		secret = []byte(m.Config.JWTSecret)
+	}
+	m.server, err = transport.New(transport.Config{
+		API:             m.runtime,
+		Log:             m.store,
+		Logger:          m.Logger,
+		BodyLimit:       m.Config.BodyLimit,
+		ReadLimit:       int64(m.Config.ReadLimit),
+		SendQueueFrames: m.Config.SendQueue,
+		AllowedOrigins:  m.Config.AllowedOrigins,
+		CommandTimeout:  m.Config.CommandTimeout,
+		Auth:            transport.Auth{JWTSecret: secret},
+		RateLimit:       transport.RateLimit{PerSecond: m.Config.RateLimit, Burst: m.Config.RateBurst},
+		Metrics:         metrics,
+		Registerer:      reg,
+		Gatherer:        reg,
+	})
+	if err != nil {
+		return fmt.Errorf("transport: %w", err)
+	}
+
+	if m.ln, err = net.Listen("tcp", m.Config.Addr); err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	m.served = make(chan struct{})
+	go func() {
+		defer close(m.served)
+		m.serveErr = m.server.Serve(m.ln)
+	}()
+
+	// Resume background steps only once the server runs: /readyz stays
+	// 503 meanwhile, and a resumed step may need the runtime anyway.
+	if err := m.runtime.Start(ctx); err != nil {
+		return fmt.Errorf("start actors: %w", err)
+	}
+	m.server.SetReady(true)
+	m.Logger.Info("engine listening", "addr", m.Addr(), "store", m.storeName(), "data", m.Config.DataDir)
+	return nil
+}
+
+// Addr is the address the server listens on (useful with port 0).
+func (m *Main) Addr() string {
+	if m.ln == nil {
+		return ""
+	}
+	return m.ln.Addr().String()
+}
+
+// Runtime exposes the actor runtime to in-process tests.
+func (m *Main) Runtime() *actors.Runtime { return m.runtime }
+
+// Store exposes the event store to in-process tests.
+func (m *Main) Store() events.Store { return m.store }
+
+// Done is closed when the server stops serving, on its own or by Close;
+// Err then tells why.
+func (m *Main) Done() <-chan struct{} { return m.served }
+
+// Err is the server's exit error once Done is closed.
+func (m *Main) Err() error {
+	select {
+	case <-m.served:
+		return m.serveErr
+	default:
+		return nil
+	}
+}
+
+// Close shuts down in order: the server stops accepting and answers what
+// is in flight, every WebSocket gets 1001, the actors stop, the store
+// closes. ctx bounds the wait.
+func (m *Main) Close(ctx context.Context) error {
+	var errs []error
+	if m.server != nil {
+		if err := m.server.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("shutdown server: %w", err))
+		}
+		select {
+		case <-m.served:
+			if m.serveErr != nil {
+				errs = append(errs, fmt.Errorf("serve: %w", m.serveErr))
+			}
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("serve: %w", ctx.Err()))
+		}
+	}
+	if m.runtime != nil {
+		if err := m.runtime.Stop(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("stop actors: %w", err))
+		}
+	}
+	if m.store != nil {
+		if err := m.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// abort releases what Open acquired before it failed.
+func (m *Main) abort() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if m.server != nil && m.ln != nil {
+		_ = m.Close(ctx)
+		return
+	}
+	if m.ln != nil {
+		_ = m.ln.Close()
+	}
+	if m.runtime != nil {
+		_ = m.runtime.Stop(ctx)
+	}
+	if m.store != nil {
+		_ = m.store.Close()
+	}
+}
+
+func (m *Main) storeName() string {
+	if m.Config.Store == "" {
+		return "embedded"
+	}
+	return "postgres"
+}
+
+// OpenStore opens the store a Config names: the embedded Pebble store under
+// DataDir/events, or PostgreSQL for a postgres:// URL.
+func OpenStore(cfg Config, logger *slog.Logger) (events.Store, error) {
+	switch {
+	case cfg.Store == "":
+		dir := filepath.Join(cfg.DataDir, "events")
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("data directory: %w", err)
+		}
+		s, err := pebblestore.Open(dir, pebblestore.Config{Logger: logger})
+		if err != nil {
+			return nil, fmt.Errorf("open store in %s: %w", dir, err)
+		}
+		return s, nil
+	case strings.HasPrefix(cfg.Store, "postgres://"), strings.HasPrefix(cfg.Store, "postgresql://"):
+		return nil, errors.New("the PostgreSQL store is not built yet: leave ENGINE_STORE empty for the embedded store")
+	default:
+		return nil, fmt.Errorf("ENGINE_STORE %q: want empty or postgres://…", cfg.Store)
+	}
+}
+
+// newLogger builds the process logger from the configured format.
+func newLogger(format string, w io.Writer) (*slog.Logger, error) {
+	switch format {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want text or json", format)
+}

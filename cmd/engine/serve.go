@@ -1,0 +1,46 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+)
+
+// runServe runs the server until ctx ends (SIGINT or SIGTERM), then shuts
+// down gracefully within the configured grace period.
+func runServe(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	m := NewMain()
+	if err := m.Config.ParseFlags("engine", args, getenv, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "engine:", err)
+		return 2
+	}
+	logger, err := newLogger(m.Config.LogFormat, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "engine:", err)
+		return 2
+	}
+	m.Logger = logger
+	if err := m.Open(ctx); err != nil {
+		logger.Error("engine failed to start", "err", err)
+		return 1
+	}
+	select {
+	case <-ctx.Done():
+		logger.Info("engine shutting down", "grace", m.Config.ShutdownGrace)
+	case <-m.Done():
+		logger.Error("server stopped", "err", m.Err())
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.Config.ShutdownGrace)
+	defer cancel()
+	if err := m.Close(shutdownCtx); err != nil {
+		logger.Error("shutdown", "err", err)
+		return 1
+	}
+	logger.Info("engine stopped")
+	return 0
+}

@@ -1,0 +1,379 @@
+package pebblestore
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/b6368a97/engine/events"
+)
+
+// Benchmarks:
+//
+//	go test -run '^$' -bench . -count 5 ./events/pebblestore/
+//
+// Stores that take long to build (a 100,000-event stream, a 1,000,000-event
+// log) are built once per test binary run under benchCacheDir and removed
+// by TestMain.
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if err := os.RemoveAll(benchCacheDir()); err != nil {
+		fmt.Fprintln(os.Stderr, "remove benchmark cache:", err)
+	}
+	os.Exit(code)
+}
+
+// benchCacheDir is per process, so concurrent runs do not share it.
+func benchCacheDir() string {
+	return filepath.Join(os.TempDir(), fmt.Sprintf("pebblestore-bench-%d", os.Getpid()))
+}
+
+func benchConfig() Config {
+	c := Config{Logger: slog.New(slog.DiscardHandler)}
+	c.MaxInFlightBatches, _ = strconv.Atoi(os.Getenv("PBS_DEPTH")) // TEMPORARY
+	if v, _ := strconv.Atoi(os.Getenv("PBS_MEMTABLE_MB")); v > 0 { // TEMPORARY
+		c.MemTableSize = v << 20
+	}
+	return c
+}
+
+// benchData is a ~170-byte JSON payload: with its id and type an event is
+// about 200 bytes (events.Event.Size).
+func benchData(n int) []byte {
+	return fmt.Appendf(nil, `{"user":"bench-user-%04d","text":"The quick brown fox jumps over the lazy dog while the kitchen prepares order %08d; nothing to see here, just padding to size."}`, n%10000, n)
+}
+
+func benchEvent(id string, n int) events.Event {
+	return events.Event{ID: id, Type: "MessagePosted", Data: benchData(n)}
+}
+
+func benchWriters() []int { return []int{1, 16, 64, 256} }
+
+// BenchmarkAppend measures durable single-event appends from concurrent
+// writers over 1,000 streams. Each writer owns its streams (as an actor
+// owns its stream) and appends with exact expected versions.
+func BenchmarkAppend(b *testing.B) {
+	for _, writers := range benchWriters() {
+		b.Run("writers="+strconv.Itoa(writers), func(b *testing.B) {
+			s, err := Open(b.TempDir(), benchConfig())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			runWriters(b, writers, func(w int) func(i int) error {
+				versions := map[string]uint64{}
+				var id []byte
+				return func(i int) error {
+					stream := benchStream(w, writers, i)
+					id = strconv.AppendInt(append(id[:0], 'w'), int64(w), 10)
+					id = strconv.AppendInt(append(id, '-'), int64(i), 10)
+					res, err := s.Append(context.Background(), stream, events.Exactly(versions[stream]),
+						[]events.Event{benchEvent(string(id), i)})
+					if err != nil {
+						return err
+					}
+					versions[stream] = res.Version()
+					return nil
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkAppendRawPebble is the baseline: the same keys and values
+// (event, log entry, id entry) written straight to Pebble with the same
+// options, each writer committing its own synced batch; Pebble's WAL
+// writer groups concurrent syncs. No validation, no ordering: positions
+// come from an atomic counter.
+func BenchmarkAppendRawPebble(b *testing.B) {
+	for _, writers := range benchWriters() {
+		b.Run("writers="+strconv.Itoa(writers), func(b *testing.B) {
+			db, err := pebble.Open(b.TempDir(), pebbleOptions(benchConfig().withDefaults()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			var pos atomic.Uint64
+			runWriters(b, writers, func(w int) func(i int) error {
+				var key, val []byte
+				return func(i int) error {
+					stream := benchStream(w, writers, i)
+					e := benchEvent("w"+strconv.Itoa(w)+"-"+strconv.Itoa(i), i)
+					e.Time = events.NormalizeTime(e.Time, time.Now)
+					p := pos.Add(1)
+					val, _ = encodeEvent(val[:0], stream, &e)
+					patchValue(val, p, uint64(i+1))
+					batch := db.NewBatch()
+					key = eventKey(key[:0], stream, uint64(i+1))
+					_ = batch.Set(key, val, nil)
+					key = posKey(key[:0], p)
+					_ = batch.Set(key, val, nil)
+					key = idKey(key[:0], e.ID)
+					_ = batch.Set(key, idRef(nil, stream, uint64(i+1)), nil)
+					err := batch.Commit(pebble.Sync)
+					batch.Close()
+					return err
+				}
+			})
+		})
+	}
+}
+
+// benchStream is the stream of writer w's i-th append: the 1,000 streams
+// are dealt out to the writers (stream j belongs to writer j mod writers),
+// so that a writer's expected versions are never raced, as an actor owns
+// its stream.
+func benchStream(w, writers, i int) string {
+	const streams = 1000
+	owned := (streams - w + writers - 1) / writers
+	return "room:r" + strconv.Itoa(w+writers*(i%owned))
+}
+
+// runWriters runs b.N operations spread over writers goroutines and
+// reports events/s and the p50 and p99 latency of one operation.
+func runWriters(b *testing.B, writers int, newWriter func(w int) func(i int) error) {
+	b.Helper()
+	var next atomic.Int64
+	lat := make([][]time.Duration, writers)
+	errs := make(chan error, writers)
+	ops := make([]func(int) error, writers)
+	for w := range writers {
+		ops[w] = newWriter(w)
+		lat[w] = make([]time.Duration, 0, b.N/writers+1)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; next.Add(1) <= int64(b.N); i++ {
+				t0 := time.Now()
+				if err := ops[w](i); err != nil {
+					errs <- err
+					return
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(ms(percentile(all, 0.50)), "p50-ms")
+	b.ReportMetric(ms(percentile(all, 0.99)), "p99-ms")
+}
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// cachedStore opens the store cached under name, building it with build
+// the first time in this process. A marker file says the build finished.
+func cachedStore(b *testing.B, name string, build func(s *Store) error) *Store {
+	b.Helper()
+	dir := filepath.Join(benchCacheDir(), name)
+	marker := dir + ".done"
+	if _, err := os.Stat(marker); err != nil {
+		if err := os.RemoveAll(dir); err != nil {
+			b.Fatal(err)
+		}
+		start := time.Now()
+		s, err := Open(dir, benchConfig())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := build(s); err != nil {
+			b.Fatal(err)
+		}
+		built := time.Now()
+		// Settle the LSM as a long-running store would be: everything
+		// flushed and compacted, no WAL to replay.
+		if err := s.db.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.db.Compact(context.Background(), []byte{0}, []byte{0xff}, true); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("%s: appends %v, flush and compaction %v", name, built.Sub(start).Round(time.Millisecond), time.Since(built).Round(time.Millisecond))
+		if err := s.Close(); err != nil {
+			b.Fatal(err)
+		}
+		if err := os.WriteFile(marker, nil, 0o644); err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("built %s in %v", name, time.Since(start).Round(time.Millisecond))
+	}
+	s, err := Open(dir, benchConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// bulkAppend runs the append jobs from 32 goroutines, so that the writer
+// forms big batches.
+func bulkAppend(s *Store, jobs <-chan func() error) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for job := range jobs {
+				if err := job(); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+const (
+	replayEvents = 100_000
+	bigStreams   = 10_000
+	bigPerStream = 100 // bigStreams * bigPerStream = 1,000,000 events
+)
+
+// replayStore holds one stream of 100,000 events.
+func replayStore(b *testing.B) *Store {
+	return cachedStore(b, "replay", func(s *Store) error {
+		for i := 0; i < replayEvents; i += 1000 {
+			evs := make([]events.Event, 1000)
+			for j := range evs {
+				evs[j] = benchEvent("r-"+strconv.Itoa(i+j), i+j)
+			}
+			if _, err := s.Append(context.Background(), "room:replay", events.Exactly(uint64(i)), evs); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// bigStore holds 1,000,000 events: 10,000 streams of 100, written in two
+// rounds of 50 events per stream so that streams interleave in the log.
+// The appends are big and concurrent so that the writer forms big batches
+// and the build takes seconds, not minutes.
+func bigStore(b *testing.B) *Store {
+	return cachedStore(b, "big", func(s *Store) error {
+		const perAppend = 50
+		jobs := make(chan func() error)
+		go func() {
+			defer close(jobs)
+			for round := range bigPerStream / perAppend {
+				for st := range bigStreams {
+					jobs <- func() error {
+						evs := make([]events.Event, perAppend)
+						for j := range evs {
+							n := round*perAppend + j
+							evs[j] = benchEvent("b-"+strconv.Itoa(st)+"-"+strconv.Itoa(n), n)
+						}
+						_, err := s.Append(context.Background(), "room:big"+strconv.Itoa(st), events.Exactly(uint64(round*perAppend)), evs)
+						return err
+					}
+				}
+			}
+		}()
+		err := bulkAppend(s, jobs)
+		for range jobs { // drain on error so the producer returns
+		}
+		return err
+	})
+}
+
+// BenchmarkReplayStream reads one 100,000-event stream the way an actor
+// replays it: events.IterStream, a page of 512 at a time.
+func BenchmarkReplayStream(b *testing.B) {
+	s := replayStore(b)
+	defer s.Close()
+	ctx := context.Background()
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		n := 0
+		for _, err := range events.IterStream(ctx, s, "room:replay", 0) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		if n != replayEvents {
+			b.Fatalf("replayed %d events, want %d", n, replayEvents)
+		}
+	}
+	b.ReportMetric(float64(b.N*replayEvents)/time.Since(start).Seconds(), "events/s")
+}
+
+// BenchmarkReadAll reads the whole 1,000,000-event log with
+// events.IterAll, a page of 512 at a time.
+func BenchmarkReadAll(b *testing.B) {
+	s := bigStore(b)
+	defer s.Close()
+	ctx := context.Background()
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		n := 0
+		for _, err := range events.IterAll(ctx, s, 0) {
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+		}
+		if n != bigStreams*bigPerStream {
+			b.Fatalf("read %d events, want %d", n, bigStreams*bigPerStream)
+		}
+	}
+	b.ReportMetric(float64(b.N*bigStreams*bigPerStream)/time.Since(start).Seconds(), "events/s")
+}
+
+// BenchmarkReadSmallStream reads one random 100-event stream out of the
+// 1,000,000-event store per operation.
+func BenchmarkReadSmallStream(b *testing.B) {
+	s := bigStore(b)
+	defer s.Close()
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		evs, err := s.ReadStream(ctx, "room:big"+strconv.Itoa(rng.IntN(bigStreams)), 0, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(evs) != bigPerStream {
+			b.Fatalf("read %d events, want %d", len(evs), bigPerStream)
+		}
+	}
+	b.ReportMetric(ms(time.Since(start))/float64(b.N), "ms/read")
+}

@@ -1,0 +1,764 @@
+package pebblestore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/b6368a97/engine/events"
+)
+
+type requestKind uint8
+
+const (
+	kindAppend requestKind = iota
+	kindSnapshot
+	kindPending
+)
+
+// request is one call that changes the store. The caller fills the input
+// fields, the writer fills the output fields and then sends on done; the
+// caller reads the outputs only after receiving from done.
+type request struct {
+	kind     requestKind
+	ctx      context.Context
+	stream   string
+	expected events.ExpectedVersion
+	evs      []events.Event // the caller's events, Time normalised (appends)
+	buf      []byte         // every event value, back to back (appends)
+	offs     []int          // where event i's value starts in buf; offs[len(evs)] = len(buf)
+	dataOffs []int          // where event i's data starts in buf
+	snap     uint64         // snapshot version (snapshots)
+	value    []byte         // snapshot value (snapshots)
+	pending  bool           // (pending)
+
+	// The caller's idempotency pre-check (appends): seen is the last group
+	// applied to Pebble before the caller looked its ids up, found whether
+	// it found any of them.
+	seen  uint64
+	found bool
+
+	// Outputs.
+	version   uint64 // first version assigned (appends)
+	position  uint64 // first position assigned (appends)
+	duplicate []events.Event
+	err       error
+	done      chan struct{}
+}
+
+// newAppendRequest encodes the events on the caller's goroutine, so that
+// the single writer only patches in versions and positions.
+func newAppendRequest(ctx context.Context, stream string, expected events.ExpectedVersion, evs []events.Event, now func() time.Time) *request {
+	r := &request{
+		kind:     kindAppend,
+		ctx:      ctx,
+		stream:   stream,
+		expected: expected,
+		evs:      make([]events.Event, len(evs)),
+		offs:     make([]int, len(evs)+1),
+		dataOffs: make([]int, len(evs)),
+		done:     make(chan struct{}, 1),
+	}
+	n := 0
+	for i := range evs {
+		e := evs[i]
+		e.Time = events.NormalizeTime(e.Time, now)
+		r.evs[i] = e
+		n += encodedLen(stream, &e)
+	}
+	r.buf = make([]byte, 0, n)
+	for i := range r.evs {
+		r.offs[i] = len(r.buf)
+		var off int
+		r.buf, off = encodeEvent(r.buf, stream, &r.evs[i])
+		r.dataOffs[i] = off
+	}
+	r.offs[len(evs)] = len(r.buf)
+	return r
+}
+
+func (r *request) eventValue(i int) []byte { return r.buf[r.offs[i]:r.offs[i+1]] }
+
+// result builds the caller's AppendResult once the writer has replied.
+// Data in the result is the stored copy, not the caller's slice.
+func (r *request) result() (events.AppendResult, error) {
+	if r.err != nil {
+		return events.AppendResult{}, fmt.Errorf("append %s: %w", r.stream, r.err)
+	}
+	if r.duplicate != nil {
+		return events.AppendResult{Events: r.duplicate, Duplicate: true}, nil
+	}
+	out := r.evs
+	for i := range out {
+		out[i].Stream = r.stream
+		out[i].Version = r.version + uint64(i)
+		out[i].Position = r.position + uint64(i)
+		out[i].Data = r.buf[r.dataOffs[i]:r.offs[i+1]:r.offs[i+1]]
+	}
+	return events.AppendResult{Events: out}, nil
+}
+
+// group is what the writer applies as one Pebble batch: requests taken
+// from the queue together, in order. The writes of those that succeeded are
+// put into the batch only when it is applied, grouped by keyspace (see
+// build).
+type group struct {
+	batch  *pebble.Batch
+	reqs   []*request
+	writes []*request // requests with something to write, in queue order
+	events int
+	bytes  int    // approximate size of the batch
+	seq    uint64 // numbers the group once its batch is applied
+	// ids written by this group, so that a later request of the same group
+	// that reuses one of them is noticed before Pebble can see it.
+	ids map[string]struct{}
+	// snaps holds the snapshot versions written by this group.
+	snaps map[string]uint64
+}
+
+func (g *group) full(maxEvents, maxBytes int) bool {
+	return g.events >= maxEvents || g.bytes >= maxBytes
+}
+
+// round is what one WAL sync acknowledges: every request whose batch was
+// applied since the previous round was sealed.
+type round struct {
+	reqs    []*request
+	lastPos uint64        // the last position applied in the round (0: none)
+	marker  *pebble.Batch // the sync request; nil when nothing was written
+	written bool          // some batch of the round was applied
+}
+
+// writer owns every write, in two goroutines.
+//
+// The writer goroutine (run) takes whatever requests are queued, checks
+// them against the stream heads it caches, assigns versions and positions,
+// and applies them to Pebble as one batch without a sync (into the
+// memtable and the WAL buffer; visible to Pebble readers, which is why
+// every read is capped at the watermark). It keeps doing that while a WAL
+// sync is in progress, and as soon as no more than MaxInFlightBatches
+// syncs are pending it seals the round: it commits a marker, an empty
+// LogData record with pebble.Sync, without waiting for it.
+//
+// The acknowledger goroutine (ack) waits for each round's marker to be
+// synced, in order. The WAL is written and synced sequentially, so a
+// synced marker means every batch before it is durable; the acknowledger
+// then advances the watermark past the round and replies to its requests.
+//
+// So the disk syncs back to back while the CPU applies the next round, a
+// round holds everything that arrived during the previous sync, and there
+// is no timer: a lone append is applied and synced at once.
+type writer struct {
+	s       *Store
+	db      *pebble.DB
+	heads   map[string]uint64 // stream -> last applied version
+	lastPos uint64            // last applied position
+	slots   chan struct{}     // one token per sealed, not yet acknowledged round
+	rounds  chan *round       // sealed rounds, in order, to acknowledge
+	failed  error             // set after a write failed; every later request gets it
+
+	// applied is the sequence number of the last group applied to Pebble
+	// (visible to Get); callers read it before their id pre-check.
+	applied atomic.Uint64
+	// recent maps the ids written by the last groups to their group's
+	// sequence number, so that the writer can tell whether a caller's
+	// pre-check could have missed an id written after it looked (see
+	// addAppend). recentLog lists those groups oldest first; recentFloor is
+	// the newest group whose ids were dropped from recent.
+	recent      map[string]uint64
+	recentLog   []recentGroup
+	recentIDs   int
+	recentFloor uint64
+	recentMax   int // recentMaxIDs; tests lower it
+
+	// syncFailed is set by ack when a WAL sync failed.
+	syncFailed atomic.Bool
+	key        []byte // scratch for keys
+	maxBatch   int
+	maxBytes   int
+	chunk      int // applyChunk
+}
+
+// recentGroup is one group's ids in writer.recent.
+type recentGroup struct {
+	seq uint64
+	ids []string
+}
+
+// recentMaxIDs bounds how many ids writer.recent holds. A caller's pre-check
+// is usable while no more than that many ids were written between it and
+// the writer reaching the request; past it the writer looks the ids up
+// itself.
+const recentMaxIDs = 1 << 16
+
+func newWriter(s *Store, lastPos uint64) *writer {
+	return &writer{
+		s:         s,
+		db:        s.db,
+		recent:    make(map[string]uint64),
+		recentMax: recentMaxIDs,
+		heads:     make(map[string]uint64),
+		lastPos:   lastPos,
+		slots:     make(chan struct{}, s.cfg.MaxInFlightBatches),
+		rounds:    make(chan *round, s.cfg.MaxInFlightBatches),
+		key:       make([]byte, 0, 256),
+		maxBatch:  s.cfg.MaxBatchEvents,
+		maxBytes:  s.cfg.MaxBatchBytes,
+		chunk:     chunkFromEnv(), // TEMPORARY
+	}
+}
+
+// applyChunk is how many events the writer collects before applying them
+// while a round is open.
+const applyChunk = 16
+
+// run is the writer goroutine. It returns once the queue is closed and
+// every request taken from it is in a sealed round; it then closes rounds,
+// so ack returns after the last reply.
+func (w *writer) run() {
+	ackDone := make(chan struct{})
+	go func() {
+		defer close(ackDone)
+		w.ack()
+	}()
+	defer func() {
+		close(w.rounds)
+		<-ackDone
+		close(w.s.done)
+	}()
+
+	cur, g := &round{}, &group{}
+	open := true
+	for open || len(cur.reqs) > 0 || len(g.reqs) > 0 {
+		if open && len(cur.reqs) == 0 && len(g.reqs) == 0 {
+			// Nothing to seal: wait for work.
+			r, ok := <-w.s.reqs
+			if !ok {
+				open = false
+				continue
+			}
+			g = w.take(cur, g, r)
+		}
+		// Take whatever else is queued.
+	drain:
+		for open {
+			select {
+			case r, ok := <-w.s.reqs:
+				if !ok {
+					open = false
+					break drain
+				}
+				g = w.take(cur, g, r)
+			default:
+				break drain
+			}
+		}
+		// Seal as soon as a sync slot is free; until then keep taking what
+		// arrives, so that it rides the next sync.
+		if open {
+			select {
+			case w.slots <- struct{}{}:
+			case r, ok := <-w.s.reqs:
+				if !ok {
+					open = false
+				} else {
+					g = w.take(cur, g, r)
+				}
+				continue
+			}
+		} else {
+			w.slots <- struct{}{}
+		}
+		if len(g.reqs) > 0 {
+			w.applyTo(cur, g)
+			g = &group{}
+		}
+		cur = w.seal(cur)
+	}
+}
+
+// take adds r to the pending group g and returns the pending group. It
+// applies g first when r must start a new group (see add), and applies it
+// once it holds applyChunk events: applying in chunks while a sync is in
+// progress leaves little to apply when the round is sealed, and chunks
+// keep Pebble's per-batch cost amortised.
+func (w *writer) take(cur *round, g *group, r *request) *group {
+	if !w.add(g, r) {
+		w.applyTo(cur, g)
+		g = &group{}
+		w.add(g, r) // an empty group takes any request
+	}
+	if g.events >= w.chunk || g.full(w.maxBatch, w.maxBytes) {
+		w.applyTo(cur, g)
+		g = &group{}
+	}
+	return g
+}
+
+// applyTo applies g and adds its requests to cur.
+func (w *writer) applyTo(cur *round, g *group) {
+	w.apply(g)
+	cur.reqs = append(cur.reqs, g.reqs...)
+	if g.seq != 0 {
+		cur.written = true
+		cur.lastPos = w.lastPos
+	}
+}
+
+// apply builds g's batch and applies it without a sync.
+func (w *writer) apply(g *group) {
+	switch {
+	case w.failed != nil:
+		w.fail(g, w.failed)
+	case len(g.writes) == 0:
+	default:
+		g.batch = w.db.NewBatchWithSize(g.bytes + 64)
+		if err := w.build(g); err != nil {
+			w.fail(g, fmt.Errorf("build batch: %w", err))
+		} else if err := w.db.Apply(g.batch, pebble.NoSync); err != nil {
+			w.fail(g, fmt.Errorf("apply batch: %w", err))
+		} else {
+			w.remember(g)
+			g.batch.Close()
+			g.batch = nil
+		}
+	}
+	if len(w.heads) > w.s.cfg.MaxCachedStreams {
+		w.evictHeads()
+	}
+}
+
+// seal requests a WAL sync covering everything applied in cur (the caller
+// holds a slot for it), hands cur to the acknowledger and returns a new
+// round.
+func (w *writer) seal(cur *round) *round {
+	if cur.written {
+		cur.marker = w.db.NewBatch()
+		if err := cur.marker.LogData(nil, nil); err != nil {
+			w.failRound(cur, fmt.Errorf("sync marker: %w", err))
+		} else if err := w.db.ApplyNoSyncWait(cur.marker, pebble.Sync); err != nil {
+			w.failRound(cur, fmt.Errorf("sync marker: %w", err))
+		}
+	}
+	w.rounds <- cur
+	return &round{}
+}
+
+// remember numbers an applied group and records its ids in recent,
+// dropping the oldest groups' ids beyond recentMax.
+func (w *writer) remember(g *group) {
+	g.seq = w.applied.Load() + 1
+	if len(g.ids) > 0 {
+		ids := make([]string, 0, len(g.ids))
+		for id := range g.ids {
+			w.recent[id] = g.seq
+			ids = append(ids, id)
+		}
+		w.recentLog = append(w.recentLog, recentGroup{seq: g.seq, ids: ids})
+		w.recentIDs += len(ids)
+	}
+	for w.recentIDs > w.recentMax && len(w.recentLog) > 1 {
+		old := w.recentLog[0]
+		w.recentLog[0] = recentGroup{}
+		w.recentLog = w.recentLog[1:]
+		for _, id := range old.ids {
+			if w.recent[id] == old.seq {
+				delete(w.recent, id)
+			}
+		}
+		w.recentIDs -= len(old.ids)
+		w.recentFloor = old.seq
+	}
+	// Publish only now: a caller that reads g.seq as applied skips looking
+	// for g's ids in recent, so they must be visible in Pebble, which they
+	// are since Apply returned.
+	w.applied.Store(g.seq)
+}
+
+// fail poisons the writer: after a failed write its cached heads and
+// position may be ahead of what Pebble holds, so no further write is safe.
+// Nothing of g is written and the watermark does not pass it.
+func (w *writer) fail(g *group, err error) {
+	if w.failed == nil {
+		w.s.log.Error("pebblestore: write failed; the store rejects every further write", "err", err)
+		w.failed = err
+	}
+	if g.batch != nil {
+		g.batch.Close()
+		g.batch = nil
+	}
+	for _, r := range g.reqs {
+		if r.err == nil {
+			r.err = err
+			r.duplicate = nil
+		}
+	}
+}
+
+// failRound fails every request of a round whose sync could not be
+// requested.
+func (w *writer) failRound(cur *round, err error) {
+	if w.failed == nil {
+		w.s.log.Error("pebblestore: write failed; the store rejects every further write", "err", err)
+		w.failed = err
+	}
+	cur.marker.Close()
+	cur.marker = nil
+	cur.lastPos = 0
+	for _, r := range cur.reqs {
+		if r.err == nil {
+			r.err = err
+			r.duplicate = nil
+		}
+	}
+}
+
+// evictHeads drops about half of the cached heads (map iteration order is
+// random). It runs between batches, when every cached head is also
+// visible in Pebble, so a dropped head reloads correctly.
+func (w *writer) evictHeads() {
+	n := len(w.heads) / 2
+	for k := range w.heads {
+		if n == 0 {
+			break
+		}
+		delete(w.heads, k)
+		n--
+	}
+}
+
+// ack is the acknowledger goroutine: it waits for each round's sync in
+// order, advances the watermark and replies.
+func (w *writer) ack() {
+	var broken error // a sync failed: nothing later may become visible
+	for r := range w.rounds {
+		broken = w.ackRound(r, broken)
+	}
+}
+
+// ackRound waits for r's sync, advances the watermark past r and replies
+// to r's requests. broken is the error of an earlier failed sync, if any;
+// ackRound returns it, or the error of r's own failed sync.
+func (w *writer) ackRound(r *round, broken error) error {
+	if r.marker != nil {
+		err := r.marker.SyncWait()
+		r.marker.Close()
+		if err != nil && broken == nil {
+			// Pebble normally treats a failed WAL sync as fatal; this is
+			// the path for an error it returns instead.
+			w.s.log.Error("pebblestore: WAL sync failed; the store rejects every further write", "err", err)
+			broken = fmt.Errorf("sync: %w", err)
+			w.syncFailed.Store(true)
+		}
+	}
+	if broken != nil {
+		for _, req := range r.reqs {
+			if req.err == nil {
+				req.err = broken
+				req.duplicate = nil
+			}
+		}
+	} else {
+		w.s.wm.Advance(r.lastPos)
+	}
+	<-w.slots
+	for _, req := range r.reqs {
+		req.done <- struct{}{}
+	}
+	return broken
+}
+
+// build writes g's changes into its batch one keyspace at a time: stream
+// keys, then log keys, then id keys, then snapshots and the pending index.
+// The order within a batch does not matter to readers (the batch becomes
+// visible at once), but it matters to Pebble's memtable: its skiplist
+// inserter reuses the previous insert's position, so the log keys, which
+// are consecutive, are inserted almost for free when they come one after
+// another instead of interleaved with the other keyspaces.
+func (w *writer) build(g *group) error {
+	b := g.batch
+	for _, r := range g.writes {
+		if r.kind != kindAppend {
+			continue
+		}
+		for i := range r.evs {
+			w.key = eventKey(w.key[:0], r.stream, r.version+uint64(i))
+			if err := b.Set(w.key, r.eventValue(i), nil); err != nil {
+				return err
+			}
+		}
+	}
+	for _, r := range g.writes {
+		if r.kind != kindAppend {
+			continue
+		}
+		for i := range r.evs {
+			w.key = posKey(w.key[:0], r.position+uint64(i))
+			if err := b.Set(w.key, r.eventValue(i), nil); err != nil {
+				return err
+			}
+		}
+	}
+	for _, r := range g.writes {
+		if r.kind != kindAppend {
+			continue
+		}
+		for i := range r.evs {
+			w.key = idKey(w.key[:0], r.evs[i].ID)
+			op := b.SetDeferred(len(w.key), len(r.stream)+9)
+			copy(op.Key, w.key)
+			idRef(op.Value[:0], r.stream, r.version+uint64(i))
+			if err := op.Finish(); err != nil {
+				return err
+			}
+		}
+	}
+	// Snapshots and pending updates in queue order, so the later of two
+	// changes to the same key wins.
+	for _, r := range g.writes {
+		var err error
+		switch r.kind {
+		case kindSnapshot:
+			w.key = snapKey(w.key[:0], r.stream)
+			err = b.Set(w.key, r.value, nil)
+		case kindPending:
+			w.key = pendingKey(w.key[:0], r.stream)
+			if r.pending {
+				err = b.Set(w.key, nil, nil)
+			} else {
+				err = b.Delete(w.key, nil)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// add puts r into the group: it validates r against the cached heads and
+// assigns versions and positions; build later writes r's keys. A
+// request that fails gets its error and writes nothing. add returns false,
+// leaving r untouched, when r must start a new group instead (it reuses an
+// id written by this group, which Pebble cannot see yet).
+func (w *writer) add(g *group, r *request) bool {
+	if w.failed == nil && w.syncFailed.Load() {
+		w.failed = errors.New("an earlier WAL sync failed")
+	}
+	if w.failed != nil {
+		r.err = w.failed
+	} else if err := r.ctx.Err(); err != nil {
+		r.err = err // still queued when its caller gave up: no effect
+	} else {
+		switch r.kind {
+		case kindAppend:
+			if !w.addAppend(g, r) {
+				return false
+			}
+		case kindSnapshot:
+			r.err = w.addSnapshot(g, r)
+		case kindPending:
+			r.err = w.addPending(g, r)
+		}
+	}
+	g.reqs = append(g.reqs, r)
+	return true
+}
+
+// head returns the stream's last committed version, loading it with one
+// seek the first time.
+func (w *writer) head(stream string) (uint64, error) {
+	if v, ok := w.heads[stream]; ok {
+		return v, nil
+	}
+	v, err := durableVersion(w.db, stream, math.MaxUint64)
+	if err != nil {
+		return 0, fmt.Errorf("load head: %w", err)
+	}
+	w.heads[stream] = v
+	return v, nil
+}
+
+func (w *writer) addAppend(g *group, r *request) bool {
+	// Idempotency. Ids written by this group are not in Pebble yet: such a
+	// request goes into the next group, where they are.
+	conflict := r.found || r.seen < w.recentFloor
+	for i := range r.evs {
+		id := r.evs[i].ID
+		if _, ok := g.ids[id]; ok {
+			if len(g.reqs) == 0 {
+				// Cannot happen: an empty group has written no ids.
+				r.err = fmt.Errorf("internal: id %s in an empty group", id)
+				return true
+			}
+			return false
+		}
+		// The caller's pre-check saw every group up to r.seen; recent holds
+		// the ids of every later group (r.seen >= recentFloor).
+		if seq, ok := w.recent[id]; ok && seq > r.seen {
+			conflict = true
+		}
+	}
+	// Rare: a retry, a reused id, or a pre-check too old to trust. Look
+	// every id up in Pebble, which holds every earlier group.
+	if conflict && w.settleStoredIDs(r) {
+		return true
+	}
+
+	head, err := w.head(r.stream)
+	if err != nil {
+		r.err = err
+		return true
+	}
+	if !r.expected.Matches(head) {
+		r.err = &events.WrongExpectedVersionError{Stream: r.stream, Expected: r.expected, Current: head}
+		return true
+	}
+	r.version = head + 1
+	r.position = w.lastPos + 1
+	if g.ids == nil {
+		g.ids = make(map[string]struct{}, len(r.evs))
+	}
+	for i := range r.evs {
+		patchValue(r.eventValue(i), r.position+uint64(i), r.version+uint64(i))
+		g.ids[r.evs[i].ID] = struct{}{}
+		g.bytes += 2*len(r.eventValue(i)) + 3*len(r.stream) + len(r.evs[i].ID) + 64
+	}
+	g.writes = append(g.writes, r)
+	w.heads[r.stream] = head + uint64(len(r.evs))
+	w.lastPos += uint64(len(r.evs))
+	g.events += len(r.evs)
+	return true
+}
+
+// settleStoredIDs looks r's ids up in Pebble and settles r when any is
+// stored: a duplicate (every id stored on r's stream) gets the original
+// events, anything else ErrDuplicateID. It returns false when no id is
+// stored and r proceeds.
+func (w *writer) settleStoredIDs(r *request) bool {
+	found := 0
+	other := false
+	for i := range r.evs {
+		stream, _, ok, err := w.lookupID(r.evs[i].ID)
+		if err != nil {
+			r.err = err
+			return true
+		}
+		if ok {
+			found++
+			if stream != r.stream {
+				other = true
+			}
+		}
+	}
+	switch {
+	case found == len(r.evs) && !other:
+		r.duplicate, r.err = w.originals(r)
+		return true
+	case found > 0:
+		r.err = fmt.Errorf("%w: %d of %d ids are stored already (or on another stream)", events.ErrDuplicateID, found, len(r.evs))
+		return true
+	}
+	return false
+}
+
+// lookupID returns the stream an id is stored on.
+func (w *writer) lookupID(id string) (string, uint64, bool, error) {
+	w.key = idKey(w.key[:0], id)
+	v, closer, err := w.db.Get(w.key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return "", 0, false, nil
+	}
+	if err != nil {
+		return "", 0, false, fmt.Errorf("look up id %s: %w", id, err)
+	}
+	defer closer.Close()
+	stream, version, err := parseIDRef(v)
+	if err != nil {
+		return "", 0, false, err
+	}
+	return string(stream), version, true, nil
+}
+
+// originals reads the stored events of a retried append. They are
+// committed (maybe by a batch still syncing); the reply waits for this
+// group's turn, so they are durable when the caller sees them.
+func (w *writer) originals(r *request) ([]events.Event, error) {
+	out := make([]events.Event, 0, len(r.evs))
+	d := decoder{stream: r.stream}
+	for i := range r.evs {
+		_, version, _, err := w.lookupID(r.evs[i].ID)
+		if err != nil {
+			return nil, err
+		}
+		w.key = eventKey(w.key[:0], r.stream, version)
+		v, closer, err := w.db.Get(w.key)
+		if err != nil {
+			return nil, fmt.Errorf("read event %s/%d: %w", r.stream, version, err)
+		}
+		e, err := d.decode(v)
+		closer.Close()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func (w *writer) addSnapshot(g *group, r *request) error {
+	head, err := w.head(r.stream)
+	if err != nil {
+		return err
+	}
+	if r.snap > head {
+		return fmt.Errorf("%w: snapshot at version %d, stream %s is at %d", events.ErrInvalidEvent, r.snap, r.stream, head)
+	}
+	stored, ok := g.snaps[r.stream]
+	if !ok {
+		w.key = snapKey(w.key[:0], r.stream)
+		v, closer, err := w.db.Get(w.key)
+		switch {
+		case errors.Is(err, pebble.ErrNotFound):
+		case err != nil:
+			return fmt.Errorf("read snapshot: %w", err)
+		default:
+			stored, _, err = decodeSnapshotVersion(v)
+			closer.Close()
+			if err != nil {
+				return err
+			}
+			ok = true
+		}
+	}
+	if ok && r.snap < stored {
+		return nil // an older snapshot than the stored one: ignored
+	}
+	g.writes = append(g.writes, r)
+	g.bytes += len(r.value) + len(r.stream) + 16
+	if g.snaps == nil {
+		g.snaps = make(map[string]uint64)
+	}
+	g.snaps[r.stream] = r.snap
+	return nil
+}
+
+func (w *writer) addPending(g *group, r *request) error {
+	g.writes = append(g.writes, r)
+	g.bytes += len(r.stream) + 16
+	return nil
+}
+
+func chunkFromEnv() int { // TEMPORARY
+	if v, _ := strconv.Atoi(os.Getenv("PBS_CHUNK")); v > 0 {
+		return v
+	}
+	return applyChunk
+}

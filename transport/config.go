@@ -1,0 +1,225 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/b6368a97/engine/actors"
+	"github.com/b6368a97/engine/events"
+)
+
+// Defaults of Config's zero values.
+const (
+	DefaultBodyLimit       = 64 << 10
+	DefaultReadLimit       = 64 << 10
+	DefaultSendQueueFrames = 1024
+	DefaultSendQueueBytes  = 4 << 20
+	DefaultPingInterval    = 30 * time.Second
+	DefaultPongTimeout     = 60 * time.Second
+	DefaultWriteTimeout    = 5 * time.Second
+	DefaultCommandTimeout  = 10 * time.Second
+	DefaultOrderTimeout    = 30 * time.Second
+	DefaultMaxInflight     = 256
+)
+
+// Log is the part of the event log the transport reads directly: stream
+// pages for GET /streams/{s}/events and subscription catch-up, and the
+// global log for /live-score. events.Store satisfies it.
+type Log interface {
+	ReadStream(ctx context.Context, stream string, after uint64, limit int) ([]events.Event, error)
+	Follow(ctx context.Context, after uint64, fn func(events.Event) error) error
+	Head(ctx context.Context) (uint64, error)
+}
+
+// Auth configures bearer-token authentication.
+type Auth struct {
+	// JWTSecret is the HS256 key. Empty (the default) turns auth off:
+	// every request is allowed and PostMessage takes its user from data.
+	// When set, every route except /healthz, /readyz and /metrics needs
+	// a valid token whose "sub" is the user; an optional "streams" claim
+	// lists the stream patterns (path.Match syntax, e.g. "room:*") the
+	// token may touch.
+	JWTSecret []byte
+}
+
+// RateLimit configures a token bucket per client IP.
+type RateLimit struct {
+	// PerSecond is the sustained rate of requests (HTTP requests,
+	// WebSocket upgrades and WebSocket request frames other than ping).
+	// 0 (the default) turns rate limiting off.
+	PerSecond float64
+	// Burst is the bucket size. 0 means max(1, ceil(PerSecond)).
+	Burst int
+}
+
+// Config configures a Server. Zero values take the documented defaults.
+type Config struct {
+	// API is the actor runtime. Required.
+	API actors.API
+	// Log reads the event log. Required; pass the events.Store.
+	Log Log
+	// Logger receives one line per HTTP request and connection-level
+	// faults. Default slog.Default().
+	Logger *slog.Logger
+
+	// BodyLimit caps an HTTP request body in bytes; a larger one is 413
+	// too_large. Default 64 KiB.
+	BodyLimit int
+	// ReadLimit caps one WebSocket message in bytes; a larger one closes
+	// the connection with 1009. Default 64 KiB.
+	ReadLimit int64
+	// SendQueueFrames and SendQueueBytes bound the frames waiting for one
+	// WebSocket writer; a connection over either is closed with 1008
+	// "slow consumer". Defaults 1024 frames and 4 MiB.
+	SendQueueFrames int
+	SendQueueBytes  int
+	// PingInterval is how often the server pings each WebSocket.
+	// Default 30 s.
+	PingInterval time.Duration
+	// PongTimeout: a WebSocket peer from which nothing (no frame, no pong)
+	// arrived for this long is dropped. Must exceed PingInterval.
+	// Default 60 s.
+	PongTimeout time.Duration
+	// WriteTimeout bounds one WebSocket frame write and one HTTP response
+	// write; it is also how long a closing WebSocket waits for the peer's
+	// close frame. Default 5 s.
+	WriteTimeout time.Duration
+	// MaxInflight bounds the commands one WebSocket connection may have
+	// waiting for their ack; the connection stops reading while it is
+	// reached. Default 256.
+	MaxInflight int
+	// AllowedOrigins lists the Origin header values accepted on WebSocket
+	// upgrades. Empty (the default) accepts every origin; a request
+	// without an Origin header (not a browser) is always accepted.
+	AllowedOrigins []string
+	// CommandTimeout is how long a command, state read or subscription
+	// may wait for its actor; past it the client gets 503 unavailable.
+	// Default 10 s.
+	CommandTimeout time.Duration
+	// OrderTimeout is how long POST /order/{item} waits for the order to
+	// be ready before answering 503 unavailable. Default 30 s.
+	OrderTimeout time.Duration
+
+	// Auth turns on bearer tokens. Zero: off.
+	Auth Auth
+	// RateLimit throttles clients. Zero: off.
+	RateLimit RateLimit
+
+	// Metrics are the engine's collectors. Default: NewMetrics(Registerer).
+	// cmd/engine creates them first and also passes them to the actor
+	// runtime as actors.Config.Observer.
+	Metrics *Metrics
+	// Registerer receives the collectors when Metrics is nil, and Gatherer
+	// serves GET /metrics. Both nil (the default): a new registry for
+	// both. A Registerer that is also a Gatherer (a *prometheus.Registry)
+	// serves as both.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+func (cfg *Config) setDefaults() {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.BodyLimit == 0 {
+		cfg.BodyLimit = DefaultBodyLimit
+	}
+	if cfg.ReadLimit == 0 {
+		cfg.ReadLimit = DefaultReadLimit
+	}
+	if cfg.SendQueueFrames == 0 {
+		cfg.SendQueueFrames = DefaultSendQueueFrames
+	}
+	if cfg.SendQueueBytes == 0 {
+		cfg.SendQueueBytes = DefaultSendQueueBytes
+	}
+	if cfg.PingInterval == 0 {
+		cfg.PingInterval = DefaultPingInterval
+	}
+	if cfg.PongTimeout == 0 {
+		cfg.PongTimeout = DefaultPongTimeout
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.MaxInflight == 0 {
+		cfg.MaxInflight = DefaultMaxInflight
+	}
+	if cfg.CommandTimeout == 0 {
+		cfg.CommandTimeout = DefaultCommandTimeout
+	}
+	if cfg.OrderTimeout == 0 {
+		cfg.OrderTimeout = DefaultOrderTimeout
+	}
+	if cfg.RateLimit.PerSecond > 0 && cfg.RateLimit.Burst == 0 {
+		cfg.RateLimit.Burst = max(1, int(cfg.RateLimit.PerSecond+0.999999))
+	}
+	if cfg.Registerer == nil && cfg.Gatherer == nil {
+		reg := prometheus.NewRegistry()
+		cfg.Registerer, cfg.Gatherer = reg, reg
+	}
+	if cfg.Gatherer == nil {
+		if g, ok := cfg.Registerer.(prometheus.Gatherer); ok {
+			cfg.Gatherer = g
+		}
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+}
+
+// Validate reports a Config that New would refuse. Zero values are valid
+// (they take their defaults) except API and Log, which are required.
+func (cfg Config) Validate() error {
+	var errs []error
+	if cfg.API == nil {
+		errs = append(errs, errors.New("API is required"))
+	}
+	if cfg.Log == nil {
+		errs = append(errs, errors.New("Log is required"))
+	}
+	for _, c := range []struct {
+		name string
+		v    int64
+	}{
+		{"BodyLimit", int64(cfg.BodyLimit)},
+		{"ReadLimit", cfg.ReadLimit},
+		{"SendQueueFrames", int64(cfg.SendQueueFrames)},
+		{"SendQueueBytes", int64(cfg.SendQueueBytes)},
+		{"PingInterval", int64(cfg.PingInterval)},
+		{"PongTimeout", int64(cfg.PongTimeout)},
+		{"WriteTimeout", int64(cfg.WriteTimeout)},
+		{"MaxInflight", int64(cfg.MaxInflight)},
+		{"CommandTimeout", int64(cfg.CommandTimeout)},
+		{"OrderTimeout", int64(cfg.OrderTimeout)},
+		{"RateLimit.Burst", int64(cfg.RateLimit.Burst)},
+	} {
+		if c.v < 0 {
+			errs = append(errs, fmt.Errorf("%s must not be negative", c.name))
+		}
+	}
+	if cfg.RateLimit.PerSecond < 0 {
+		errs = append(errs, errors.New("RateLimit.PerSecond must not be negative"))
+	}
+	if cfg.PongTimeout > 0 && cfg.PingInterval > 0 && cfg.PongTimeout <= cfg.PingInterval {
+		errs = append(errs, fmt.Errorf("PongTimeout (%s) must exceed PingInterval (%s)", cfg.PongTimeout, cfg.PingInterval))
+	}
+	if cfg.Registerer == nil && cfg.Gatherer != nil && cfg.Metrics == nil {
+		errs = append(errs, errors.New("a Gatherer without a Registerer needs Metrics"))
+	}
+	if _, ok := cfg.Registerer.(prometheus.Gatherer); cfg.Registerer != nil && cfg.Gatherer == nil && !ok {
+		errs = append(errs, errors.New("a Registerer that is not a Gatherer needs a Gatherer"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("transport: invalid config: %w", err)
+	}
+	return nil
+}

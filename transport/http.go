@@ -1,0 +1,298 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/b6368a97/engine/actors"
+	"github.com/b6368a97/engine/events"
+)
+
+// Limits the protocol leaves to the server.
+const (
+	// maxReadLimit caps ?limit= of GET /streams/{s}/events.
+	maxReadLimit = 1000
+	// defaultReadLimit is ?limit= when absent.
+	defaultReadLimit = 100
+	// maxKeyLength caps an Idempotency-Key (and a WebSocket command id).
+	maxKeyLength = 128
+)
+
+// checkStream validates a stream id: its syntax, and a kind the protocol
+// knows (room, game, order, user, kitchen).
+func checkStream(stream string) error {
+	id, err := events.ParseStreamID(stream)
+	if err != nil {
+		return err
+	}
+	switch id.Kind {
+	case events.KindRoom, events.KindGame, events.KindOrder, events.KindUser, events.KindKitchen:
+		return nil
+	}
+	return fmt.Errorf("%w: %q", actors.ErrUnknownKind, id.Kind)
+}
+
+// streamParam reads, unescapes, copies and validates the :stream route
+// parameter, and checks the principal may touch it.
+func streamParam(c *fiber.Ctx) (string, error) {
+	raw := c.Params("stream")
+	s, err := url.PathUnescape(raw)
+	if err != nil {
+		return "", badRequest("stream id %q is not valid percent-encoding", clip(raw))
+	}
+	s = strings.Clone(s) // Params aliases a buffer Fiber reuses
+	if err := checkStream(s); err != nil {
+		return "", err
+	}
+	if err := principalOf(c).allow(s); err != nil {
+		return "", err
+	}
+	return s, nil
+}
+
+// clip bounds client input quoted in messages.
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:80] + "…"
+	}
+	return s
+}
+
+// requireJSON refuses a body declared as something other than JSON. A
+// request without Content-Type is read as JSON.
+func requireJSON(c *fiber.Ctx) error {
+	ct := c.Get(fiber.HeaderContentType)
+	if ct == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err == nil && (mt == fiber.MIMEApplicationJSON || strings.HasSuffix(mt, "+json")) {
+		return nil
+	}
+	return newClientError(errUnsupportedMedia, "the body must be application/json, not %q", clip(ct))
+}
+
+// decodeStrict decodes one JSON value into v, refusing unknown fields and
+// trailing data. v's strings and json.RawMessage fields are copies, so
+// body may alias a reused buffer.
+func decodeStrict(body []byte, v any) error {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return badRequest("a JSON body is required")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return badRequest("malformed JSON: %s", jsonReason(err))
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return badRequest("malformed JSON: data after the value")
+	}
+	return nil
+}
+
+// jsonReason is a decoding error without Go type names.
+func jsonReason(err error) string {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		if te.Field != "" {
+			return fmt.Sprintf("field %q: %s is not allowed here", te.Field, te.Value)
+		}
+		return fmt.Sprintf("a JSON %s is not allowed here", te.Value)
+	}
+	return strings.TrimPrefix(err.Error(), "json: ")
+}
+
+// commandData checks a command's data: absent or null is {}, anything but
+// an object is refused.
+func commandData(raw json.RawMessage) (json.RawMessage, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return json.RawMessage(`{}`), nil
+	}
+	if raw[0] != '{' {
+		return nil, badRequest("data must be a JSON object")
+	}
+	return raw, nil
+}
+
+// checkKey validates an idempotency key.
+func checkKey(key string) error {
+	if len(key) > maxKeyLength {
+		return badRequest("idempotency key longer than %d bytes", maxKeyLength)
+	}
+	for i := 0; i < len(key); i++ {
+		if key[i] < ' ' || key[i] > '~' {
+			return badRequest("idempotency key must be visible ASCII")
+		}
+	}
+	return nil
+}
+
+// idempotencyKey reads and copies the Idempotency-Key header.
+func idempotencyKey(c *fiber.Ctx) (string, error) {
+	key := strings.TrimSpace(c.Get("Idempotency-Key"))
+	if err := checkKey(key); err != nil {
+		return "", err
+	}
+	return strings.Clone(key), nil
+}
+
+// ifMatch parses If-Match: a version, bare or quoted ("3", W/"3"); "*"
+// and no header mean any version.
+func ifMatch(c *fiber.Ctx) (events.ExpectedVersion, error) {
+	return parseIfMatch(c.Get(fiber.HeaderIfMatch))
+}
+
+func parseIfMatch(h string) (events.ExpectedVersion, error) {
+	h = strings.TrimSpace(h)
+	if h == "" || h == "*" {
+		return events.AnyVersion, nil
+	}
+	v := strings.TrimPrefix(h, "W/")
+	if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+		v = v[1 : len(v)-1]
+	}
+	n, err := strconv.ParseUint(v, 10, 63)
+	if err != nil {
+		return 0, badRequest("If-Match must be a stream version, got %q", clip(h))
+	}
+	return events.Exactly(n), nil
+}
+
+// execute runs a command with the command deadline.
+func (s *Server) execute(ctx context.Context, cmd events.Command, expected events.ExpectedVersion) (actors.Result, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CommandTimeout)
+	defer cancel()
+	res, err := s.cfg.API.Execute(ctx, cmd, expected)
+	if err != nil {
+		return res, fmt.Errorf("%s %s: %w", cmd.Stream, cmd.Type, err)
+	}
+	return res, nil
+}
+
+type commandBody struct {
+	Type string          `json:"type"`
+	Data json.RawMessage `json:"data"`
+}
+
+type commandReply struct {
+	Stream  string         `json:"stream"`
+	Version uint64         `json:"version"`
+	Events  []events.Event `json:"events"`
+}
+
+func etag(v uint64) string { return `"` + strconv.FormatUint(v, 10) + `"` }
+
+// postCommand: POST /streams/{stream}/commands.
+func (s *Server) postCommand(c *fiber.Ctx) error {
+	stream, err := streamParam(c)
+	if err != nil {
+		return err
+	}
+	if err := requireJSON(c); err != nil {
+		return err
+	}
+	var body commandBody
+	if err := decodeStrict(c.Body(), &body); err != nil {
+		return err
+	}
+	if body.Type == "" {
+		return badRequest("type is required")
+	}
+	data, err := commandData(body.Data)
+	if err != nil {
+		return err
+	}
+	key, err := idempotencyKey(c)
+	if err != nil {
+		return err
+	}
+	expected, err := ifMatch(c)
+	if err != nil {
+		return err
+	}
+	res, err := s.execute(s.base, events.Command{
+		Stream: stream,
+		Type:   body.Type,
+		Data:   data,
+		ID:     key,
+		User:   principalOf(c).userName(),
+		Time:   s.cfg.Now(),
+	}, expected)
+	if err != nil {
+		return err
+	}
+	evs := res.Events
+	if evs == nil {
+		evs = []events.Event{}
+	}
+	c.Set(fiber.HeaderETag, etag(res.Version))
+	return c.JSON(commandReply{Stream: stream, Version: res.Version, Events: evs})
+}
+
+// getState: GET /streams/{stream}.
+func (s *Server) getState(c *fiber.Ctx) error {
+	stream, err := streamParam(c)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(s.base, s.cfg.CommandTimeout)
+	defer cancel()
+	view, err := s.cfg.API.State(ctx, stream)
+	if err != nil {
+		return fmt.Errorf("state of %s: %w", stream, err)
+	}
+	c.Set(fiber.HeaderETag, etag(view.Version))
+	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+	return c.Send(view.JSON)
+}
+
+type eventsReply struct {
+	Events []events.Event `json:"events"`
+	Next   uint64         `json:"next"`
+}
+
+// getEvents: GET /streams/{stream}/events?from=N&limit=M.
+func (s *Server) getEvents(c *fiber.Ctx) error {
+	stream, err := streamParam(c)
+	if err != nil {
+		return err
+	}
+	var from uint64
+	if q := c.Query("from"); q != "" {
+		if from, err = strconv.ParseUint(q, 10, 64); err != nil {
+			return badRequest("from must be a version (0 or more), got %q", clip(q))
+		}
+	}
+	limit := defaultReadLimit
+	if q := c.Query("limit"); q != "" {
+		n, err := strconv.Atoi(q)
+		if err != nil || n < 1 {
+			return badRequest("limit must be 1-%d, got %q", maxReadLimit, clip(q))
+		}
+		limit = min(n, maxReadLimit)
+	}
+	ctx, cancel := context.WithTimeout(s.base, s.cfg.CommandTimeout)
+	defer cancel()
+	evs, err := s.cfg.Log.ReadStream(ctx, stream, from, limit)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", stream, err)
+	}
+	next := from
+	if len(evs) > 0 {
+		next = evs[len(evs)-1].Version
+	} else {
+		evs = []events.Event{}
+	}
+	return c.JSON(eventsReply{Events: evs, Next: next})
+}

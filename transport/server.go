@@ -1,0 +1,488 @@
+package transport
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+	"github.com/gofiber/fiber/v2/middleware/adaptor"
+	"github.com/gofiber/fiber/v2/middleware/recover"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/b6368a97/engine/actors"
+)
+
+// Server is the engine's HTTP and WebSocket front end. Create it with New,
+// run it with Serve and stop it with Shutdown.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	app     *fiber.App
+	metrics *Metrics
+	limiter *limiter // nil when rate limiting is off
+
+	// base is the parent of every context the server hands to the
+	// runtime and the log; it is cancelled when Shutdown gives up waiting,
+	// so that nothing the server started outlives Shutdown.
+	base       context.Context
+	cancelBase context.CancelFunc
+
+	ready    atomic.Bool
+	draining atomic.Bool
+
+	// httpActive counts HTTP handlers running.
+	httpActive activity
+
+	mu        sync.Mutex
+	conns     map[*wsConn]struct{}
+	noConns   chan struct{} // closed when draining and conns is empty
+	listeners []net.Listener
+	stopping  bool          // Shutdown has begun
+	stopped   chan struct{} // closed when Shutdown has finished
+}
+
+// Keys of values the transport stores on a request.
+const (
+	localRequestID = "engine.request_id"
+	localPrincipal = "engine.principal"
+	localWS        = "engine.ws"
+)
+
+// New validates cfg, applies its defaults and builds the routes.
+func New(cfg Config) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	m := cfg.Metrics
+	if m == nil {
+		var err error
+		if m, err = NewMetrics(cfg.Registerer); err != nil {
+			return nil, err
+		}
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		metrics: m,
+		conns:   make(map[*wsConn]struct{}),
+		stopped: make(chan struct{}),
+	}
+	if cfg.RateLimit.PerSecond > 0 {
+		s.limiter = newLimiter(cfg.RateLimit.PerSecond, cfg.RateLimit.Burst, cfg.Now)
+	}
+	s.base, s.cancelBase = context.WithCancel(context.Background())
+	s.app = fiber.New(fiber.Config{
+		DisableStartupMessage: true,
+		// fasthttp refuses a body over its limit before reading it and
+		// closes the connection, which a client still sending sees as a
+		// reset instead of a 413. So fasthttp's limit is a hard cap above
+		// Config.BodyLimit, and guard answers 413 for bodies between the
+		// two, which have been read.
+		BodyLimit:    hardBodyLimit(cfg.BodyLimit),
+		ErrorHandler: s.fiberError,
+		WriteTimeout: cfg.WriteTimeout,
+		// A request's headers and body must arrive within this; idle
+		// keep-alive connections are closed after IdleTimeout.
+		ReadTimeout: time.Minute,
+		IdleTimeout: 2 * time.Minute,
+		// Routes match the raw path; stream ids are unescaped by the
+		// handlers so that "room%3Alobby" and "room:lobby" are the same.
+		UnescapePath: false,
+	})
+	// fasthttp's worker-pool janitor notices a stopped server only when
+	// it wakes, every MaxIdleWorkerDuration (default 10 s): keep that
+	// short so that no goroutine of the server outlives Shutdown by more
+	// than a second.
+	s.app.Server().MaxIdleWorkerDuration = time.Second
+	s.routes()
+	return s, nil
+}
+
+func (s *Server) routes() {
+	app := s.app
+	app.Use(s.observe)
+	app.Use(recover.New(recover.Config{
+		EnableStackTrace: true,
+		StackTraceHandler: func(c *fiber.Ctx, e any) {
+			s.log.Error("panic in handler", "request_id", requestID(c), "panic", fmt.Sprint(e), "stack", string(debug.Stack()))
+		},
+	}))
+	app.Use(s.guard)
+
+	app.Get("/healthz", s.healthz)
+	app.Get("/readyz", s.readyz)
+	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})))
+
+	app.Post("/streams/:stream/commands", s.authHTTP, s.postCommand)
+	app.Get("/streams/:stream/events", s.authHTTP, s.getEvents)
+	app.Get("/streams/:stream", s.authHTTP, s.getState)
+
+	app.Post("/signup", s.authHTTP, s.signup)
+	app.Post("/orders", s.authHTTP, s.postOrders)
+	app.Post("/order/:item", s.authHTTP, s.postOrderItem)
+	app.Post("/update-score", s.authHTTP, s.updateScore)
+
+	wsCfg := websocket.Config{
+		// Origins are checked by upgrade, which answers with a problem.
+		Origins:        []string{"*"},
+		RecoverHandler: s.wsRecover,
+	}
+	for _, ep := range s.endpoints() {
+		ep := ep
+		app.Get(ep.path, s.upgrade(ep), websocket.New(func(c *websocket.Conn) { s.serveWS(c, ep) }, wsCfg))
+	}
+}
+
+// Serve accepts connections on ln until Shutdown. It returns nil after
+// Shutdown (at once, closing ln, if Shutdown came first), or the
+// listener's error.
+func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		_ = ln.Close()
+		return nil
+	}
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
+	return s.app.Listener(ln)
+}
+
+// SetReady sets what GET /readyz reports (while not draining). cmd/engine
+// sets it once the store is open and the actors run.
+func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
+
+// Shutdown stops the server gracefully: /readyz turns 503, listeners close,
+// new requests and commands get 503, in-flight HTTP requests and
+// WebSocket commands are answered, then every WebSocket gets close 1001
+// "going away". It returns once every handler and connection goroutine has
+// ended. If ctx ends first, Shutdown cancels what still runs, closes the
+// remaining connections at once, waits for their goroutines and returns
+// ctx's error. The caller then stops the actors and closes the store.
+// Calling Shutdown again waits for the first call.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	if s.stopping {
+		s.mu.Unlock()
+		select {
+		case <-s.stopped:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	s.stopping = true
+	s.draining.Store(true)
+	conns := make([]*wsConn, 0, len(s.conns))
+	for c := range s.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	defer close(s.stopped)
+
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- s.stopHTTP(ctx) }()
+
+	for _, c := range conns {
+		c.startDrain()
+	}
+	forced := false
+	for _, c := range conns {
+		if err := c.waitIdle(ctx); err != nil {
+			forced = true
+			break
+		}
+		c.q.closeWith(websocket.CloseGoingAway, "going away", true)
+	}
+	if !forced && s.waitConns(ctx) != nil {
+		forced = true
+	}
+	if forced {
+		s.force()
+		// Every connection is unblocked now: its handler ends promptly.
+		_ = s.waitConns(context.Background())
+	}
+	err := <-httpErr // nil, or ctx's error
+	if err != nil && !forced {
+		forced = true
+		s.force()
+	}
+	if forced {
+		// With base cancelled, the remaining handlers end promptly.
+		_ = s.httpActive.wait(context.Background())
+	}
+	s.cancelBase()
+	if forced {
+		return fmt.Errorf("transport: shutdown: %w", context.Cause(ctx))
+	}
+	return nil
+}
+
+// stopHTTP closes the listeners and waits for in-flight HTTP handlers.
+func (s *Server) stopHTTP(ctx context.Context) error {
+	err := s.app.ShutdownWithContext(ctx)
+	s.mu.Lock()
+	lns := s.listeners
+	s.listeners = nil
+	s.mu.Unlock()
+	for _, ln := range lns {
+		// Fiber closed the listeners it had started serving; this closes
+		// one whose Serve had not got that far.
+		_ = ln.Close()
+	}
+	if err != nil {
+		return err
+	}
+	return s.httpActive.wait(ctx)
+}
+
+// force ends everything Shutdown is still waiting for.
+func (s *Server) force() {
+	s.cancelBase()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.forceClose()
+	}
+}
+
+func (s *Server) register(c *wsConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopping {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	return true
+}
+
+func (s *Server) unregister(c *wsConn) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.conns, c)
+	if len(s.conns) == 0 && s.noConns != nil {
+		close(s.noConns)
+		s.noConns = nil
+	}
+}
+
+// waitConns waits until no WebSocket handler runs.
+func (s *Server) waitConns(ctx context.Context) error {
+	s.mu.Lock()
+	if len(s.conns) == 0 {
+		s.mu.Unlock()
+		return nil
+	}
+	if s.noConns == nil {
+		s.noConns = make(chan struct{})
+	}
+	ch := s.noConns
+	s.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// activity counts work in flight and lets a caller wait for none. The zero
+// value is ready to use.
+type activity struct {
+	mu   sync.Mutex
+	n    int
+	idle chan struct{}
+}
+
+func (a *activity) add() {
+	a.mu.Lock()
+	a.n++
+	a.mu.Unlock()
+}
+
+func (a *activity) done() {
+	a.mu.Lock()
+	a.n--
+	if a.n == 0 && a.idle != nil {
+		close(a.idle)
+		a.idle = nil
+	}
+	a.mu.Unlock()
+}
+
+func (a *activity) wait(ctx context.Context) error {
+	a.mu.Lock()
+	if a.n == 0 {
+		a.mu.Unlock()
+		return nil
+	}
+	if a.idle == nil {
+		a.idle = make(chan struct{})
+	}
+	ch := a.idle
+	a.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// observe is the outermost middleware: request id, in-flight accounting,
+// error rendering and the one log line per request.
+func (s *Server) observe(c *fiber.Ctx) error {
+	start := time.Now()
+	s.httpActive.add()
+	defer s.httpActive.done()
+	rid := c.Get("X-Request-Id")
+	if validRequestID(rid) {
+		rid = strings.Clone(rid)
+	} else {
+		rid = rand.Text()
+	}
+	c.Locals(localRequestID, rid)
+	c.Set("X-Request-Id", rid)
+	if err := c.Next(); err != nil {
+		s.writeProblem(c, err)
+	}
+	if s.log.Enabled(context.Background(), slog.LevelInfo) {
+		s.log.LogAttrs(context.Background(), slog.LevelInfo, "http request",
+			slog.String("request_id", rid),
+			slog.String("method", strings.Clone(c.Method())),
+			slog.String("path", strings.Clone(c.Path())),
+			slog.Int("status", c.Response().StatusCode()),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("remote", c.IP()),
+		)
+	}
+	return nil
+}
+
+// fiberError is Fiber's ErrorHandler: it sees the errors that do not pass
+// through observe (a body over the limit, a malformed request line).
+func (s *Server) fiberError(c *fiber.Ctx, err error) error {
+	s.writeProblem(c, err)
+	return nil
+}
+
+// rateLimitError says when the client may try again.
+type rateLimitError struct{ wait time.Duration }
+
+func (e *rateLimitError) Error() string { return "too many requests: slow down" }
+func (e *rateLimitError) Unwrap() error { return errRateLimited }
+
+// writeProblem renders err as the protocol's problem+json.
+func (s *Server) writeProblem(c *fiber.Ctx, err error) {
+	p, internal := classify(err)
+	if internal {
+		s.log.Error("request failed", "request_id", requestID(c), "method", strings.Clone(c.Method()), "path", strings.Clone(c.Path()), "err", err)
+	}
+	switch p.Status {
+	case fiber.StatusUnauthorized:
+		c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="engine"`)
+	case fiber.StatusTooManyRequests:
+		var rl *rateLimitError
+		secs := 1
+		if errors.As(err, &rl) {
+			secs = max(1, int((rl.wait+time.Second-1)/time.Second))
+		}
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(secs))
+	case fiber.StatusServiceUnavailable:
+		c.Set(fiber.HeaderRetryAfter, "1")
+	}
+	c.Status(p.Status)
+	c.Set(fiber.HeaderContentType, "application/problem+json")
+	_ = c.Send(p.marshal())
+}
+
+// isProbe reports the paths that are never throttled, drained or
+// authenticated: orchestrators must always reach them.
+func isProbe(path string) bool {
+	return path == "/healthz" || path == "/readyz" || path == "/metrics"
+}
+
+// hardBodyLimit is the body size beyond which fasthttp drops the request
+// unread.
+func hardBodyLimit(limit int) int { return max(4*limit, limit+256<<10) }
+
+// guard refuses work while draining, throttles clients and enforces the
+// body limit.
+func (s *Server) guard(c *fiber.Ctx) error {
+	if isProbe(c.Path()) {
+		return c.Next()
+	}
+	if s.draining.Load() {
+		c.Set(fiber.HeaderConnection, "close")
+		return errDraining
+	}
+	if s.limiter != nil {
+		if ok, wait := s.limiter.allow(c.IP()); !ok {
+			return &rateLimitError{wait: wait}
+		}
+	}
+	if n := len(c.Request().Body()); n > s.cfg.BodyLimit {
+		return newClientError(errBodyTooLarge, "the body has %d bytes, the limit is %d", n, s.cfg.BodyLimit)
+	}
+	return c.Next()
+}
+
+// authHTTP authenticates the bearer token of a request.
+func (s *Server) authHTTP(c *fiber.Ctx) error {
+	p, err := s.authenticate(bearer(c.Get(fiber.HeaderAuthorization)))
+	if err != nil {
+		return err
+	}
+	c.Locals(localPrincipal, p)
+	return c.Next()
+}
+
+func principalOf(c *fiber.Ctx) *principal {
+	p, _ := c.Locals(localPrincipal).(*principal)
+	return p
+}
+
+func requestID(c *fiber.Ctx) string {
+	id, _ := c.Locals(localRequestID).(string)
+	return id
+}
+
+// validRequestID accepts a client's X-Request-Id of 1-128 visible ASCII
+// characters; anything else is replaced by a fresh id.
+func validRequestID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) healthz(c *fiber.Ctx) error {
+	return c.JSON(fiber.Map{"status": "ok"})
+}
+
+func (s *Server) readyz(c *fiber.Ctx) error {
+	switch {
+	case s.draining.Load():
+		return errDraining
+	case !s.ready.Load():
+		return newClientError(actors.ErrUnavailable, "the server is starting")
+	}
+	return c.JSON(fiber.Map{"status": "ready"})
+}

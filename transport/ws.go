@@ -1,0 +1,588 @@
+package transport
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gofiber/contrib/websocket"
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/b6368a97/engine/actors"
+	"github.com/b6368a97/engine/events"
+)
+
+// endpoint is one WebSocket path's behaviour on top of the common
+// connection machinery.
+type endpoint struct {
+	path string
+	// check runs on the upgrade request, before the upgrade: a refusal is
+	// an HTTP problem.
+	check func(s *Server, req *wsRequest) error
+	// start runs once the connection is registered and its writer runs.
+	start func(c *wsConn) error
+	// frame handles one data frame from the client, on the reader
+	// goroutine.
+	frame func(c *wsConn, typ int, data []byte)
+	// render turns an event delivered to one of the connection's
+	// subscriptions into its frame; ok false skips the event.
+	render func(ev *events.Event) (data []byte, ok bool)
+	// presence: forward presence changes of subscribed rooms.
+	presence bool
+}
+
+// wsRequest is what the upgrade request tells a connection, copied out of
+// the Fiber context before the upgrade.
+type wsRequest struct {
+	principal *principal
+	user      string // ?user=
+	requestID string
+	ip        string
+	head      uint64 // /live-score: the log's head at the upgrade
+}
+
+// upgrade checks a WebSocket upgrade request before contrib/websocket
+// takes it over: that it is one, its Origin, its token, the rate limit
+// (in guard) and the endpoint's own check. Refusals are HTTP problems.
+func (s *Server) upgrade(ep *endpoint) fiber.Handler {
+	return func(c *fiber.Ctx) error {
+		if !websocket.IsWebSocketUpgrade(c) {
+			return badRequest("%s is a WebSocket endpoint: send an upgrade request", ep.path)
+		}
+		if origin := c.Get(fiber.HeaderOrigin); origin != "" && len(s.cfg.AllowedOrigins) > 0 && !slices.Contains(s.cfg.AllowedOrigins, origin) {
+			return newClientError(events.ErrForbidden, "origin %q is not allowed", clip(origin))
+		}
+		token := bearer(c.Get(fiber.HeaderAuthorization))
+		if token == "" {
+			token = c.Query("token")
+		}
+		p, err := s.authenticate(token)
+		if err != nil {
+			return err
+		}
+		req := &wsRequest{
+			principal: p,
+			user:      strings.Clone(c.Query("user")),
+			requestID: requestID(c),
+			ip:        c.IP(),
+		}
+		if ep.check != nil {
+			if err := ep.check(s, req); err != nil {
+				return err
+			}
+		}
+		c.Locals(localWS, req)
+		return c.Next()
+	}
+}
+
+// wsRecover logs a panic of a connection handler. The handler's deferred
+// teardown has already stopped the writer, so nothing writes here.
+func (s *Server) wsRecover(c *websocket.Conn) {
+	if e := recover(); e != nil {
+		s.log.Error("panic in websocket handler", "panic", fmt.Sprint(e))
+	}
+}
+
+// wsConn is one WebSocket connection.
+//
+// Goroutines: the handler goroutine reads (readLoop) and, when the reader
+// ends, tears the connection down; the writer goroutine (writeLoop) owns
+// every write, the ping ticker and the close frame; command lanes,
+// catch-ups and the /live-score follower are tracked by wg. The handler
+// returns only after all of them have ended, because contrib/websocket
+// recycles the *websocket.Conn for another client once it returns.
+// Actors never see the connection: they call Enqueue on a wsSub, which
+// only touches q.
+type wsConn struct {
+	s   *Server
+	ep  *endpoint
+	ws  *websocket.Conn
+	req *wsRequest
+	q   *sendQueue
+
+	ctx    context.Context // ends with the connection
+	cancel context.CancelFunc
+
+	writerDone chan struct{}
+	wg         sync.WaitGroup
+
+	// dlMu orders read-deadline changes: once closing is set the reader no
+	// longer extends its deadline, so a peer cannot keep a closing
+	// connection open.
+	dlMu    sync.Mutex
+	closing bool
+
+	// mu guards the command lanes and the drain state.
+	mu       sync.Mutex
+	draining bool
+	inflight int
+	idle     chan struct{}
+	lanes    map[string][]func()
+	slots    chan struct{} // one per command in flight
+
+	subs map[string]*wsSub // the reader goroutine's only
+}
+
+func (s *Server) serveWS(ws *websocket.Conn, ep *endpoint) {
+	req, _ := ws.Locals(localWS).(*wsRequest)
+	if req == nil {
+		req = &wsRequest{}
+	}
+	ctx, cancel := context.WithCancel(s.base)
+	c := &wsConn{
+		s:          s,
+		ep:         ep,
+		ws:         ws,
+		req:        req,
+		ctx:        ctx,
+		cancel:     cancel,
+		writerDone: make(chan struct{}),
+		lanes:      make(map[string][]func()),
+		slots:      make(chan struct{}, s.cfg.MaxInflight),
+		subs:       make(map[string]*wsSub),
+	}
+	c.q = newSendQueue(s.cfg.SendQueueFrames, s.cfg.SendQueueBytes, s.metrics.slowCloses.Inc)
+	if !s.register(c) {
+		cancel()
+		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "going away"), time.Now().Add(s.cfg.WriteTimeout))
+		return
+	}
+	s.metrics.connections.Inc()
+	defer s.unregister(c)
+	defer s.metrics.connections.Dec()
+	go c.writeLoop()
+	var readErr error
+	// teardown runs even if a handler panics: the writer must be gone
+	// before this function returns.
+	defer func() { c.teardown(readErr) }()
+	if ep.start != nil {
+		if err := ep.start(c); err != nil {
+			c.closeFor(err)
+		}
+	}
+	readErr = c.readLoop()
+}
+
+// closeFor closes the connection because setting it up failed.
+func (c *wsConn) closeFor(err error) {
+	p, internal := classify(err)
+	if internal {
+		c.s.log.Error("websocket setup failed", "path", c.ep.path, "request_id", c.req.requestID, "err", err)
+	}
+	code := websocket.CloseInternalServerErr
+	if p.Code == codeUnavailable {
+		code = websocket.CloseTryAgainLater
+	}
+	c.q.closeWith(code, p.Code, true)
+}
+
+func (c *wsConn) teardown(readErr error) {
+	c.cancel()
+	for _, sub := range c.subs {
+		c.dropSub(sub)
+	}
+	c.q.stopNow()
+	<-c.writerDone
+	if errors.Is(readErr, websocket.ErrReadLimit) {
+		c.linger()
+	}
+	c.wg.Wait()
+	if c.s.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.s.log.Debug("websocket closed", "path", c.ep.path, "request_id", c.req.requestID, "err", readErr)
+	}
+}
+
+// linger reads and discards what the peer still sends after the library
+// answered an oversized frame with close 1009, until the peer closes or
+// the write timeout passes: closing a socket with unread data would reset
+// the connection and could destroy the close frame before the peer reads
+// it.
+func (c *wsConn) linger() {
+	nc := c.ws.NetConn()
+	_ = nc.SetReadDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
+	_, _ = io.Copy(io.Discard, io.LimitReader(nc, 4*c.s.cfg.ReadLimit+1<<20))
+}
+
+// extendRead pushes the read deadline PongTimeout ahead, unless closing.
+func (c *wsConn) extendRead() {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	if !c.closing {
+		_ = c.ws.SetReadDeadline(time.Now().Add(c.s.cfg.PongTimeout))
+	}
+}
+
+// closingIn gives the reader d more time (the peer's close frame), and no
+// more extensions.
+func (c *wsConn) closingIn(d time.Duration) {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	c.closing = true
+	_ = c.ws.SetReadDeadline(time.Now().Add(d))
+}
+
+func (c *wsConn) isClosing() bool {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	return c.closing
+}
+
+// forceClose unblocks the reader and the writer at once. The server calls
+// it, holding its registry lock, when Shutdown runs out of time.
+func (c *wsConn) forceClose() {
+	c.cancel()
+	c.q.stopNow()
+	c.closingIn(0)
+	_ = c.ws.NetConn().SetWriteDeadline(time.Now())
+}
+
+func (c *wsConn) readLoop() error {
+	c.ws.SetReadLimit(c.s.cfg.ReadLimit)
+	c.extendRead()
+	c.ws.SetPongHandler(func(string) error {
+		c.extendRead()
+		return nil
+	})
+	ping := c.ws.PingHandler()
+	c.ws.SetPingHandler(func(data string) error {
+		c.extendRead()
+		return ping(data)
+	})
+	for {
+		typ, data, err := c.ws.ReadMessage()
+		if err != nil {
+			return err
+		}
+		c.s.metrics.framesIn.Inc()
+		if c.isClosing() {
+			continue // waiting for the peer's close frame
+		}
+		c.extendRead()
+		c.ep.frame(c, typ, data)
+	}
+}
+
+func (c *wsConn) writeLoop() {
+	defer close(c.writerDone)
+	ticker := time.NewTicker(c.s.cfg.PingInterval)
+	defer ticker.Stop()
+	var batch []outItem
+	for {
+		var (
+			code int
+			text string
+			exit bool
+		)
+		batch, code, text, exit = c.q.take(batch[:0])
+		if exit {
+			return
+		}
+		for i := range batch {
+			var err error
+			if !c.q.discarding() {
+				err = c.write(&batch[i])
+			}
+			batch[i] = outItem{}
+			if err != nil {
+				c.abort()
+				return
+			}
+		}
+		if code != 0 {
+			_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(c.s.cfg.WriteTimeout))
+			c.closingIn(c.s.cfg.WriteTimeout)
+			return
+		}
+		select {
+		case <-ticker.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
+				c.abort()
+				return
+			}
+		default:
+		}
+		if len(batch) > 0 {
+			continue // more may have come while writing
+		}
+		select {
+		case <-c.q.wake:
+		case <-ticker.C:
+			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
+				c.abort()
+				return
+			}
+		}
+	}
+}
+
+// abort ends a connection whose writes fail: the reader is unblocked now.
+func (c *wsConn) abort() {
+	c.q.stopNow()
+	c.closingIn(0)
+}
+
+func (c *wsConn) write(it *outItem) error {
+	data := it.data
+	if it.ev != nil {
+		var ok bool
+		if data, ok = c.ep.render(it.ev); !ok {
+			return nil
+		}
+	}
+	if err := c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
+		return err
+	}
+	if err := c.ws.WriteMessage(it.typ, data); err != nil {
+		return err
+	}
+	c.s.metrics.framesOut.Inc()
+	return nil
+}
+
+// send queues an encoded text frame.
+func (c *wsConn) send(data []byte) bool {
+	return c.q.push(outItem{typ: websocket.TextMessage, data: data, size: len(data)})
+}
+
+// sendJSON queues v as a text frame.
+func (c *wsConn) sendJSON(v any) bool {
+	data, err := json.Marshal(v)
+	if err != nil {
+		c.s.log.Error("encode websocket frame", "err", err)
+		return false
+	}
+	return c.send(data)
+}
+
+// submit runs fn on the lane of stream: commands of one connection to one
+// stream run one at a time, in the order received; different streams run
+// concurrently. It waits while MaxInflight commands are in flight, and
+// returns false when the connection is draining or ending.
+func (c *wsConn) submit(stream string, fn func()) bool {
+	select {
+	case c.slots <- struct{}{}:
+	case <-c.ctx.Done():
+		return false
+	}
+	c.mu.Lock()
+	if c.draining {
+		c.mu.Unlock()
+		<-c.slots
+		return false
+	}
+	c.inflight++
+	pending, running := c.lanes[stream]
+	c.lanes[stream] = append(pending, fn)
+	if !running {
+		c.wg.Add(1)
+		go c.runLane(stream)
+	}
+	c.mu.Unlock()
+	return true
+}
+
+func (c *wsConn) runLane(stream string) {
+	defer c.wg.Done()
+	for {
+		c.mu.Lock()
+		pending := c.lanes[stream]
+		if len(pending) == 0 {
+			delete(c.lanes, stream)
+			c.mu.Unlock()
+			return
+		}
+		fn := pending[0]
+		pending[0] = nil
+		c.lanes[stream] = pending[1:]
+		c.mu.Unlock()
+
+		fn()
+
+		<-c.slots
+		c.mu.Lock()
+		c.inflight--
+		if c.inflight == 0 && c.idle != nil {
+			close(c.idle)
+			c.idle = nil
+		}
+		c.mu.Unlock()
+	}
+}
+
+// startDrain refuses further commands (they get 503 unavailable).
+func (c *wsConn) startDrain() {
+	c.mu.Lock()
+	c.draining = true
+	c.mu.Unlock()
+}
+
+// waitIdle waits until no command is in flight; after startDrain, their
+// replies are then queued.
+func (c *wsConn) waitIdle(ctx context.Context) error {
+	c.mu.Lock()
+	if c.inflight == 0 {
+		c.mu.Unlock()
+		return nil
+	}
+	if c.idle == nil {
+		c.idle = make(chan struct{})
+	}
+	ch := c.idle
+	c.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// wsSub is one subscription of a connection; it is the actors.Sink the
+// runtime delivers to. Its fields after stream are guarded by c.q.mu.
+type wsSub struct {
+	c      *wsConn
+	stream string
+	sub    actors.Subscription // set once Subscribe returned
+	stop   context.CancelFunc  // ends its catch-up
+
+	active bool
+	live   bool
+	last   uint64 // highest event version queued
+	held   []outItem
+}
+
+func (c *wsConn) newSub(stream string) *wsSub {
+	return &wsSub{c: c, stream: stream, active: true, stop: func() {}}
+}
+
+// Enqueue implements actors.Sink. It never blocks.
+func (s *wsSub) Enqueue(d actors.Delivery) bool {
+	if d.Event == nil || d.Presence {
+		if !s.c.ep.presence {
+			return true
+		}
+		members := d.Members
+		if members == nil {
+			members = []string{}
+		}
+		data, err := json.Marshal(presenceFrame{Op: "presence", Stream: s.stream, Members: members})
+		if err != nil {
+			return true
+		}
+		return s.c.q.deliver(s, outItem{typ: websocket.TextMessage, data: data, sub: s, size: len(data)})
+	}
+	return s.c.q.deliver(s, outItem{typ: websocket.TextMessage, ev: d.Event, sub: s, size: eventSize(d.Event)})
+}
+
+// Overflow implements actors.Sink: the runtime gave up on this
+// subscriber, so the connection closes as a slow consumer (it resumes
+// with "from").
+func (s *wsSub) Overflow() { s.c.q.overflow() }
+
+// subscribe starts a subscription. onVersion runs once the runtime has
+// registered it at version v, before any delivery is queued (the runtime
+// calls it from Subscribe; a runtime that does not is covered after
+// Subscribe returns). Events with version > from are then delivered: from
+// the log up to v by a paced catch-up, then live. from nil means live
+// only.
+func (c *wsConn) subscribe(stream, member string, from *uint64, onVersion func(v uint64)) (*wsSub, error) {
+	sub := c.newSub(stream)
+	var once sync.Once
+	started := func(v uint64) {
+		once.Do(func() {
+			if onVersion != nil {
+				onVersion(v)
+			}
+			c.startDelivery(sub, from, v)
+		})
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.CommandTimeout)
+	defer cancel()
+	as, err := c.s.cfg.API.Subscribe(ctx, actors.SubscribeRequest{
+		Stream:     stream,
+		Member:     member,
+		Sink:       sub,
+		Subscribed: started,
+	})
+	if err != nil {
+		c.q.deactivate(sub)
+		sub.stop()
+		return nil, fmt.Errorf("subscribe %s: %w", stream, err)
+	}
+	sub.sub = as
+	started(as.Version())
+	return sub, nil
+}
+
+func (c *wsConn) startDelivery(sub *wsSub, from *uint64, v uint64) {
+	switch {
+	case from == nil:
+		c.q.startLive(sub, v, true)
+	case *from >= v:
+		c.q.startLive(sub, *from, true)
+	default:
+		c.q.startLive(sub, *from, false)
+		ctx, cancel := context.WithCancel(c.ctx)
+		sub.stop = cancel
+		c.wg.Add(1)
+		go c.catchUp(ctx, sub, *from, v)
+	}
+}
+
+// catchUpPage is how many events catch-up reads at a time.
+const catchUpPage = 256
+
+// catchUp queues the stored events of sub in (after, to], paced by the
+// writer, then makes sub live.
+func (c *wsConn) catchUp(ctx context.Context, sub *wsSub, after, to uint64) {
+	defer c.wg.Done()
+	for after < to {
+		page, err := c.s.cfg.Log.ReadStream(ctx, sub.stream, after, int(min(to-after, catchUpPage)))
+		if err != nil {
+			if ctx.Err() == nil {
+				c.s.log.Warn("subscription catch-up failed", "stream", sub.stream, "err", err)
+				// The client cannot get a gap-free stream: end the
+				// connection; it resumes with from.
+				c.q.closeWith(websocket.CloseInternalServerErr, "catch-up failed", false)
+			}
+			return
+		}
+		if len(page) == 0 {
+			break
+		}
+		for i := range page {
+			ev := &page[i]
+			if ev.Version > to {
+				break
+			}
+			if err := c.q.pushCatchUp(ctx, sub, outItem{typ: websocket.TextMessage, ev: ev, sub: sub, size: eventSize(ev)}); err != nil {
+				return
+			}
+		}
+		after = page[len(page)-1].Version
+	}
+	c.q.goLive(sub)
+}
+
+// dropSub ends a subscription: nothing more of it is sent.
+func (c *wsConn) dropSub(sub *wsSub) {
+	c.q.deactivate(sub)
+	sub.stop()
+	if sub.sub != nil {
+		sub.sub.Cancel()
+	}
+}
+
+type presenceFrame struct {
+	Op      string   `json:"op"`
+	Stream  string   `json:"stream"`
+	Members []string `json:"members"`
+}
