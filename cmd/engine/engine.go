@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -228,6 +229,9 @@ func OpenStore(cfg Config, logger *slog.Logger) (events.Store, error) {
 			return nil, fmt.Errorf("data directory: %w", err)
 		}
 		s, err := pebblestore.Open(dir, pebblestore.Config{Logger: logger})
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("open store in %s: in use by another engine process (stop it first): %w", dir, err)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("open store in %s: %w", dir, err)
 		}
