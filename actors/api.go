@@ -46,7 +46,9 @@ type Config struct {
 
 // Mailer sends one email. key is the step's idempotency key: sending the
 // same key twice must deliver at most one message where the receiver can
-// tell (an outbox file named by key, a Message-ID derived from it).
+// tell (an outbox file named by key, a Message-ID derived from it). An
+// error with a method Permanent() bool that returns true is not retried
+// (a rejected recipient); any other error is retried with backoff.
 type Mailer interface {
 	Send(ctx context.Context, key string, msg events.Email) error
 }

@@ -14,6 +14,8 @@
 //     stream and decides once more before it is reported. A command id
 //     makes a command idempotent: the event ids derive from it, and the
 //     actor remembers recent ids (see cmdWindow for the exact guarantee).
+//     Commands that queue up behind an append are decided in order and
+//     appended together in one store call (group commit, batch.go).
 //   - Snapshots every Config.SnapshotEvery events (a failure is logged).
 //   - Passivation after Config.IdleTimeout without messages, subscribers or
 //     a running step; the next message reactivates the stream.
@@ -31,7 +33,8 @@
 // API method waits on a reply channel with room for one answer, selecting
 // on its own context, so an actor never blocks on a caller. Sinks are only
 // called through non-blocking Enqueue (and Overflow once), serialised per
-// subscription. Goroutines: protoactor's mailbox goroutines, one goroutine
+// subscription. Goroutines: mailbox goroutines of the runtime's dispatcher
+// (reused while busy, gone after a second idle or at Stop), one goroutine
 // per running step (owned by its child actor, stopped with it), one
 // catch-up reader per subscription while it catches up (owned by the
 // subscription, stopped by Cancel or Stop), and one timer per active

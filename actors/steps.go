@@ -187,15 +187,18 @@ func (s *stepActor) attempt(ctx context.Context, st events.Step) (err error) {
 // permanentError is a step failure that a retry cannot fix.
 type permanentError struct{ err error }
 
-func (e permanentError) Error() string { return e.err.Error() }
-func (e permanentError) Unwrap() error { return e.err }
+func (e permanentError) Error() string   { return e.err.Error() }
+func (e permanentError) Unwrap() error   { return e.err }
+func (e permanentError) Permanent() bool { return true }
 
 func permanent(err error) error { return permanentError{err} }
 
-// isPermanent: errors that say the request itself is wrong are not retried.
+// isPermanent: errors that say the request itself is wrong are not
+// retried. A Mailer (or anything else in the chain) marks such an error
+// with a method Permanent() bool, the way actors/mailer does.
 func isPermanent(err error) bool {
-	var p permanentError
-	if errors.As(err, &p) {
+	var p interface{ Permanent() bool }
+	if errors.As(err, &p) && p.Permanent() {
 		return true
 	}
 	for _, target := range []error{ErrUnknownKind, events.ErrInvalidStream, events.ErrInvalid,

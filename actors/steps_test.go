@@ -3,6 +3,7 @@ package actors
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -21,8 +22,14 @@ type rtMailer struct {
 	mu        sync.Mutex
 	sends     map[string]int
 	failFirst int
+	permanent bool // fail with an error that says a retry cannot help
 	next      Mailer
 }
+
+type rtRejected struct{}
+
+func (rtRejected) Error() string   { return "550 no such user" }
+func (rtRejected) Permanent() bool { return true }
 
 func (m *rtMailer) Send(ctx context.Context, key string, msg events.Email) error {
 	m.mu.Lock()
@@ -32,6 +39,9 @@ func (m *rtMailer) Send(ctx context.Context, key string, msg events.Email) error
 	m.sends[key]++
 	n := m.sends[key]
 	m.mu.Unlock()
+	if m.permanent {
+		return fmt.Errorf("send: %w", rtRejected{})
+	}
 	if m.failFirst < 0 || n <= m.failFirst {
 		return errors.New("smtp: try again later")
 	}
@@ -125,16 +135,19 @@ func TestStepRetries(t *testing.T) {
 	tests := []struct {
 		name         string
 		failFirst    int
+		permanent    bool
 		wantStatus   string
 		wantAttempts int
+		wantErr      string
 	}{
-		{"retry then success", 2, "done", 3},
-		{"final failure", -1, "failed", 3},
+		{"retry then success", 2, false, "done", 3, ""},
+		{"final failure", -1, false, "failed", 3, "try again later"},
+		{"permanent failure is not retried", 0, true, "failed", 1, "550 no such user"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			store := rtMemStore(t)
-			mailer := &rtMailer{failFirst: tt.failFirst}
+			mailer := &rtMailer{failFirst: tt.failFirst, permanent: tt.permanent}
 			cfg := rtConfig(store)
 			cfg.Mailer = mailer
 			cfg.StepAttempts = 3
@@ -150,7 +163,7 @@ func TestStepRetries(t *testing.T) {
 			if got := mailer.count("shop:r/receipt"); got != tt.wantAttempts {
 				t.Fatalf("mailer called %d times, want %d", got, tt.wantAttempts)
 			}
-			if tt.wantStatus == "failed" && !strings.Contains(s.Errors["receipt"], "try again later") {
+			if !strings.Contains(s.Errors["receipt"], tt.wantErr) {
 				t.Fatalf("recorded error = %q", s.Errors["receipt"])
 			}
 			// A failing step never blocked the stream's commands, and the
