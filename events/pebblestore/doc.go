@@ -9,10 +9,17 @@
 // on the same stream in one batch see each other's effects, and a failing
 // request leaves the others untouched), assigns consecutive versions and
 // gap-free global positions, and commits the lot as one Pebble batch with
-// pebble.Sync. It does not wait for that sync: while a batch syncs, the
-// next one is built and committed, and an acknowledger goroutine waits for
-// the syncs in commit order, advances the durable watermark and replies.
-// There is no timer: a lone append is committed at once.
+// a WAL sync request that it does not wait for. An acknowledger goroutine
+// waits for the syncs in commit order, advances the durable watermark and
+// replies. Pebble's WAL writer syncs back to back, folding every request
+// queued during one sync into the next, so the disk never idles between
+// syncs while the writer keeps building batches. There is no timer: a lone
+// append is committed at once. The details are in writer.go.
+//
+// Idempotency: each append's ids are checked on the caller's goroutine,
+// against an in-memory filter of every stored id (filled by a background
+// scan at Open) or, when the filter cannot rule an id out, against
+// Pebble; the writer then only checks the ids written since (writer.go).
 //
 // Reads: Pebble makes a committed batch visible before its WAL sync
 // returns, so every read is capped at the durable watermark (the last
@@ -21,13 +28,14 @@
 // events.Follow on that watermark.
 //
 // Storage layout is described in codec.go. Open does not scan the log: the
-// last position is found with one seek, and a stream's head is loaded with
-// one seek the first time the writer touches it.
+// last position is found with one seek, a stream's head is loaded with one
+// seek the first time the writer touches it, and the id filter is filled
+// in the background after Open returns.
 //
 // Concurrency: all Store methods are safe for concurrent use. The Store
-// owns two goroutines (writer and acknowledger), started by Open and
-// stopped by Close, which first stops accepting calls, then lets every
-// in-flight call finish, then ends every Follow with events.ErrClosed and
-// closes Pebble. After Close every method returns an error matching
-// events.ErrClosed.
+// owns three goroutines, started by Open and stopped by Close: the writer,
+// the acknowledger and the id-filter scan. Close first stops accepting
+// calls, then lets every in-flight call finish, stops the scan, ends every
+// Follow with events.ErrClosed and closes Pebble. After Close every method
+// returns an error matching events.ErrClosed.
 package pebblestore

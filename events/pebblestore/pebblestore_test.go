@@ -94,15 +94,17 @@ func checkLog(t *testing.T, s events.Store) []events.Event {
 // TestConcurrentWriters races writers over a few streams, half with exact
 // expected versions (retrying on conflict), half with AnyVersion, and
 // checks that every acknowledged append is in the log exactly as
-// acknowledged. The small-batch case forces many groups.
+// acknowledged. The small-batch case forces many batches per round.
 func TestConcurrentWriters(t *testing.T) {
 	tests := []struct {
 		name string
 		cfg  func(Config) Config
 	}{
 		{"defaults", func(c Config) Config { return c }},
-		{"tiny batches", func(c Config) Config { c.MaxBatchEvents = 3; c.MaxInFlightBatches = 1; return c }},
-		{"deep pipeline", func(c Config) Config { c.MaxInFlightBatches = 8; return c }},
+		// One pending sync: requests taken while it waits are applied
+		// without a sync and sealed with a marker.
+		{"one pending sync", func(c Config) Config { c.MaxPendingSyncs = 1; return c }},
+		{"one pending sync, tiny batches", func(c Config) Config { c.MaxBatchEvents = 3; c.MaxPendingSyncs = 1; return c }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -384,7 +386,7 @@ func TestConfigValidate(t *testing.T) {
 		{"zero", Config{}, true},
 		{"negative batch", Config{MaxBatchEvents: -1}, false},
 		{"negative bytes", Config{MaxBatchBytes: -1}, false},
-		{"negative in flight", Config{MaxInFlightBatches: -1}, false},
+		{"negative in flight", Config{MaxPendingSyncs: -1}, false},
 		{"negative queue", Config{QueueSize: -1}, false},
 		{"negative heads", Config{MaxCachedStreams: -1}, false},
 		{"huge memtable", Config{MemTableSize: 2 << 30}, false},

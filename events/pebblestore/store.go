@@ -28,8 +28,8 @@ type Config struct {
 	Now func() time.Time
 
 	// MaxBatchEvents caps how many events the writer puts into one Pebble
-	// batch (one WAL write and sync). A single append larger than that is
-	// still written whole. Zero means 4096.
+	// batch. A single append larger than that is still written whole. Zero
+	// means 4096.
 	MaxBatchEvents int
 
 	// MaxBatchBytes caps the encoded size of one batch, so that a burst of
@@ -37,11 +37,11 @@ type Config struct {
 	// Zero means 4 MiB.
 	MaxBatchBytes int
 
-	// MaxInFlightBatches is how many committed batches may be waiting for
-	// their WAL sync while the writer builds and commits the next one.
-	// 1 means no pipelining: the next batch is built while the previous one
-	// syncs but committed only after it is durable. Zero means 2.
-	MaxInFlightBatches int
+	// MaxPendingSyncs is how many WAL sync requests (one per batch the
+	// writer commits) may wait for their sync at once. While that many
+	// wait, the writer keeps applying new requests without a sync and
+	// requests one sync for all of them when a slot frees. Zero means 64.
+	MaxPendingSyncs int
 
 	// QueueSize is how many appends (and snapshot or pending updates) may
 	// wait for the writer before callers block. Zero means 1024.
@@ -58,6 +58,13 @@ type Config struct {
 
 	// CacheSize is the size of Pebble's block cache. Zero means 64 MiB.
 	CacheSize int64
+
+	// IDFilterSize is how many event ids the in-memory id filter may cover
+	// (it takes about 1.5 bytes per id). The filter lets an append skip
+	// looking up its new ids in Pebble; past this many ids it is dropped
+	// and appends look their ids up again. Zero means 16 million (about
+	// 24 MiB); negative disables the filter.
+	IDFilterSize int64
 }
 
 func (c Config) withDefaults() Config {
@@ -73,8 +80,8 @@ func (c Config) withDefaults() Config {
 	if c.MaxBatchBytes == 0 {
 		c.MaxBatchBytes = 4 << 20
 	}
-	if c.MaxInFlightBatches == 0 {
-		c.MaxInFlightBatches = 2
+	if c.MaxPendingSyncs == 0 {
+		c.MaxPendingSyncs = 64
 	}
 	if c.QueueSize == 0 {
 		c.QueueSize = 1024
@@ -88,6 +95,9 @@ func (c Config) withDefaults() Config {
 	if c.CacheSize == 0 {
 		c.CacheSize = 64 << 20
 	}
+	if c.IDFilterSize == 0 {
+		c.IDFilterSize = 16 << 20
+	}
 	return c
 }
 
@@ -98,8 +108,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("pebblestore: MaxBatchEvents %d < 0", c.MaxBatchEvents)
 	case c.MaxBatchBytes < 0:
 		return fmt.Errorf("pebblestore: MaxBatchBytes %d < 0", c.MaxBatchBytes)
-	case c.MaxInFlightBatches < 0:
-		return fmt.Errorf("pebblestore: MaxInFlightBatches %d < 0", c.MaxInFlightBatches)
+	case c.MaxPendingSyncs < 0:
+		return fmt.Errorf("pebblestore: MaxPendingSyncs %d < 0", c.MaxPendingSyncs)
 	case c.QueueSize < 0:
 		return fmt.Errorf("pebblestore: QueueSize %d < 0", c.QueueSize)
 	case c.MaxCachedStreams < 0:
@@ -132,6 +142,12 @@ type Store struct {
 	reqs chan *request
 	w    *writer
 	done chan struct{} // closed when the writer and acknowledger have returned
+
+	// ids is the in-memory id filter (nil when disabled); scanStop and
+	// scanDone stop and await the goroutine that fills it at Open.
+	ids      *idFilter
+	scanStop context.CancelFunc
+	scanDone chan struct{}
 }
 
 // Open opens (creating when needed) the store in dir.
@@ -145,6 +161,16 @@ func Open(dir string, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	go s.w.run()
+	if s.ids != nil {
+		ctx, stop := context.WithCancel(context.Background())
+		s.scanStop = stop
+		go func() {
+			defer close(s.scanDone)
+			if err := s.ids.scan(ctx, s.db); err != nil && ctx.Err() == nil {
+				s.log.Error("pebblestore: id filter scan failed; appends look ids up in Pebble", "err", err)
+			}
+		}()
+	}
 	return s, nil
 }
 
@@ -164,11 +190,15 @@ func open(dir string, cfg Config) (*Store, error) {
 		return nil, errors.Join(fmt.Errorf("pebblestore: open %s: %w", dir, err), db.Close())
 	}
 	s := &Store{
-		cfg:  cfg,
-		db:   db,
-		log:  cfg.Logger,
-		reqs: make(chan *request, cfg.QueueSize),
-		done: make(chan struct{}),
+		cfg:      cfg,
+		db:       db,
+		log:      cfg.Logger,
+		reqs:     make(chan *request, cfg.QueueSize),
+		done:     make(chan struct{}),
+		scanDone: make(chan struct{}),
+	}
+	if cfg.IDFilterSize > 0 {
+		s.ids = newIDFilter(cfg.IDFilterSize)
 	}
 	s.wm.Advance(last)
 	s.w = newWriter(s, last)
@@ -256,12 +286,16 @@ func (s *Store) Append(ctx context.Context, stream string, expected events.Expec
 // precheckIDs looks the request's ids up on the caller's goroutine, so
 // that the single writer does not have to: for a new id (nearly every id)
 // the writer then only checks the ids written since the pre-check (see
-// writer.addAppend). Reading applied first makes every group up to it
-// visible to the lookups.
+// writer.addAppend). The id filter rules most new ids out without Pebble.
+// Reading applied first makes every group up to it visible to the lookups,
+// in Pebble and in the filter.
 func (s *Store) precheckIDs(r *request) error {
 	r.seen = s.w.applied.Load()
 	var kb [1 + events.MaxIDLength]byte
 	for i := range r.evs {
+		if s.ids != nil && s.ids.absent(r.evs[i].ID) {
+			continue
+		}
 		_, closer, err := s.db.Get(idKey(kb[:0], r.evs[i].ID))
 		if errors.Is(err, pebble.ErrNotFound) {
 			continue
@@ -610,6 +644,10 @@ func (s *Store) Close() error {
 	close(s.reqs)
 	s.mu.Unlock()
 	<-s.done
+	if s.scanStop != nil {
+		s.scanStop()
+		<-s.scanDone
+	}
 	s.wm.Close()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("pebblestore: close: %w", err)

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -140,27 +138,32 @@ type round struct {
 //
 // The writer goroutine (run) takes whatever requests are queued, checks
 // them against the stream heads it caches, assigns versions and positions,
-// and applies them to Pebble as one batch without a sync (into the
-// memtable and the WAL buffer; visible to Pebble readers, which is why
-// every read is capped at the watermark). It keeps doing that while a WAL
-// sync is in progress, and as soon as no more than MaxInFlightBatches
-// syncs are pending it seals the round: it commits a marker, an empty
-// LogData record with pebble.Sync, without waiting for it.
+// and applies them to Pebble as one batch (memtable and WAL buffer; visible
+// to Pebble readers at once, which is why every read is capped at the
+// watermark). Each such batch is committed with a WAL sync request that it
+// does not wait for, and handed to the acknowledger as one round.
 //
-// The acknowledger goroutine (ack) waits for each round's marker to be
-// synced, in order. The WAL is written and synced sequentially, so a
-// synced marker means every batch before it is durable; the acknowledger
-// then advances the watermark past the round and replies to its requests.
+// Pebble's WAL writer syncs back to back: when a sync finishes it starts
+// the next one for every sync request queued meanwhile, with no goroutine
+// hop in between, so the rounds that arrived during one sync all ride the
+// next. That keeps the disk busy and each request waits for at most the
+// sync in progress plus its own, like concurrent raw Pebble commits, but
+// with one batch per drain of the queue instead of one per append. If
+// MaxPendingSyncs rounds are already waiting, the writer keeps taking
+// requests, applies them without a sync every applyChunk events, and seals
+// them as one round when a slot frees: the last batch carries the sync
+// request, or an empty LogData record does (the WAL is synced in order, so
+// a synced record means everything before it is durable).
 //
-// So the disk syncs back to back while the CPU applies the next round, a
-// round holds everything that arrived during the previous sync, and there
-// is no timer: a lone append is applied and synced at once.
+// The acknowledger goroutine (ack) waits for each round's sync in order,
+// advances the watermark past the round and replies to its requests.
+// There is no timer: a lone append is applied and synced at once.
 type writer struct {
 	s       *Store
 	db      *pebble.DB
 	heads   map[string]uint64 // stream -> last applied version
 	lastPos uint64            // last applied position
-	slots   chan struct{}     // one token per sealed, not yet acknowledged round
+	slots   chan struct{}     // one token per sealed, not yet acknowledged round (MaxPendingSyncs)
 	rounds  chan *round       // sealed rounds, in order, to acknowledge
 	failed  error             // set after a write failed; every later request gets it
 
@@ -206,18 +209,18 @@ func newWriter(s *Store, lastPos uint64) *writer {
 		recentMax: recentMaxIDs,
 		heads:     make(map[string]uint64),
 		lastPos:   lastPos,
-		slots:     make(chan struct{}, s.cfg.MaxInFlightBatches),
-		rounds:    make(chan *round, s.cfg.MaxInFlightBatches),
+		slots:     make(chan struct{}, s.cfg.MaxPendingSyncs),
+		rounds:    make(chan *round, s.cfg.MaxPendingSyncs),
 		key:       make([]byte, 0, 256),
 		maxBatch:  s.cfg.MaxBatchEvents,
 		maxBytes:  s.cfg.MaxBatchBytes,
-		chunk:     chunkFromEnv(), // TEMPORARY
+		chunk:     applyChunk,
 	}
 }
 
 // applyChunk is how many events the writer collects before applying them
-// while a round is open.
-const applyChunk = 16
+// while it waits for a sync slot (see take).
+const applyChunk = 32
 
 // run is the writer goroutine. It returns once the queue is closed and
 // every request taken from it is in a sealed round; it then closes rounds,
@@ -276,11 +279,8 @@ func (w *writer) run() {
 		} else {
 			w.slots <- struct{}{}
 		}
-		if len(g.reqs) > 0 {
-			w.applyTo(cur, g)
-			g = &group{}
-		}
-		cur = w.seal(cur)
+		cur = w.seal(cur, g)
+		g = &group{}
 	}
 }
 
@@ -291,41 +291,56 @@ func (w *writer) run() {
 // keep Pebble's per-batch cost amortised.
 func (w *writer) take(cur *round, g *group, r *request) *group {
 	if !w.add(g, r) {
-		w.applyTo(cur, g)
+		w.applyTo(cur, g, false)
 		g = &group{}
 		w.add(g, r) // an empty group takes any request
 	}
 	if g.events >= w.chunk || g.full(w.maxBatch, w.maxBytes) {
-		w.applyTo(cur, g)
+		w.applyTo(cur, g, false)
 		g = &group{}
 	}
 	return g
 }
 
-// applyTo applies g and adds its requests to cur.
-func (w *writer) applyTo(cur *round, g *group) {
-	w.apply(g)
+// applyTo applies g and adds its requests to cur. With sync, g's batch
+// is committed with a WAL sync request and becomes cur's marker.
+func (w *writer) applyTo(cur *round, g *group, sync bool) {
+	w.apply(g, sync)
 	cur.reqs = append(cur.reqs, g.reqs...)
 	if g.seq != 0 {
 		cur.written = true
 		cur.lastPos = w.lastPos
+		if sync {
+			cur.marker = g.batch
+		}
 	}
 }
 
-// apply builds g's batch and applies it without a sync.
-func (w *writer) apply(g *group) {
+// apply builds g's batch and applies it; with sync it also requests a WAL
+// sync, without waiting for it, and leaves the batch open for SyncWait.
+func (w *writer) apply(g *group, sync bool) {
 	switch {
 	case w.failed != nil:
 		w.fail(g, w.failed)
 	case len(g.writes) == 0:
 	default:
 		g.batch = w.db.NewBatchWithSize(g.bytes + 64)
-		if err := w.build(g); err != nil {
-			w.fail(g, fmt.Errorf("build batch: %w", err))
-		} else if err := w.db.Apply(g.batch, pebble.NoSync); err != nil {
-			w.fail(g, fmt.Errorf("apply batch: %w", err))
-		} else {
-			w.remember(g)
+		var err error
+		if err = w.build(g); err != nil {
+			err = fmt.Errorf("build batch: %w", err)
+		} else if sync {
+			if err = w.db.ApplyNoSyncWait(g.batch, pebble.Sync); err != nil {
+				err = fmt.Errorf("commit batch: %w", err)
+			}
+		} else if err = w.db.Apply(g.batch, pebble.NoSync); err != nil {
+			err = fmt.Errorf("apply batch: %w", err)
+		}
+		if err != nil {
+			w.fail(g, err)
+			break
+		}
+		w.remember(g)
+		if !sync {
 			g.batch.Close()
 			g.batch = nil
 		}
@@ -335,11 +350,17 @@ func (w *writer) apply(g *group) {
 	}
 }
 
-// seal requests a WAL sync covering everything applied in cur (the caller
-// holds a slot for it), hands cur to the acknowledger and returns a new
-// round.
-func (w *writer) seal(cur *round) *round {
-	if cur.written {
+// seal requests a WAL sync covering everything applied in cur and in the
+// pending group g (the caller holds a slot for it), hands cur to the
+// acknowledger and returns a new round. When g is all there is, g's own
+// batch is committed with the sync; otherwise g is applied and an empty
+// LogData record is committed with the sync, as a marker: the WAL is
+// synced in order, so the marker synced means everything before it is.
+func (w *writer) seal(cur *round, g *group) *round {
+	if len(g.reqs) > 0 {
+		w.applyTo(cur, g, !cur.written)
+	}
+	if cur.written && cur.marker == nil {
 		cur.marker = w.db.NewBatch()
 		if err := cur.marker.LogData(nil, nil); err != nil {
 			w.failRound(cur, fmt.Errorf("sync marker: %w", err))
@@ -360,6 +381,9 @@ func (w *writer) remember(g *group) {
 		for id := range g.ids {
 			w.recent[id] = g.seq
 			ids = append(ids, id)
+			if w.s.ids != nil {
+				w.s.ids.add(id)
+			}
 		}
 		w.recentLog = append(w.recentLog, recentGroup{seq: g.seq, ids: ids})
 		w.recentIDs += len(ids)
@@ -378,7 +402,7 @@ func (w *writer) remember(g *group) {
 	}
 	// Publish only now: a caller that reads g.seq as applied skips looking
 	// for g's ids in recent, so they must be visible in Pebble, which they
-	// are since Apply returned.
+	// are since Apply returned, and in the id filter, added just above.
 	w.applied.Store(g.seq)
 }
 
@@ -754,11 +778,4 @@ func (w *writer) addPending(g *group, r *request) error {
 	g.writes = append(g.writes, r)
 	g.bytes += len(r.stream) + 16
 	return nil
-}
-
-func chunkFromEnv() int { // TEMPORARY
-	if v, _ := strconv.Atoi(os.Getenv("PBS_CHUNK")); v > 0 {
-		return v
-	}
-	return applyChunk
 }

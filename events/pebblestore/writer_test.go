@@ -19,7 +19,7 @@ import (
 func openStopped(t *testing.T) *Store {
 	t.Helper()
 	cfg := testConfig(t)
-	cfg.MaxInFlightBatches = 4 // the tests seal up to that many rounds before acknowledging
+	cfg.MaxPendingSyncs = 4 // the tests seal up to that many rounds before acknowledging
 	s, err := open(t.TempDir(), cfg)
 	if err != nil {
 		t.Fatalf("open: %v", err)
@@ -53,10 +53,8 @@ func commitGroup(s *Store, reqs ...*request) (carried []*request) {
 			carried = append(carried, r)
 		}
 	}
-	cur := &round{}
-	w.applyTo(cur, g)
 	w.slots <- struct{}{}
-	w.seal(cur)
+	w.seal(&round{}, g)
 	return carried
 }
 
