@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"strconv"
 	"strings"
@@ -69,7 +68,7 @@ func Decide(s State, c events.Command) ([]events.Event, error) {
 			Team  string          `json:"team"`
 			Score json.RawMessage `json:"score"`
 		}
-		if err := decodeStrict(c.Data, &d, events.ErrInvalid); err != nil {
+		if err := events.DecodeData(c.Data, &d, events.ErrInvalid); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 		}
 		if err := checkName("team", d.Team, MaxTeam); err != nil {
@@ -88,7 +87,7 @@ func Decide(s State, c events.Command) ([]events.Event, error) {
 		}
 		return []events.Event{{Type: EventScoreUpdated, Data: data}}, nil
 	case CommandEndGame:
-		if err := decodeStrict(c.Data, &struct{}{}, events.ErrInvalid); err != nil {
+		if err := events.DecodeData(c.Data, &struct{}{}, events.ErrInvalid); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 		}
 		if s.Ended {
@@ -134,7 +133,7 @@ func Evolve(s State, e events.Event) (State, error) {
 			Team  *string `json:"team"`
 			Score *int64  `json:"score"`
 		}
-		if err := decodeStrict(e.Data, &d, events.ErrInvalidEvent); err != nil {
+		if err := events.DecodeData(e.Data, &d, events.ErrInvalidEvent); err != nil {
 			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
 		}
 		if d.Team == nil || *d.Team == "" || d.Score == nil || *d.Score < 0 {
@@ -149,7 +148,7 @@ func Evolve(s State, e events.Event) (State, error) {
 		scores[*d.Team] = *d.Score
 		s.Scores = scores
 	case EventGameEnded:
-		if err := decodeStrict(e.Data, &struct{}{}, events.ErrInvalidEvent); err != nil {
+		if err := events.DecodeData(e.Data, &struct{}{}, events.ErrInvalidEvent); err != nil {
 			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
 		}
 		if s.Ended {
@@ -176,28 +175,3 @@ func checkName(field, v string, max int) error {
 	return nil
 }
 
-// decodeStrict decodes a JSON object into v, rejecting invalid UTF-8,
-// anything but an object, unknown fields, values of the wrong type and
-// trailing data. Empty data means {}. Failures wrap sentinel:
-// events.ErrInvalid for a command, events.ErrInvalidEvent for an event.
-func decodeStrict(raw json.RawMessage, v any, sentinel error) error {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		raw = []byte("{}")
-	}
-	if !utf8.Valid(raw) {
-		return fmt.Errorf("%w: data is not valid UTF-8", sentinel)
-	}
-	if raw[0] != '{' {
-		return fmt.Errorf("%w: data must be a JSON object", sentinel)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: %v", sentinel, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: trailing data after the object", sentinel)
-	}
-	return nil
-}

@@ -1,10 +1,8 @@
 package kitchen
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"slices"
 	"unicode"
 	"unicode/utf8"
@@ -87,7 +85,7 @@ func Decide(s State, c events.Command) ([]events.Event, error) {
 	switch c.Type {
 	case CommandAddTicket:
 		var d Ticket
-		if err := decodeStrict(c.Data, &d, events.ErrInvalid); err != nil {
+		if err := events.DecodeData(c.Data, &d, events.ErrInvalid); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 		}
 		if err := checkOrder(d.Order); err != nil {
@@ -99,14 +97,14 @@ func Decide(s State, c events.Command) ([]events.Event, error) {
 		if s.Open(d.Order) {
 			return nil, nil // a retried step: the ticket is there already
 		}
-		data, err := marshal(d)
+		data, err := events.EncodeData(d)
 		if err != nil {
 			return nil, err
 		}
 		return []events.Event{{Type: EventTicketAdded, Data: data}}, nil
 	case CommandCloseTicket:
 		var d TicketClosed
-		if err := decodeStrict(c.Data, &d, events.ErrInvalid); err != nil {
+		if err := events.DecodeData(c.Data, &d, events.ErrInvalid); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 		}
 		if err := checkOrder(d.Order); err != nil {
@@ -115,7 +113,7 @@ func Decide(s State, c events.Command) ([]events.Event, error) {
 		if !s.Open(d.Order) {
 			return nil, nil // closed already, or never added
 		}
-		data, err := marshal(d)
+		data, err := events.EncodeData(d)
 		if err != nil {
 			return nil, err
 		}
@@ -130,7 +128,7 @@ func Evolve(s State, e events.Event) (State, error) {
 	switch e.Type {
 	case EventTicketAdded:
 		var d Ticket
-		if err := decodeStrict(e.Data, &d, events.ErrInvalidEvent); err != nil {
+		if err := events.DecodeData(e.Data, &d, events.ErrInvalidEvent); err != nil {
 			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
 		}
 		if d.Order == "" || len(d.Items) == 0 {
@@ -145,7 +143,7 @@ func Evolve(s State, e events.Event) (State, error) {
 		s.Tickets = append(tickets, d)
 	case EventTicketClosed:
 		var d TicketClosed
-		if err := decodeStrict(e.Data, &d, events.ErrInvalidEvent); err != nil {
+		if err := events.DecodeData(e.Data, &d, events.ErrInvalidEvent); err != nil {
 			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
 		}
 		i := s.index(d.Order)
@@ -191,39 +189,4 @@ func checkItems(items []Item) error {
 	return nil
 }
 
-// decodeStrict decodes a JSON object into v, rejecting invalid UTF-8,
-// anything but an object, unknown fields, values of the wrong type and
-// trailing data. Empty data means {}. Failures wrap sentinel:
-// events.ErrInvalid for a command, events.ErrInvalidEvent for an event.
-func decodeStrict(raw json.RawMessage, v any, sentinel error) error {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		raw = []byte("{}")
-	}
-	if !utf8.Valid(raw) {
-		return fmt.Errorf("%w: data is not valid UTF-8", sentinel)
-	}
-	if raw[0] != '{' {
-		return fmt.Errorf("%w: data must be a JSON object", sentinel)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: %v", sentinel, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: trailing data after the object", sentinel)
-	}
-	return nil
-}
 
-// marshal encodes event data without HTML escaping.
-func marshal(v any) (json.RawMessage, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("%s: encode event data: %w", Kind, err)
-	}
-	return bytes.TrimRight(b.Bytes(), "\n"), nil
-}

@@ -1,10 +1,8 @@
 package room
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"slices"
 	"unicode"
 	"unicode/utf8"
@@ -94,7 +92,7 @@ func Decide(s State, c events.Command) ([]events.Event, error) {
 
 func postMessage(c events.Command) ([]events.Event, error) {
 	var d PostMessage
-	if err := decodeStrict(c.Data, &d, events.ErrInvalid); err != nil {
+	if err := events.DecodeData(c.Data, &d, events.ErrInvalid); err != nil {
 		return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 	}
 	user := d.User
@@ -110,7 +108,7 @@ func postMessage(c events.Command) ([]events.Event, error) {
 	if n := utf8.RuneCountInString(d.Text); n < 1 || n > MaxText {
 		return nil, fmt.Errorf("%s %s: %w: text must be 1-%d characters, got %d", Kind, c.Type, events.ErrInvalid, MaxText, n)
 	}
-	data, err := marshal(MessagePosted{User: user, Text: d.Text})
+	data, err := events.EncodeData(MessagePosted{User: user, Text: d.Text})
 	if err != nil {
 		return nil, err
 	}
@@ -122,7 +120,7 @@ func Evolve(s State, e events.Event) (State, error) {
 	switch e.Type {
 	case EventMessagePosted:
 		var d MessagePosted
-		if err := decodeStrict(e.Data, &d, events.ErrInvalidEvent); err != nil {
+		if err := events.DecodeData(e.Data, &d, events.ErrInvalidEvent); err != nil {
 			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
 		}
 		if d.User == "" || d.Text == "" {
@@ -174,40 +172,4 @@ func checkName(field, v string, max int) error {
 	return nil
 }
 
-// decodeStrict decodes a JSON object into v, rejecting invalid UTF-8,
-// anything but an object, unknown fields, values of the wrong type and
-// trailing data. Empty data means {}. Failures wrap sentinel:
-// events.ErrInvalid for a command, events.ErrInvalidEvent for an event.
-func decodeStrict(raw json.RawMessage, v any, sentinel error) error {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		raw = []byte("{}")
-	}
-	if !utf8.Valid(raw) {
-		return fmt.Errorf("%w: data is not valid UTF-8", sentinel)
-	}
-	if raw[0] != '{' {
-		return fmt.Errorf("%w: data must be a JSON object", sentinel)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: %v", sentinel, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: trailing data after the object", sentinel)
-	}
-	return nil
-}
 
-// marshal encodes event data without HTML escaping, so a recorded "<" reads
-// as "<".
-func marshal(v any) (json.RawMessage, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("%s: encode event data: %w", Kind, err)
-	}
-	return bytes.TrimRight(b.Bytes(), "\n"), nil
-}
