@@ -174,4 +174,3 @@ func checkName(field, v string, max int) error {
 	}
 	return nil
 }
-

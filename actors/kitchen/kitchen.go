@@ -188,5 +188,3 @@ func checkItems(items []Item) error {
 	}
 	return nil
 }
-
-

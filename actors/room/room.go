@@ -171,5 +171,3 @@ func checkName(field, v string, max int) error {
 	}
 	return nil
 }
-
-
