@@ -32,6 +32,11 @@ type Config struct {
 	// 200 ms) doubled each time, with jitter, between them.
 	StepAttempts int
 	StepBackoff  time.Duration
+	// StepMaxTime bounds the total time a failing step is retried,
+	// counted from its first attempt (across restarts, from the first
+	// recorded failed attempt): no retry starts whose back-off would end
+	// after it. Default 10 minutes.
+	StepMaxTime time.Duration
 	// Logger receives structured logs. Default: slog.Default().
 	Logger *slog.Logger
 	// Now is the clock. Default: time.Now.

@@ -15,6 +15,7 @@ const (
 	DefaultCookTime          = 3 * time.Second
 	DefaultStepAttempts      = 5
 	DefaultStepBackoff       = 200 * time.Millisecond
+	DefaultStepMaxTime       = 10 * time.Minute
 	DefaultIdempotencyWindow = 1024
 )
 
@@ -31,7 +32,18 @@ type Observer interface {
 	// the number of active actors.
 	ActorActivated(kind string)
 	ActorPassivated(kind string)
+	// StepAttempt reports one attempt of a background step: outcome is
+	// StepOK, StepRetry (failed, will be tried again) or StepFailed
+	// (failed for good: permanent, or out of attempts or time).
+	StepAttempt(kind, step, outcome string)
 }
+
+// Step attempt outcomes reported to Observer.StepAttempt.
+const (
+	StepOK     = "ok"
+	StepRetry  = "retry"
+	StepFailed = "failed"
+)
 
 // Command results reported to Observer.CommandDone.
 const (
@@ -49,6 +61,7 @@ type nopObserver struct{}
 func (nopObserver) CommandDone(string, string, time.Duration) {}
 func (nopObserver) ActorActivated(string)                     {}
 func (nopObserver) ActorPassivated(string)                    {}
+func (nopObserver) StepAttempt(string, string, string)        {}
 
 // withDefaults returns cfg with every zero value replaced by its default.
 func (cfg Config) withDefaults() Config {
@@ -66,6 +79,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.StepBackoff == 0 {
 		cfg.StepBackoff = DefaultStepBackoff
+	}
+	if cfg.StepMaxTime == 0 {
+		cfg.StepMaxTime = DefaultStepMaxTime
 	}
 	if cfg.IdempotencyWindow == 0 {
 		cfg.IdempotencyWindow = DefaultIdempotencyWindow
@@ -116,6 +132,7 @@ func (cfg Config) Validate() error {
 		{"CookTime", int64(cfg.CookTime)},
 		{"StepAttempts", int64(cfg.StepAttempts)},
 		{"StepBackoff", int64(cfg.StepBackoff)},
+		{"StepMaxTime", int64(cfg.StepMaxTime)},
 		{"IdempotencyWindow", int64(cfg.IdempotencyWindow)},
 	} {
 		if c.v < 0 {

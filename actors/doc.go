@@ -23,8 +23,16 @@
 //     version the actor had at registration, then live events, with no gap
 //     and no duplicate; in-memory presence for kinds that have it.
 //   - Background steps: a child actor per running step, spawned after the
-//     reply, retried with backoff, completed through Kind.Complete. The
-//     store's pending index lets Start resume unfinished steps.
+//     reply, retried with exponential backoff and jitter up to
+//     Config.StepAttempts attempts and Config.StepMaxTime from the first,
+//     completed through Kind.Complete (success or final failure). Each
+//     failed attempt that will be retried is recorded in the stream through
+//     Kind.RecordAttempt (StepAttemptFailed in the order and user kinds;
+//     a successful first attempt records nothing), so that a resumed step
+//     continues its attempt count and time budget (Kind.Attempts). Every
+//     attempt is logged ("step attempt") and reported to
+//     Observer.StepAttempt. The store's pending index lets Start resume
+//     unfinished steps, including those interrupted in a back-off.
 //   - OutboxMailer, the Mailer that writes .eml files.
 //
 // Concurrency contract: Runtime's methods are safe for concurrent use.

@@ -428,6 +428,7 @@ type rtObserver struct {
 	activated, passivated atomic.Int64
 	mu                    sync.Mutex
 	results               map[string]int
+	steps                 map[string]int // step/outcome
 }
 
 func (o *rtObserver) CommandDone(kind, result string, _ time.Duration) {
@@ -440,6 +441,21 @@ func (o *rtObserver) CommandDone(kind, result string, _ time.Duration) {
 }
 func (o *rtObserver) ActorActivated(string)  { o.activated.Add(1) }
 func (o *rtObserver) ActorPassivated(string) { o.passivated.Add(1) }
+
+func (o *rtObserver) StepAttempt(kind, step, outcome string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.steps == nil {
+		o.steps = make(map[string]int)
+	}
+	o.steps[step+"/"+outcome]++
+}
+
+func (o *rtObserver) stepCount(step, outcome string) int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.steps[step+"/"+outcome]
+}
 
 func (o *rtObserver) result(r string) int {
 	o.mu.Lock()

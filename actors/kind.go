@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/b6368a97/engine/events"
 )
@@ -29,9 +30,30 @@ type Decider[S any] struct {
 	Steps func(state S) []events.Step
 	// Complete turns a step's outcome into events. Nil when Steps is nil.
 	Complete func(state S, res events.StepResult) ([]events.Event, error)
+	// RecordAttempt turns a failed attempt of the first owed step that the
+	// runtime will try again into events (res.Attempts is the attempt's
+	// number, counted across restarts; res.Err its error), so that the
+	// count survives a crash and clients see it. No events: not recorded.
+	// Nil for kinds that do not record attempts (a restart then counts
+	// from 1 again).
+	RecordAttempt func(state S, res events.StepResult) ([]events.Event, error)
+	// Attempts returns the recorded failed attempts of a step, from which
+	// the runtime resumes its retries. Nil together with RecordAttempt.
+	Attempts func(state S, step string) StepAttempts
 	// WithMembers returns the state with the room's in-memory presence set,
 	// for the state clients read. Nil for kinds without presence.
 	WithMembers func(state S, members []string) S
+}
+
+// StepAttempts are the failed attempts of a step recorded in its stream.
+type StepAttempts struct {
+	// Count is the number of recorded failed attempts.
+	Count int
+	// LastError is the error of the latest of them.
+	LastError string
+	// First is the time of the first of them: a step's total-time budget
+	// (Config.StepMaxTime) counts from there across restarts.
+	First time.Time
 }
 
 // State is a kind's state with its type erased.
@@ -46,6 +68,10 @@ type Kind interface {
 	Evolve(s State, ev events.Event) (State, error)
 	Steps(s State) []events.Step
 	Complete(s State, res events.StepResult) ([]events.Event, error)
+	// RecordAttempt and Attempts: see Decider. Kinds without them record
+	// nothing and report no attempts.
+	RecordAttempt(s State, res events.StepResult) ([]events.Event, error)
+	Attempts(s State, step string) StepAttempts
 	HasPresence() bool
 	WithMembers(s State, members []string) State
 	// MarshalState and UnmarshalState serialise a state for snapshots.
@@ -82,6 +108,20 @@ func (k kind[S]) Complete(s State, res events.StepResult) ([]events.Event, error
 		return nil, fmt.Errorf("%s: %w: no background steps", k.d.Name, events.ErrUnknownCommand)
 	}
 	return k.d.Complete(s.(S), res)
+}
+
+func (k kind[S]) RecordAttempt(s State, res events.StepResult) ([]events.Event, error) {
+	if k.d.RecordAttempt == nil {
+		return nil, nil
+	}
+	return k.d.RecordAttempt(s.(S), res)
+}
+
+func (k kind[S]) Attempts(s State, step string) StepAttempts {
+	if k.d.Attempts == nil {
+		return StepAttempts{}
+	}
+	return k.d.Attempts(s.(S), step)
 }
 
 func (k kind[S]) WithMembers(s State, members []string) State {

@@ -16,11 +16,22 @@ import (
 type stepRun struct {
 	step  events.Step
 	delay time.Duration // wait before the first attempt
+	// prior are the failed attempts recorded in the stream before this run
+	// (by an earlier activation or process): the run continues their count
+	// and their time budget.
+	prior StepAttempts
 	pid   *actor.PID
 }
 
 // stepDone is what a step child reports to its stream actor.
 type stepDone struct {
+	run *stepRun
+	res events.StepResult
+}
+
+// stepAttempt is a step child reporting a failed attempt that it will try
+// again, for the stream actor to record (Kind.RecordAttempt).
+type stepAttempt struct {
 	run *stepRun
 	res events.StepResult
 }
@@ -42,12 +53,61 @@ func (a *streamActor) maybeStartStep(c actor.Context, steps []events.Step, delay
 		a.blockedKey = st.Key
 		return
 	}
-	run := &stepRun{step: st, delay: delay}
-	r, parent, stream := a.r, c.Self(), a.stream
+	run := &stepRun{step: st, delay: delay, prior: a.attempts(st.Name)}
+	r, parent, stream, kind := a.r, c.Self(), a.stream, a.kind.Name()
 	run.pid = c.Spawn(actor.PropsFromProducer(func() actor.Actor {
-		return &stepActor{r: r, parent: parent, stream: stream, run: run}
+		return &stepActor{r: r, parent: parent, stream: stream, kind: kind, run: run}
 	}, actor.WithDispatcher(r.disp)))
 	a.step = run
+}
+
+// attempts returns the recorded failed attempts of an owed step; a kind
+// that panics there records none.
+func (a *streamActor) attempts(step string) (sa StepAttempts) {
+	defer func() {
+		if p := recover(); p != nil {
+			a.log.Error("Attempts panicked", "step", step, "panic", p)
+			sa = StepAttempts{}
+		}
+	}()
+	return a.kind.Attempts(a.state, step)
+}
+
+// onStepAttempt records a failed attempt that the child will retry, so
+// that its count survives a restart and shows in the state. A failure to
+// record is only logged: the retry goes on regardless, and at worst a
+// restart counts fewer attempts than were made.
+func (a *streamActor) onStepAttempt(c actor.Context, m *stepAttempt) {
+	if a.step != m.run {
+		return
+	}
+	key := m.run.step.Key
+	if a.dirty {
+		if err := a.load(); err != nil {
+			a.log.Warn("reload before recording a step attempt", "step", key, "err", err)
+			return
+		}
+	}
+	res := m.res
+	res.Time = events.NormalizeTime(a.r.cfg.Now(), a.r.cfg.Now)
+	evs, err := func() (evs []events.Event, err error) {
+		defer recoverInto(&err, "RecordAttempt")
+		return a.kind.RecordAttempt(a.state, res)
+	}()
+	if err != nil {
+		a.log.Warn("cannot record step attempt", "step", key, "attempt", res.Attempts, "err", err)
+		return
+	}
+	if len(evs) == 0 {
+		return
+	}
+	a.stamp(evs, res.Time, "", key)
+	ar, _, err := a.persist(evs)
+	if err != nil || ar.Duplicate {
+		a.log.Warn("record step attempt", "step", key, "attempt", res.Attempts, "err", err)
+		return
+	}
+	a.afterAppend(c, ar.Events, "")
 }
 
 // onStepDone records a step's outcome through Kind.Complete, appended like
@@ -103,6 +163,7 @@ type stepActor struct {
 	r      *Runtime
 	parent *actor.PID
 	stream string
+	kind   string
 	run    *stepRun
 
 	cancel context.CancelFunc
@@ -126,32 +187,64 @@ func (s *stepActor) Receive(c actor.Context) {
 
 // work runs the step with retries and reports the outcome to the parent,
 // unless it was cancelled: an interrupted step is still owed and runs again
-// after the next activation.
+// after the next activation, continuing the recorded attempt count.
+//
+// Each failed attempt that will be retried is reported to the parent, which
+// records it in the stream. Retries stop after Config.StepAttempts attempts
+// in all (recorded ones included), at a permanent error, or when the next
+// back-off would end after Config.StepMaxTime from the first attempt.
 func (s *stepActor) work(ctx context.Context) {
 	defer close(s.done)
 	st := s.run.step
+	cfg := s.r.cfg
 	if !sleep(ctx, s.run.delay) {
 		return
 	}
+	attempts := s.run.prior.Count
+	first := s.run.prior.First
+	if attempts == 0 || first.IsZero() {
+		first = cfg.Now()
+	}
+	deadline := first.Add(cfg.StepMaxTime)
 	var err error
-	attempts := 0
-	for attempts < s.r.cfg.StepAttempts {
+	if attempts > 0 {
+		err = errors.New(s.run.prior.LastError)
+		if s.run.prior.LastError == "" {
+			err = errors.New("failed before a restart")
+		}
+	}
+	log := s.r.log.With("stream", s.stream, "step", st.Name, "key", st.Key)
+	for attempts < cfg.StepAttempts {
+		if attempts > 0 && !cfg.Now().Before(deadline) {
+			break // resumed after the budget ran out
+		}
 		attempts++
 		err = s.attempt(ctx, st)
 		if ctx.Err() != nil {
 			return
 		}
-		if err == nil || isPermanent(err) {
+		if err == nil {
+			s.r.obs.StepAttempt(s.kind, st.Name, StepOK)
+			log.Info("step attempt", "attempt", attempts, "outcome", StepOK)
 			break
 		}
-		if attempts < s.r.cfg.StepAttempts && !sleep(ctx, backoff(s.r.cfg.StepBackoff, attempts)) {
+		wait := backoff(cfg.StepBackoff, attempts)
+		if isPermanent(err) || attempts >= cfg.StepAttempts || cfg.Now().Add(wait).After(deadline) {
+			s.r.obs.StepAttempt(s.kind, st.Name, StepFailed)
+			log.Warn("step attempt", "attempt", attempts, "outcome", StepFailed, "err", err)
+			break
+		}
+		s.r.obs.StepAttempt(s.kind, st.Name, StepRetry)
+		log.Warn("step attempt", "attempt", attempts, "outcome", StepRetry, "retry_in", wait, "err", err)
+		s.r.system.Root.Send(s.parent, &stepAttempt{run: s.run, res: events.StepResult{Step: st.Name, Err: err.Error(), Attempts: attempts}})
+		if !sleep(ctx, wait) {
 			return
 		}
 	}
 	res := events.StepResult{Step: st.Name, Attempts: attempts}
 	if err != nil {
 		res.Err = err.Error()
-		s.r.log.Warn("step failed", "stream", s.stream, "step", st.Name, "attempts", attempts, "err", err)
+		log.Warn("step failed", "attempts", attempts, "err", err)
 	}
 	// The parent cannot have stopped: it waits for this child, which
 	// waits for this goroutine.

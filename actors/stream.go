@@ -132,6 +132,8 @@ func (a *streamActor) Receive(c actor.Context) {
 		a.onIdle()
 	case *stepDone:
 		a.onStepDone(c, m)
+	case *stepAttempt:
+		a.onStepAttempt(c, m)
 	case *unsubscribeMsg:
 		a.removeSubs([]*subscription{m.sub})
 	case request:

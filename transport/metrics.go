@@ -23,6 +23,7 @@ type Metrics struct {
 	appendSeconds prometheus.Histogram
 	slowCloses    prometheus.Counter
 	activeActors  *prometheus.GaugeVec
+	stepAttempts  *prometheus.CounterVec
 }
 
 var _ actors.Observer = (*Metrics)(nil)
@@ -59,8 +60,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "engine_active_actors",
 			Help: "Stream actors currently active, by kind.",
 		}, []string{"kind"}),
+		stepAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "engine_step_attempts_total",
+			Help: "Attempts of background steps, by stream kind, step and outcome (ok; retry: failed, tried again; failed: failed for good).",
+		}, []string{"kind", "step", "outcome"}),
 	}
-	for _, c := range []prometheus.Collector{m.connections, frames, m.commands, m.appendSeconds, m.slowCloses, m.activeActors} {
+	for _, c := range []prometheus.Collector{m.connections, frames, m.commands, m.appendSeconds, m.slowCloses, m.activeActors, m.stepAttempts} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("transport: register metrics: %w", err)
 		}
@@ -89,3 +94,8 @@ func (m *Metrics) ActorActivated(kind string) { m.activeActors.WithLabelValues(k
 
 // ActorPassivated implements actors.Observer.
 func (m *Metrics) ActorPassivated(kind string) { m.activeActors.WithLabelValues(kind).Dec() }
+
+// StepAttempt implements actors.Observer.
+func (m *Metrics) StepAttempt(kind, step, outcome string) {
+	m.stepAttempts.WithLabelValues(kind, step, outcome).Inc()
+}

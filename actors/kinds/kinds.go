@@ -33,24 +33,34 @@ func Game() actors.Kind {
 // Order is the order kind, with its background steps.
 func Order() actors.Kind {
 	return actors.NewKind(actors.Decider[order.State]{
-		Name:     order.Kind,
-		Initial:  order.Initial,
-		Decide:   order.Decide,
-		Evolve:   order.Evolve,
-		Steps:    order.Steps,
-		Complete: order.Complete,
+		Name:          order.Kind,
+		Initial:       order.Initial,
+		Decide:        order.Decide,
+		Evolve:        order.Evolve,
+		Steps:         order.Steps,
+		Complete:      order.Complete,
+		RecordAttempt: order.RecordAttempt,
+		Attempts: func(s order.State, step string) actors.StepAttempts {
+			a := order.Attempts(s, step)
+			return actors.StepAttempts{Count: a.Count, LastError: a.LastError, First: a.First}
+		},
 	})
 }
 
 // User is the user kind, with its welcome email step.
 func User() actors.Kind {
 	return actors.NewKind(actors.Decider[user.State]{
-		Name:     user.Kind,
-		Initial:  user.Initial,
-		Decide:   user.Decide,
-		Evolve:   user.Evolve,
-		Steps:    user.Steps,
-		Complete: user.Complete,
+		Name:          user.Kind,
+		Initial:       user.Initial,
+		Decide:        user.Decide,
+		Evolve:        user.Evolve,
+		Steps:         user.Steps,
+		Complete:      user.Complete,
+		RecordAttempt: user.RecordAttempt,
+		Attempts: func(s user.State, step string) actors.StepAttempts {
+			a := user.Attempts(s, step)
+			return actors.StepAttempts{Count: a.Count, LastError: a.LastError, First: a.First}
+		},
 	})
 }
 

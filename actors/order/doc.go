@@ -4,7 +4,7 @@
 // It owns the commands PlaceOrder {items:[{name,qty}], email?} and
 // CancelOrder {}, the events OrderPlaced, OrderCancelled and the step
 // completions KitchenNotified, OrderReady, TicketReleased, ReceiptSent and
-// StepFailed, the state, and the pure functions Decide, Evolve, Steps and
+// StepFailed, StepAttemptFailed (a failed attempt that will be retried), the state, and the pure functions Decide, Evolve, Steps and
 // Complete. It imports only the events package: no I/O, no clock, no
 // goroutines. It writes to the kitchen only through the steps it returns
 // (commands AddTicket and CloseTicket to kitchen:main), never by importing
@@ -42,6 +42,13 @@
 //     kitchen, cook, ticket, receipt (the ticket is released before the
 //     receipt is mailed so a slow mailer never holds a kitchen ticket).
 //     Each step's idempotency key is stream + "/" + name.
+//   - RecordAttempt turns a failed attempt of the first owed step that the
+//     runtime will retry into StepAttemptFailed {step, error, attempt}
+//     (attempt counted across restarts, the error clipped to 512 bytes).
+//     It never changes the steps' values; the state's "attempts" field
+//     keeps, per step, {count, last_error, first_at} (first_at: the time
+//     of the first such event, from which the runtime's retry budget
+//     counts), also after the step completes. Attempts returns it.
 //   - Complete turns a step's outcome into its event, or StepFailed {step,
 //     error, attempts} when it failed (the error clipped to 512 bytes). A
 //     step that is not owed any more (a duplicate, or one made moot by a

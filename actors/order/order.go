@@ -4,10 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/mail"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -29,6 +29,8 @@ const (
 	EventTicketReleased  = "TicketReleased"
 	EventReceiptSent     = "ReceiptSent"
 	EventStepFailed      = "StepFailed"
+	// EventStepAttemptFailed records a failed attempt that will be retried.
+	EventStepAttemptFailed = "StepAttemptFailed"
 )
 
 // Step names.
@@ -94,6 +96,19 @@ type State struct {
 	Ticket string `json:"ticket"`
 	// Errors holds the last error of each failed step.
 	Errors map[string]string `json:"errors,omitempty"`
+	// Attempts holds, for each step with recorded failed attempts (retried
+	// or still to be retried), their count and last error. It is kept
+	// after the step completes, as its history.
+	Attempts map[string]Attempt `json:"attempts,omitempty"`
+}
+
+// Attempt is what the state keeps of a step's failed attempts.
+type Attempt struct {
+	Count     int    `json:"count"`
+	LastError string `json:"last_error"`
+	// First is the time of the first failed attempt's event: the runtime's
+	// total retry time counts from it across restarts.
+	First time.Time `json:"first_at"`
 }
 
 // StepStates are the states of the protocol's three background steps.
@@ -138,6 +153,15 @@ type StepFailed struct {
 	Attempts int    `json:"attempts"`
 }
 
+// StepAttemptFailed is the data of EventStepAttemptFailed: attempt number
+// Attempt (1-based, counted across restarts) of Step failed with Error and
+// will be retried.
+type StepAttemptFailed struct {
+	Step    string `json:"step"`
+	Error   string `json:"error"`
+	Attempt int    `json:"attempt"`
+}
+
 // Initial is the state of an order stream with no events.
 func Initial(stream string) State {
 	return State{Stream: stream, Items: []Item{}, Ticket: TicketNone}
@@ -149,7 +173,7 @@ func Decide(s State, c events.Command) ([]events.Event, error) {
 	switch c.Type {
 	case CommandPlaceOrder:
 		var d PlaceOrder
-		if err := decodeStrict(c.Data, &d, events.ErrInvalid); err != nil {
+		if err := events.DecodeData(c.Data, &d, events.ErrInvalid); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 		}
 		if err := CheckItems(d.Items); err != nil {
@@ -163,7 +187,7 @@ func Decide(s State, c events.Command) ([]events.Event, error) {
 		}
 		return event(EventOrderPlaced, OrderPlaced(d))
 	case CommandCancelOrder:
-		if err := decodeStrict(c.Data, &struct{}{}, events.ErrInvalid); err != nil {
+		if err := events.DecodeData(c.Data, &struct{}{}, events.ErrInvalid); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 		}
 		switch s.Status {
@@ -218,7 +242,7 @@ func Evolve(s State, e events.Event) (State, error) {
 	switch e.Type {
 	case EventOrderPlaced:
 		var d OrderPlaced
-		if err := decodeStrict(e.Data, &d, events.ErrInvalidEvent); err != nil {
+		if err := events.DecodeData(e.Data, &d, events.ErrInvalidEvent); err != nil {
 			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
 		}
 		if len(d.Items) == 0 {
@@ -278,7 +302,7 @@ func Evolve(s State, e events.Event) (State, error) {
 		next.Steps.Receipt = Done
 	case EventStepFailed:
 		var d StepFailed
-		if err := decodeStrict(e.Data, &d, events.ErrInvalidEvent); err != nil {
+		if err := events.DecodeData(e.Data, &d, events.ErrInvalidEvent); err != nil {
 			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
 		}
 		if !s.owes(d.Step) {
@@ -301,6 +325,25 @@ func Evolve(s State, e events.Event) (State, error) {
 		maps.Copy(errs, s.Errors)
 		errs[d.Step] = d.Error
 		next.Errors = errs
+	case EventStepAttemptFailed:
+		var d StepAttemptFailed
+		if err := events.DecodeData(e.Data, &d, events.ErrInvalidEvent); err != nil {
+			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+		}
+		if !s.owes(d.Step) {
+			return fail(fmt.Sprintf("step %q is not owed", d.Step))
+		}
+		prev := s.Attempts[d.Step]
+		if d.Attempt <= prev.Count {
+			return fail(fmt.Sprintf("attempt %d of step %q after attempt %d", d.Attempt, d.Step, prev.Count))
+		}
+		next.Attempts = make(map[string]Attempt, len(s.Attempts)+1)
+		maps.Copy(next.Attempts, s.Attempts)
+		first := prev.First
+		if prev.Count == 0 {
+			first = e.Time
+		}
+		next.Attempts[d.Step] = Attempt{Count: d.Attempt, LastError: d.Error, First: first}
 	default:
 		return s, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownEvent, e.Type)
 	}
@@ -401,6 +444,20 @@ func Complete(s State, r events.StepResult) ([]events.Event, error) {
 	}
 }
 
+// RecordAttempt turns a failed attempt of the first owed step that will be
+// retried into StepAttemptFailed; an attempt of any other step, or one
+// already recorded, records nothing.
+func RecordAttempt(s State, r events.StepResult) ([]events.Event, error) {
+	owed := Steps(s)
+	if len(owed) == 0 || owed[0].Name != r.Step || r.Err == "" || r.Attempts <= s.Attempts[r.Step].Count {
+		return nil, nil
+	}
+	return event(EventStepAttemptFailed, StepAttemptFailed{Step: r.Step, Error: clip(r.Err, maxError), Attempt: r.Attempts})
+}
+
+// Attempts returns the recorded failed attempts of a step.
+func Attempts(s State, step string) Attempt { return s.Attempts[step] }
+
 func event(typ string, v any) ([]events.Event, error) {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
@@ -423,34 +480,8 @@ func clip(s string, n int) string {
 }
 
 func decodeEmpty(e events.Event) error {
-	if err := decodeStrict(e.Data, &struct{}{}, events.ErrInvalidEvent); err != nil {
+	if err := events.DecodeData(e.Data, &struct{}{}, events.ErrInvalidEvent); err != nil {
 		return fmt.Errorf("%s %s: %w", Kind, e.Type, err)
-	}
-	return nil
-}
-
-// decodeStrict decodes a JSON object into v, rejecting invalid UTF-8,
-// anything but an object, unknown fields, values of the wrong type and
-// trailing data. Empty data means {}. Failures wrap sentinel:
-// events.ErrInvalid for a command, events.ErrInvalidEvent for an event.
-func decodeStrict(raw json.RawMessage, v any, sentinel error) error {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		raw = []byte("{}")
-	}
-	if !utf8.Valid(raw) {
-		return fmt.Errorf("%w: data is not valid UTF-8", sentinel)
-	}
-	if raw[0] != '{' {
-		return fmt.Errorf("%w: data must be a JSON object", sentinel)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: %v", sentinel, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: trailing data after the object", sentinel)
 	}
 	return nil
 }

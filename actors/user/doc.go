@@ -2,8 +2,9 @@
 // background step, the welcome email.
 //
 // It owns the command SignUp {email, name}, the events UserSignedUp {email,
-// name}, WelcomeEmailSent {} and StepFailed {step, error, attempts}, the
-// state, the pure functions Decide, Evolve, Steps and Complete, and
+// name}, WelcomeEmailSent {}, StepFailed {step, error, attempts} and
+// StepAttemptFailed {step, error, attempt}, the state, the pure functions
+// Decide, Evolve, Steps, Complete, RecordAttempt and Attempts, and
 // IDForEmail, which POST /signup uses to find the stream of an address. It
 // imports only the events package: no I/O, no clock, no goroutines.
 //
@@ -24,6 +25,10 @@
 //     UserSignedUp until WelcomeEmailSent or StepFailed; welcome_email is
 //     pending, done or failed (empty before the sign-up). A completion that
 //     is not owed any more is a no-op.
+//   - A failed attempt of the welcome step that the runtime will retry is
+//     recorded as StepAttemptFailed (RecordAttempt); welcome_email stays
+//     pending and the state's "attempts" field keeps {count, last_error,
+//     first_at} per step, also after the step completes.
 //   - Evolve is strict: an event the state cannot follow, unknown fields or
 //     values of the wrong type make it fail (events.ErrInvalidEvent).
 //

@@ -6,10 +6,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/mail"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -25,6 +25,8 @@ const (
 	EventUserSignedUp     = "UserSignedUp"
 	EventWelcomeEmailSent = "WelcomeEmailSent"
 	EventStepFailed       = "StepFailed"
+	// EventStepAttemptFailed records a failed attempt that will be retried.
+	EventStepAttemptFailed = "StepAttemptFailed"
 )
 
 // StepWelcome is the name of the welcome email step.
@@ -54,6 +56,19 @@ type State struct {
 	WelcomeEmail string `json:"welcome_email"`
 	// Errors holds the last error of each failed step.
 	Errors map[string]string `json:"errors,omitempty"`
+	// Attempts holds, for each step with recorded failed attempts (retried
+	// or still to be retried), their count and last error. It is kept
+	// after the step completes, as its history.
+	Attempts map[string]Attempt `json:"attempts,omitempty"`
+}
+
+// Attempt is what the state keeps of a step's failed attempts.
+type Attempt struct {
+	Count     int    `json:"count"`
+	LastError string `json:"last_error"`
+	// First is the time of the first failed attempt's event: the runtime's
+	// total retry time counts from it across restarts.
+	First time.Time `json:"first_at"`
 }
 
 // SignUp is the data of CommandSignUp and EventUserSignedUp.
@@ -67,6 +82,15 @@ type StepFailed struct {
 	Step     string `json:"step"`
 	Error    string `json:"error"`
 	Attempts int    `json:"attempts"`
+}
+
+// StepAttemptFailed is the data of EventStepAttemptFailed: attempt number
+// Attempt (1-based, counted across restarts) of Step failed with Error and
+// will be retried.
+type StepAttemptFailed struct {
+	Step    string `json:"step"`
+	Error   string `json:"error"`
+	Attempt int    `json:"attempt"`
 }
 
 // Initial is the state of a user stream with no events.
@@ -90,7 +114,7 @@ func Decide(s State, c events.Command) ([]events.Event, error) {
 	switch c.Type {
 	case CommandSignUp:
 		var d SignUp
-		if err := decodeStrict(c.Data, &d, events.ErrInvalid); err != nil {
+		if err := events.DecodeData(c.Data, &d, events.ErrInvalid); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 		}
 		d.Email = strings.TrimSpace(d.Email)
@@ -121,7 +145,7 @@ func Evolve(s State, e events.Event) (State, error) {
 	switch e.Type {
 	case EventUserSignedUp:
 		var d SignUp
-		if err := decodeStrict(e.Data, &d, events.ErrInvalidEvent); err != nil {
+		if err := events.DecodeData(e.Data, &d, events.ErrInvalidEvent); err != nil {
 			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
 		}
 		if d.Email == "" || d.Name == "" {
@@ -132,7 +156,7 @@ func Evolve(s State, e events.Event) (State, error) {
 		}
 		next.Email, next.Name, next.WelcomeEmail = d.Email, d.Name, Pending
 	case EventWelcomeEmailSent:
-		if err := decodeStrict(e.Data, &struct{}{}, events.ErrInvalidEvent); err != nil {
+		if err := events.DecodeData(e.Data, &struct{}{}, events.ErrInvalidEvent); err != nil {
 			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
 		}
 		if s.WelcomeEmail != Pending {
@@ -141,7 +165,7 @@ func Evolve(s State, e events.Event) (State, error) {
 		next.WelcomeEmail = Done
 	case EventStepFailed:
 		var d StepFailed
-		if err := decodeStrict(e.Data, &d, events.ErrInvalidEvent); err != nil {
+		if err := events.DecodeData(e.Data, &d, events.ErrInvalidEvent); err != nil {
 			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
 		}
 		if d.Step != StepWelcome || s.WelcomeEmail != Pending {
@@ -152,11 +176,35 @@ func Evolve(s State, e events.Event) (State, error) {
 		maps.Copy(errs, s.Errors)
 		errs[d.Step] = d.Error
 		next.Errors = errs
+	case EventStepAttemptFailed:
+		var d StepAttemptFailed
+		if err := events.DecodeData(e.Data, &d, events.ErrInvalidEvent); err != nil {
+			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+		}
+		if !s.owes(d.Step) {
+			return fail(fmt.Sprintf("step %q is not owed", d.Step))
+		}
+		prev := s.Attempts[d.Step]
+		if d.Attempt <= prev.Count {
+			return fail(fmt.Sprintf("attempt %d of step %q after attempt %d", d.Attempt, d.Step, prev.Count))
+		}
+		next.Attempts = make(map[string]Attempt, len(s.Attempts)+1)
+		maps.Copy(next.Attempts, s.Attempts)
+		first := prev.First
+		if prev.Count == 0 {
+			first = e.Time
+		}
+		next.Attempts[d.Step] = Attempt{Count: d.Attempt, LastError: d.Error, First: first}
 	default:
 		return s, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownEvent, e.Type)
 	}
 	next.Stream, next.Version = e.Stream, e.Version
 	return next, nil
+}
+
+// owes reports whether a step of that name is still owed.
+func (s State) owes(step string) bool {
+	return step == StepWelcome && s.WelcomeEmail == Pending
 }
 
 // Steps lists the background steps the user still owes: the welcome email
@@ -189,6 +237,19 @@ func Complete(s State, r events.StepResult) ([]events.Event, error) {
 	return event(EventWelcomeEmailSent, struct{}{})
 }
 
+// RecordAttempt turns a failed attempt of the welcome step that will be
+// retried into StepAttemptFailed; an attempt of a step not owed, or one
+// already recorded, records nothing.
+func RecordAttempt(s State, r events.StepResult) ([]events.Event, error) {
+	if !s.owes(r.Step) || r.Err == "" || r.Attempts <= s.Attempts[r.Step].Count {
+		return nil, nil
+	}
+	return event(EventStepAttemptFailed, StepAttemptFailed{Step: r.Step, Error: clip(r.Err, maxError), Attempt: r.Attempts})
+}
+
+// Attempts returns the recorded failed attempts of a step.
+func Attempts(s State, step string) Attempt { return s.Attempts[step] }
+
 // validEmail reports whether s is a bare address: net/mail parses it to
 // itself, without a display name, and it is at most MaxEmail bytes.
 func validEmail(s string) bool {
@@ -218,30 +279,4 @@ func clip(s string, n int) string {
 		n--
 	}
 	return s[:n]
-}
-
-// decodeStrict decodes a JSON object into v, rejecting invalid UTF-8,
-// anything but an object, unknown fields, values of the wrong type and
-// trailing data. Empty data means {}. Failures wrap sentinel:
-// events.ErrInvalid for a command, events.ErrInvalidEvent for an event.
-func decodeStrict(raw json.RawMessage, v any, sentinel error) error {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 {
-		raw = []byte("{}")
-	}
-	if !utf8.Valid(raw) {
-		return fmt.Errorf("%w: data is not valid UTF-8", sentinel)
-	}
-	if raw[0] != '{' {
-		return fmt.Errorf("%w: data must be a JSON object", sentinel)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return fmt.Errorf("%w: %v", sentinel, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: trailing data after the object", sentinel)
-	}
-	return nil
 }

@@ -28,6 +28,8 @@ type Config struct {
 	CommandTimeout time.Duration
 	StepAttempts   int
 	StepBackoff    time.Duration
+	StepMaxTime    time.Duration
+	SMTPURL        string
 	ShutdownGrace  time.Duration
 	LogFormat      string
 }
@@ -102,6 +104,8 @@ func (c *Config) settings() []setting {
 		{"command-timeout", "ENGINE_COMMAND_TIMEOUT", "how long a request waits for its actor before 503", dur(&c.CommandTimeout), "10s"},
 		{"step-attempts", "ENGINE_STEP_ATTEMPTS", "tries of a failing background step before StepFailed", num(&c.StepAttempts), "5"},
 		{"step-backoff", "ENGINE_STEP_BACKOFF", "first wait between tries of a failing step (doubles, with jitter)", dur(&c.StepBackoff), "200ms"},
+		{"step-max-time", "ENGINE_STEP_MAX_TIME", "longest a failing step is retried, from its first attempt (across restarts)", dur(&c.StepMaxTime), "10m"},
+		{"smtp-url", "ENGINE_SMTP_URL", "send emails over SMTP: smtp://user:pass@host:port (STARTTLS when offered) or smtps://; empty: write .eml files to the outbox in -data", str(&c.SMTPURL), ""},
 		{"shutdown-grace", "ENGINE_SHUTDOWN_GRACE", "how long shutdown waits for in-flight work", dur(&c.ShutdownGrace), "10s"},
 		{"log-format", "ENGINE_LOG_FORMAT", "text or json", str(&c.LogFormat), "text"},
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/b6368a97/engine/actors"
 	"github.com/b6368a97/engine/actors/kinds"
+	"github.com/b6368a97/engine/actors/mailer"
 	"github.com/b6368a97/engine/events"
 	"github.com/b6368a97/engine/events/pebblestore"
 	"github.com/b6368a97/engine/transport"
@@ -72,9 +73,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("metrics: %w", err)
 	}
 
-	mailer := m.Mailer
-	if mailer == nil {
-		mailer = actors.NewOutboxMailer(filepath.Join(m.Config.DataDir, "outbox"))
+	mailer, err := m.mailer()
+	if err != nil {
+		return err
 	}
 	m.runtime, err = actors.New(actors.Config{
 		Store:         m.store,
@@ -85,6 +86,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Mailer:        mailer,
 		StepAttempts:  m.Config.StepAttempts,
 		StepBackoff:   m.Config.StepBackoff,
+		StepMaxTime:   m.Config.StepMaxTime,
 		Logger:        m.Logger,
 		Observer:      metrics,
 	})
@@ -132,6 +134,28 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.server.SetReady(true)
 	m.Logger.Info("engine listening", "addr", m.Addr(), "store", m.storeName(), "data", m.Config.DataDir)
 	return nil
+}
+
+// mailer is Main.Mailer when set, else the SMTP mailer of Config.SMTPURL,
+// else the outbox under DataDir. An invalid SMTP URL fails start-up.
+func (m *Main) mailer() (actors.Mailer, error) {
+	switch {
+	case m.Mailer != nil:
+		return m.Mailer, nil
+	case m.Config.SMTPURL != "":
+		cfg, err := mailer.ParseURL(m.Config.SMTPURL)
+		if err != nil {
+			// ParseURL's errors never repeat the password.
+			return nil, fmt.Errorf("ENGINE_SMTP_URL: %w", err)
+		}
+		cfg.Logger = m.Logger
+		m.Logger.Info("mailer: smtp", "url", cfg.String())
+		return mailer.NewSMTP(cfg), nil
+	default:
+		dir := filepath.Join(m.Config.DataDir, "outbox")
+		m.Logger.Info("mailer: outbox", "dir", dir)
+		return actors.NewOutboxMailer(dir), nil
+	}
 }
 
 // Addr is the address the server listens on (useful with port 0).
