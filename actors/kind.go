@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/b6368a97/engine/events"
 )
@@ -45,16 +44,9 @@ type Decider[S any] struct {
 	WithMembers func(state S, members []string) S
 }
 
-// StepAttempts are the failed attempts of a step recorded in its stream.
-type StepAttempts struct {
-	// Count is the number of recorded failed attempts.
-	Count int
-	// LastError is the error of the latest of them.
-	LastError string
-	// First is the time of the first of them: a step's total-time budget
-	// (Config.StepMaxTime) counts from there across restarts.
-	First time.Time
-}
+// StepAttempts are the failed attempts of a step recorded in its stream;
+// First starts the step's total-time budget (Config.StepMaxTime).
+type StepAttempts = events.StepAttempts
 
 // State is a kind's state with its type erased.
 type State = any

@@ -2,7 +2,10 @@ package events
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
 	"time"
+	"unicode/utf8"
 )
 
 // Step is a piece of background work a stream's state still owes, such as
@@ -55,4 +58,75 @@ type StepResult struct {
 	Err      string
 	Attempts int
 	Time     time.Time
+}
+
+// Event types every kind with background steps records. They are stored
+// in logs: never rename.
+const (
+	// EventStepFailed records a step that failed for good (data StepFailed).
+	EventStepFailed = "StepFailed"
+	// EventStepAttemptFailed records a failed attempt that will be retried
+	// (data StepAttemptFailed).
+	EventStepAttemptFailed = "StepAttemptFailed"
+	// MaxStepError bounds the bytes of an error kept in those events.
+	MaxStepError = 512
+)
+
+// StepFailed is the data of EventStepFailed.
+type StepFailed struct {
+	Step     string `json:"step"`
+	Error    string `json:"error"`
+	Attempts int    `json:"attempts"`
+}
+
+// StepAttemptFailed is the data of EventStepAttemptFailed: attempt number
+// Attempt (1-based, counted across restarts) of Step failed with Error and
+// will be retried.
+type StepAttemptFailed struct {
+	Step    string `json:"step"`
+	Error   string `json:"error"`
+	Attempt int    `json:"attempt"`
+}
+
+// StepAttempts is what a state keeps of a step's failed attempts, and what
+// the runtime resumes retries from after a restart.
+type StepAttempts struct {
+	// Count is the number of recorded failed attempts.
+	Count int `json:"count"`
+	// LastError is the error of the latest of them.
+	LastError string `json:"last_error"`
+	// First is the time of the first of them: a step's total retry time
+	// counts from there across restarts.
+	First time.Time `json:"first_at"`
+}
+
+// WithAttempt returns a copy of attempts with the failed attempt d, recorded
+// at time at, added; attempts itself is not modified. An attempt that does
+// not follow the recorded count is an error wrapping ErrInvalidEvent (a
+// broken log).
+func WithAttempt(attempts map[string]StepAttempts, d StepAttemptFailed, at time.Time) (map[string]StepAttempts, error) {
+	prev := attempts[d.Step]
+	if d.Attempt <= prev.Count {
+		return nil, fmt.Errorf("%w: attempt %d of step %q after attempt %d", ErrInvalidEvent, d.Attempt, d.Step, prev.Count)
+	}
+	first := prev.First
+	if prev.Count == 0 {
+		first = at
+	}
+	next := make(map[string]StepAttempts, len(attempts)+1)
+	maps.Copy(next, attempts)
+	next[d.Step] = StepAttempts{Count: d.Attempt, LastError: d.Error, First: first}
+	return next, nil
+}
+
+// ClipError shortens a step error to MaxStepError bytes at a rune boundary.
+func ClipError(s string) string {
+	if len(s) <= MaxStepError {
+		return s
+	}
+	cut := MaxStepError
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
 }

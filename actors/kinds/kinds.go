@@ -40,10 +40,7 @@ func Order() actors.Kind {
 		Steps:         order.Steps,
 		Complete:      order.Complete,
 		RecordAttempt: order.RecordAttempt,
-		Attempts: func(s order.State, step string) actors.StepAttempts {
-			a := order.Attempts(s, step)
-			return actors.StepAttempts{Count: a.Count, LastError: a.LastError, First: a.First}
-		},
+		Attempts:      order.Attempts,
 	})
 }
 
@@ -57,10 +54,7 @@ func User() actors.Kind {
 		Steps:         user.Steps,
 		Complete:      user.Complete,
 		RecordAttempt: user.RecordAttempt,
-		Attempts: func(s user.State, step string) actors.StepAttempts {
-			a := user.Attempts(s, step)
-			return actors.StepAttempts{Count: a.Count, LastError: a.LastError, First: a.First}
-		},
+		Attempts:      user.Attempts,
 	})
 }
 

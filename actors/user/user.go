@@ -9,7 +9,6 @@ import (
 	"maps"
 	"net/mail"
 	"strings"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -24,9 +23,9 @@ const (
 	CommandSignUp         = "SignUp"
 	EventUserSignedUp     = "UserSignedUp"
 	EventWelcomeEmailSent = "WelcomeEmailSent"
-	EventStepFailed       = "StepFailed"
+	EventStepFailed       = events.EventStepFailed
 	// EventStepAttemptFailed records a failed attempt that will be retried.
-	EventStepAttemptFailed = "StepAttemptFailed"
+	EventStepAttemptFailed = events.EventStepAttemptFailed
 )
 
 // StepWelcome is the name of the welcome email step.
@@ -43,7 +42,6 @@ const (
 const (
 	MaxName  = 64
 	MaxEmail = 254
-	maxError = 512
 )
 
 // State is a user as clients read it.
@@ -63,13 +61,7 @@ type State struct {
 }
 
 // Attempt is what the state keeps of a step's failed attempts.
-type Attempt struct {
-	Count     int    `json:"count"`
-	LastError string `json:"last_error"`
-	// First is the time of the first failed attempt's event: the runtime's
-	// total retry time counts from it across restarts.
-	First time.Time `json:"first_at"`
-}
+type Attempt = events.StepAttempts
 
 // SignUp is the data of CommandSignUp and EventUserSignedUp.
 type SignUp struct {
@@ -78,20 +70,12 @@ type SignUp struct {
 }
 
 // StepFailed is the data of EventStepFailed.
-type StepFailed struct {
-	Step     string `json:"step"`
-	Error    string `json:"error"`
-	Attempts int    `json:"attempts"`
-}
+type StepFailed = events.StepFailed
 
 // StepAttemptFailed is the data of EventStepAttemptFailed: attempt number
 // Attempt (1-based, counted across restarts) of Step failed with Error and
 // will be retried.
-type StepAttemptFailed struct {
-	Step    string `json:"step"`
-	Error   string `json:"error"`
-	Attempt int    `json:"attempt"`
-}
+type StepAttemptFailed = events.StepAttemptFailed
 
 // Initial is the state of a user stream with no events.
 func Initial(stream string) State { return State{Stream: stream} }
@@ -184,17 +168,11 @@ func Evolve(s State, e events.Event) (State, error) {
 		if !s.owes(d.Step) {
 			return fail(fmt.Sprintf("step %q is not owed", d.Step))
 		}
-		prev := s.Attempts[d.Step]
-		if d.Attempt <= prev.Count {
-			return fail(fmt.Sprintf("attempt %d of step %q after attempt %d", d.Attempt, d.Step, prev.Count))
+		attempts, err := events.WithAttempt(s.Attempts, d, e.Time)
+		if err != nil {
+			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
 		}
-		next.Attempts = make(map[string]Attempt, len(s.Attempts)+1)
-		maps.Copy(next.Attempts, s.Attempts)
-		first := prev.First
-		if prev.Count == 0 {
-			first = e.Time
-		}
-		next.Attempts[d.Step] = Attempt{Count: d.Attempt, LastError: d.Error, First: first}
+		next.Attempts = attempts
 	default:
 		return s, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownEvent, e.Type)
 	}
@@ -232,7 +210,7 @@ func Complete(s State, r events.StepResult) ([]events.Event, error) {
 		return nil, nil
 	}
 	if r.Err != "" {
-		return event(EventStepFailed, StepFailed{Step: r.Step, Error: clip(r.Err, maxError), Attempts: r.Attempts})
+		return event(EventStepFailed, StepFailed{Step: r.Step, Error: events.ClipError(r.Err), Attempts: r.Attempts})
 	}
 	return event(EventWelcomeEmailSent, struct{}{})
 }
@@ -244,7 +222,7 @@ func RecordAttempt(s State, r events.StepResult) ([]events.Event, error) {
 	if !s.owes(r.Step) || r.Err == "" || r.Attempts <= s.Attempts[r.Step].Count {
 		return nil, nil
 	}
-	return event(EventStepAttemptFailed, StepAttemptFailed{Step: r.Step, Error: clip(r.Err, maxError), Attempt: r.Attempts})
+	return event(EventStepAttemptFailed, StepAttemptFailed{Step: r.Step, Error: events.ClipError(r.Err), Attempt: r.Attempts})
 }
 
 // Attempts returns the recorded failed attempts of a step.
