@@ -133,7 +133,11 @@ func (a *streamActor) onStepDone(c actor.Context, m *stepDone) {
 		return a.kind.Complete(a.state, res)
 	}()
 	if err == nil && len(evs) == 0 {
-		err = errors.New("Complete returned no events")
+		// The kind no longer owes the step (a duplicate report, or one made
+		// moot by a command meanwhile): nothing to record, go on with what
+		// is owed now. maybeStartStep refuses to rerun this very step.
+		a.maybeStartStep(c, a.kind.Steps(a.state), 0, key)
+		return
 	}
 	if err != nil {
 		a.log.Error("cannot record step outcome", "step", key, "err", err)

@@ -405,6 +405,14 @@ func (a *streamActor) afterAppend(c actor.Context, fresh []events.Event, complet
 	if a.version-a.snapVersion >= uint64(a.r.cfg.SnapshotEvery) {
 		a.snapshot()
 	}
+	if a.step != nil && !slices.ContainsFunc(steps, func(st events.Step) bool { return st.Key == a.step.step.Key }) {
+		// These events made the running step moot (an order cancelled
+		// while it cooks): stop it, so the steps now owed (releasing the
+		// kitchen ticket) need not wait for it. Its late report, if any,
+		// no longer matches a.step and is ignored.
+		c.Stop(a.step.pid)
+		a.step = nil
+	}
 	a.maybeStartStep(c, steps, 0, completed)
 }
 
