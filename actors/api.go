@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -15,18 +16,18 @@ type Config struct {
 	Store events.Store
 	// Kinds are the stream kinds served. Required; a command for a stream
 	// whose kind is not here fails with ErrUnknownKind.
-	Kinds []Kind
+	Kinds []decider.Kind
 	// SnapshotEvery: a stream saves a snapshot every this many events.
 	// Default 1000.
 	SnapshotEvery int
 	// IdleTimeout: a stream with no message for this long, no subscriber
 	// and no running step is passivated. Default 10 minutes.
 	IdleTimeout time.Duration
-	// CookTime is how long the StepWait action takes. Default 3 s.
-	CookTime time.Duration
-	// Mailer sends StepEmail steps. Default: none (email steps fail); the
-	// engine passes an OutboxMailer.
-	Mailer Mailer
+	// Executors run the step actions other than decider.StepCommand (which
+	// the runtime runs itself), by Step.Action. A step whose action has no
+	// executor fails for good. The engine registers Wait for
+	// decider.StepWait and a mail executor for decider.StepEmail.
+	Executors map[string]Executor
 	// StepAttempts and StepBackoff bound the retries of a failing step: at
 	// most StepAttempts tries (default 5), waiting StepBackoff (default
 	// 200 ms) doubled each time, with jitter, between them.
@@ -55,7 +56,7 @@ type Config struct {
 // error with a method Permanent() bool that returns true is not retried
 // (a rejected recipient); any other error is retried with backoff.
 type Mailer interface {
-	Send(ctx context.Context, key string, msg events.Email) error
+	Send(ctx context.Context, key string, msg decider.Email) error
 }
 
 // Result is the reply to a command, sent only once its events are durable.
@@ -124,11 +125,11 @@ type StateView struct {
 type API interface {
 	// Execute runs a command on its stream's actor and returns once the
 	// events are durable. Errors: ErrUnknownKind, events.ErrInvalidStream,
-	// events.ErrInvalid, events.ErrConflict, events.ErrForbidden,
-	// events.ErrUnknownCommand, events.ErrWrongExpectedVersion (when
+	// decider.ErrInvalid, decider.ErrConflict, decider.ErrForbidden,
+	// decider.ErrUnknownCommand, events.ErrWrongExpectedVersion (when
 	// expected is not AnyVersion and the stream moved on, or a lost race
 	// after one retry), ErrUnavailable (stopping, or ctx expired).
-	Execute(ctx context.Context, cmd events.Command, expected events.ExpectedVersion) (Result, error)
+	Execute(ctx context.Context, cmd decider.Command, expected events.ExpectedVersion) (Result, error)
 	// State returns a stream's current state; events.ErrNotFound when the
 	// stream has no events.
 	State(ctx context.Context, stream string) (StateView, error)

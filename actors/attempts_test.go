@@ -20,7 +20,7 @@ func TestStepAttemptsObserved(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			obs := &rtObserver{}
 			cfg := rtConfig(rtMemStore(t))
-			cfg.Mailer = &rtMailer{failFirst: tc.failFirst}
+			setMailer(&cfg, &rtMailer{failFirst: tc.failFirst})
 			cfg.StepAttempts = tc.attempts
 			cfg.StepBackoff = time.Millisecond
 			cfg.Observer = obs

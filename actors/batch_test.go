@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -70,7 +71,7 @@ func newRtQueue(t *testing.T, r *Runtime) *rtQueue {
 // rtQueued marks the contexts of commands sent through an rtQueue.
 type rtQueued struct{}
 
-func (q *rtQueue) send(cmd events.Command, exp events.ExpectedVersion) {
+func (q *rtQueue) send(cmd decider.Command, exp events.ExpectedVersion) {
 	ch := make(chan execReply, 1)
 	q.results = append(q.results, ch)
 	go func() {
@@ -97,8 +98,8 @@ func TestBatchedCommands(t *testing.T) {
 	}
 	t.Cleanup(func() { rtStop(t, r) })
 	const stream = "counter:hot"
-	cmd := func(typ, data, id string) events.Command {
-		return events.Command{Stream: stream, Type: typ, Data: json.RawMessage(data), ID: id}
+	cmd := func(typ, data, id string) decider.Command {
+		return decider.Command{Stream: stream, Type: typ, Data: json.RawMessage(data), ID: id}
 	}
 
 	g := store.hold(0)
@@ -119,7 +120,7 @@ func TestBatchedCommands(t *testing.T) {
 		events  int
 		err     error
 	}{
-		{1, 1, nil}, {2, 1, nil}, {3, 1, nil}, {3, 1, nil}, {0, 0, events.ErrConflict},
+		{1, 1, nil}, {2, 1, nil}, {3, 1, nil}, {3, 1, nil}, {0, 0, decider.ErrConflict},
 		{3, 0, nil}, {4, 1, nil}, {0, 0, events.ErrWrongExpectedVersion}, {6, 2, nil},
 	}
 	var got []execReply

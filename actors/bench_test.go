@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -53,7 +54,7 @@ func rtBenchCommands(b *testing.B, store events.Store, callers, streams int) {
 		go func() {
 			defer wg.Done()
 			for i := next.Add(1) - 1; i < int64(streams); i = next.Add(1) - 1 {
-				if _, err := r.Execute(ctx, events.Command{Stream: names[i], Type: "Inc"}, events.AnyVersion); err != nil {
+				if _, err := r.Execute(ctx, decider.Command{Stream: names[i], Type: "Inc"}, events.AnyVersion); err != nil {
 					b.Error(err)
 					return
 				}
@@ -73,7 +74,7 @@ func rtBenchCommands(b *testing.B, store events.Store, callers, streams int) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(uint64(c), 42))
 			for next.Add(1) <= int64(b.N) {
-				cmd := events.Command{Stream: names[rng.IntN(streams)], Type: "Inc"}
+				cmd := decider.Command{Stream: names[rng.IntN(streams)], Type: "Inc"}
 				t0 := time.Now()
 				if _, err := r.Execute(ctx, cmd, events.AnyVersion); err != nil {
 					b.Error(err)

@@ -12,7 +12,6 @@ import (
 const (
 	DefaultSnapshotEvery     = 1000
 	DefaultIdleTimeout       = 10 * time.Minute
-	DefaultCookTime          = 3 * time.Second
 	DefaultStepAttempts      = 5
 	DefaultStepBackoff       = 200 * time.Millisecond
 	DefaultStepMaxTime       = 10 * time.Minute
@@ -71,9 +70,6 @@ func (cfg Config) withDefaults() Config {
 	if cfg.IdleTimeout == 0 {
 		cfg.IdleTimeout = DefaultIdleTimeout
 	}
-	if cfg.CookTime == 0 {
-		cfg.CookTime = DefaultCookTime
-	}
 	if cfg.StepAttempts == 0 {
 		cfg.StepAttempts = DefaultStepAttempts
 	}
@@ -129,7 +125,6 @@ func (cfg Config) Validate() error {
 	}{
 		{"SnapshotEvery", int64(cfg.SnapshotEvery)},
 		{"IdleTimeout", int64(cfg.IdleTimeout)},
-		{"CookTime", int64(cfg.CookTime)},
 		{"StepAttempts", int64(cfg.StepAttempts)},
 		{"StepBackoff", int64(cfg.StepBackoff)},
 		{"StepMaxTime", int64(cfg.StepMaxTime)},

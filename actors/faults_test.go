@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -61,7 +62,7 @@ func TestActivationFailure(t *testing.T) {
 	rtExec(t, r, "counter:a", "Inc", "")
 	store.failReads.Store(true)
 	// A stream that is not active cannot load: the caller gets the error.
-	_, err := r.Execute(rtCtx(t), events.Command{Stream: "counter:b", Type: "Inc"}, events.AnyVersion)
+	_, err := r.Execute(rtCtx(t), decider.Command{Stream: "counter:b", Type: "Inc"}, events.AnyVersion)
 	if !errors.Is(err, errRtDisk) {
 		t.Fatalf("Execute on an unloadable stream = %v, want the store's error", err)
 	}
@@ -70,7 +71,7 @@ func TestActivationFailure(t *testing.T) {
 	store.failReads.Store(false)
 	// The failed activation retired itself: the next call loads afresh.
 	rtWaitFor(t, "a fresh activation", func() bool {
-		_, err := r.Execute(rtCtx(t), events.Command{Stream: "counter:b", Type: "Inc"}, events.AnyVersion)
+		_, err := r.Execute(rtCtx(t), decider.Command{Stream: "counter:b", Type: "Inc"}, events.AnyVersion)
 		return err == nil
 	})
 }
@@ -98,11 +99,11 @@ func TestConflictReloads(t *testing.T) {
 		t.Fatalf("state = %+v, want the foreign event folded in (n 12)", s)
 	}
 	foreign(3)
-	_, err := r.Execute(ctx, events.Command{Stream: "counter:x", Type: "Inc"}, events.Exactly(3))
+	_, err := r.Execute(ctx, decider.Command{Stream: "counter:x", Type: "Inc"}, events.Exactly(3))
 	if cur, ok := events.CurrentVersion(err); !ok || cur != 4 {
 		t.Fatalf("Execute expecting 3 = %v, want a wrong expected version at 4", err)
 	}
-	if res, err := r.Execute(ctx, events.Command{Stream: "counter:x", Type: "Inc"}, events.Exactly(4)); err != nil || res.Version != 5 {
+	if res, err := r.Execute(ctx, decider.Command{Stream: "counter:x", Type: "Inc"}, events.Exactly(4)); err != nil || res.Version != 5 {
 		t.Fatalf("Execute expecting 4 = %+v, %v", res, err)
 	}
 }
@@ -131,7 +132,7 @@ func TestNoPassivationWhileBusy(t *testing.T) {
 			cfg := rtConfig(rtMemStore(t))
 			cfg.Observer = obs
 			cfg.IdleTimeout = 2 * time.Millisecond
-			cfg.CookTime = time.Hour
+			setCook(&cfg, time.Hour)
 			r, err := New(cfg)
 			if err != nil {
 				t.Fatal(err)

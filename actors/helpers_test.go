@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 	"github.com/b6368a97/engine/events/memstore"
 	"github.com/b6368a97/engine/events/pebblestore"
@@ -40,15 +41,15 @@ type rtBy struct {
 	Limit int `json:"limit"`
 }
 
-func rtCounterKind() Kind {
-	return NewKind(Decider[rtCounter]{
+func rtCounterKind() decider.Kind {
+	return decider.New(decider.Decider[rtCounter]{
 		Name:    "counter",
 		Initial: func(stream string) rtCounter { return rtCounter{Stream: stream} },
-		Decide: func(s rtCounter, c events.Command) ([]events.Event, error) {
+		Decide: func(s rtCounter, c decider.Command) ([]events.Event, error) {
 			var in rtBy
 			if len(c.Data) > 0 {
 				if err := json.Unmarshal(c.Data, &in); err != nil {
-					return nil, fmt.Errorf("%w: %v", events.ErrInvalid, err)
+					return nil, fmt.Errorf("%w: %v", decider.ErrInvalid, err)
 				}
 			}
 			switch c.Type {
@@ -56,24 +57,24 @@ func rtCounterKind() Kind {
 				return []events.Event{{Type: "Incremented"}}, nil
 			case "Add":
 				if in.By <= 0 {
-					return nil, fmt.Errorf("%w: by must be positive", events.ErrInvalid)
+					return nil, fmt.Errorf("%w: by must be positive", decider.ErrInvalid)
 				}
 				return []events.Event{{Type: "Added", Data: c.Data}}, nil
 			case "AddTwice":
 				return []events.Event{{Type: "Added", Data: c.Data}, {Type: "Added", Data: c.Data}}, nil
 			case "IfBelow":
 				if s.N >= in.Limit {
-					return nil, fmt.Errorf("%w: counter at %d", events.ErrConflict, s.N)
+					return nil, fmt.Errorf("%w: counter at %d", decider.ErrConflict, s.N)
 				}
 				return []events.Event{{Type: "Incremented"}}, nil
 			case "Noop":
 				return nil, nil
 			case "Reject":
-				return nil, fmt.Errorf("%w: rejected", events.ErrConflict)
+				return nil, fmt.Errorf("%w: rejected", decider.ErrConflict)
 			case "Panic":
 				panic("decider bug")
 			}
-			return nil, fmt.Errorf("%w: %s", events.ErrUnknownCommand, c.Type)
+			return nil, fmt.Errorf("%w: %s", decider.ErrUnknownCommand, c.Type)
 		},
 		Evolve: func(s rtCounter, e events.Event) (rtCounter, error) {
 			by := 1
@@ -86,7 +87,7 @@ func rtCounterKind() Kind {
 				}
 				by = in.By
 			default:
-				return s, fmt.Errorf("%w: %s", events.ErrUnknownEvent, e.Type)
+				return s, fmt.Errorf("%w: %s", decider.ErrUnknownEvent, e.Type)
 			}
 			s.N += by
 			s.Hist = append(s.Hist, by)
@@ -120,16 +121,16 @@ type rtStepData struct {
 	Error    string `json:"error,omitempty"`
 }
 
-func rtShopKind() Kind {
-	return NewKind(Decider[rtShop]{
+func rtShopKind() decider.Kind {
+	return decider.New(decider.Decider[rtShop]{
 		Name:    "shop",
 		Initial: func(stream string) rtShop { return rtShop{Stream: stream} },
-		Decide: func(s rtShop, c events.Command) ([]events.Event, error) {
+		Decide: func(s rtShop, c decider.Command) ([]events.Event, error) {
 			if c.Type != "Place" {
-				return nil, fmt.Errorf("%w: %s", events.ErrUnknownCommand, c.Type)
+				return nil, fmt.Errorf("%w: %s", decider.ErrUnknownCommand, c.Type)
 			}
 			if s.Placed {
-				return nil, fmt.Errorf("%w: already placed", events.ErrConflict)
+				return nil, fmt.Errorf("%w: already placed", decider.ErrConflict)
 			}
 			return []events.Event{{Type: "Placed", Data: c.Data}}, nil
 		},
@@ -157,33 +158,33 @@ func rtShopKind() Kind {
 					s.Errors[in.Step] = in.Error
 				}
 			default:
-				return s, fmt.Errorf("%w: %s", events.ErrUnknownEvent, e.Type)
+				return s, fmt.Errorf("%w: %s", decider.ErrUnknownEvent, e.Type)
 			}
 			s.Version = e.Version
 			return s, nil
 		},
-		Steps: func(s rtShop) []events.Step {
-			var out []events.Step
+		Steps: func(s rtShop) []decider.Step {
+			var out []decider.Step
 			for _, name := range rtShopSteps {
 				if s.Steps[name] != "pending" {
 					continue
 				}
-				st := events.Step{Name: name, Key: s.Stream + "/" + name}
+				st := decider.Step{Name: name, Key: s.Stream + "/" + name}
 				switch name {
 				case "notify":
-					st.Action, st.Target, st.Command = events.StepCommand, "tally:main", "Record"
+					st.Action, st.Target, st.Command = decider.StepCommand, "tally:main", "Record"
 					st.Data, _ = json.Marshal(map[string]string{"order": s.Stream})
 				case "cook":
-					st.Action = events.StepWait
+					st.Action = decider.StepWait
 				case "receipt":
-					st.Action = events.StepEmail
-					st.Email = &events.Email{To: s.Email, Subject: "Your receipt", Body: "Thanks for " + s.Stream + ".\nBye."}
+					st.Action = decider.StepEmail
+					st.Email = &decider.Email{To: s.Email, Subject: "Your receipt", Body: "Thanks for " + s.Stream + ".\nBye."}
 				}
 				out = append(out, st)
 			}
 			return out
 		},
-		Complete: func(s rtShop, res events.StepResult) ([]events.Event, error) {
+		Complete: func(s rtShop, res decider.StepResult) ([]events.Event, error) {
 			typ := "StepDone"
 			if res.Err != "" {
 				typ = "StepFailed"
@@ -206,13 +207,13 @@ type rtTally struct {
 	Orders  []string `json:"orders"`
 }
 
-func rtTallyKind() Kind {
-	return NewKind(Decider[rtTally]{
+func rtTallyKind() decider.Kind {
+	return decider.New(decider.Decider[rtTally]{
 		Name:    "tally",
 		Initial: func(stream string) rtTally { return rtTally{Stream: stream} },
-		Decide: func(s rtTally, c events.Command) ([]events.Event, error) {
+		Decide: func(s rtTally, c decider.Command) ([]events.Event, error) {
 			if c.Type != "Record" {
-				return nil, fmt.Errorf("%w: %s", events.ErrUnknownCommand, c.Type)
+				return nil, fmt.Errorf("%w: %s", decider.ErrUnknownCommand, c.Type)
 			}
 			return []events.Event{{Type: "Recorded", Data: c.Data}}, nil
 		},
@@ -236,11 +237,11 @@ type rtRoom struct {
 	Posts   int      `json:"posts"`
 }
 
-func rtRoomKind() Kind {
-	return NewKind(Decider[rtRoom]{
+func rtRoomKind() decider.Kind {
+	return decider.New(decider.Decider[rtRoom]{
 		Name:    "room",
 		Initial: func(stream string) rtRoom { return rtRoom{Stream: stream, Members: []string{}} },
-		Decide: func(s rtRoom, c events.Command) ([]events.Event, error) {
+		Decide: func(s rtRoom, c decider.Command) ([]events.Event, error) {
 			return []events.Event{{Type: "Posted", Data: c.Data}}, nil
 		},
 		Evolve: func(s rtRoom, e events.Event) (rtRoom, error) {
@@ -255,8 +256,8 @@ func rtRoomKind() Kind {
 	})
 }
 
-func rtKinds() []Kind {
-	return []Kind{rtCounterKind(), rtShopKind(), rtTallyKind(), rtRoomKind()}
+func rtKinds() []decider.Kind {
+	return []decider.Kind{rtCounterKind(), rtShopKind(), rtTallyKind(), rtRoomKind()}
 }
 
 // rtLogger logs warnings and errors to stderr when RT_LOG is set.
@@ -291,10 +292,22 @@ func rtConfig(store events.Store) Config {
 		Kinds:       rtKinds(),
 		Logger:      rtLogger(),
 		IdleTimeout: time.Hour,
-		CookTime:    5 * time.Millisecond,
 		StepBackoff: time.Millisecond,
+		Executors:   map[string]Executor{decider.StepWait: cookFor(5 * time.Millisecond)},
 	}
 }
+
+// cookFor is a wait executor that waits d whatever the step says, so that
+// a test sets how long the test kinds' wait steps take.
+func cookFor(d time.Duration) Executor {
+	return func(ctx context.Context, _ decider.Step) error {
+		return Wait(ctx, decider.Step{Wait: d})
+	}
+}
+
+func setCook(cfg *Config, d time.Duration) { cfg.Executors[decider.StepWait] = cookFor(d) }
+
+func setMailer(cfg *Config, m Mailer) { cfg.Executors[decider.StepEmail] = SendEmail(m) }
 
 // rtStart creates and starts a Runtime and stops it at cleanup.
 func rtStart(t testing.TB, cfg Config) *Runtime {
@@ -327,7 +340,7 @@ func rtCtx(t testing.TB) context.Context {
 
 func rtExec(t testing.TB, r *Runtime, stream, typ, data string) Result {
 	t.Helper()
-	res, err := r.Execute(rtCtx(t), events.Command{Stream: stream, Type: typ, Data: json.RawMessage(data)}, events.AnyVersion)
+	res, err := r.Execute(rtCtx(t), decider.Command{Stream: stream, Type: typ, Data: json.RawMessage(data)}, events.AnyVersion)
 	if err != nil {
 		t.Fatalf("%s %s: %v", stream, typ, err)
 	}

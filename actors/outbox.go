@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/b6368a97/engine/events"
+	"github.com/b6368a97/engine/actors/decider"
 )
 
 // OutboxMailer "sends" email by writing one RFC 5322 message per step key
@@ -44,16 +44,16 @@ func NewOutboxMailer(dir string) Mailer {
 const messageIDDomain = "engine.local"
 
 // Send implements Mailer.
-func (m *OutboxMailer) Send(ctx context.Context, key string, msg events.Email) error {
+func (m *OutboxMailer) Send(ctx context.Context, key string, msg decider.Email) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if key == "" {
-		return permanent(errors.New("outbox: empty key"))
+		return decider.Permanent(errors.New("outbox: empty key"))
 	}
 	to, err := mail.ParseAddress(msg.To)
 	if err != nil {
-		return permanent(fmt.Errorf("outbox: recipient %q: %w", msg.To, err))
+		return decider.Permanent(fmt.Errorf("outbox: recipient %q: %w", msg.To, err))
 	}
 	path := filepath.Join(m.Dir, OutboxFileName(key))
 	if _, err := os.Stat(path); err == nil {
@@ -71,7 +71,7 @@ func (m *OutboxMailer) Send(ctx context.Context, key string, msg events.Email) e
 	return writeAtomic(m.Dir, path, body)
 }
 
-func (m *OutboxMailer) render(key string, to *mail.Address, msg events.Email) ([]byte, error) {
+func (m *OutboxMailer) render(key string, to *mail.Address, msg decider.Email) ([]byte, error) {
 	from := m.From
 	if from == "" {
 		from = "engine <noreply@" + messageIDDomain + ">"

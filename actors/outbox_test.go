@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/b6368a97/engine/events"
+	"github.com/b6368a97/engine/actors/decider"
 )
 
 func TestOutboxFileName(t *testing.T) {
@@ -44,7 +44,7 @@ func TestOutboxMailer(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "outbox")
 	at := time.Date(2026, 11, 25, 16, 37, 55, 0, time.UTC)
 	m := &OutboxMailer{Dir: dir, Now: func() time.Time { return at }}
-	msg := events.Email{To: "Ann <ann@example.com>", Subject: "Your receipt – order 42\r\nBcc: evil@example.com", Body: "Thanks!\nLine two, ünïcode.\n" + strings.Repeat("long ", 40)}
+	msg := decider.Email{To: "Ann <ann@example.com>", Subject: "Your receipt – order 42\r\nBcc: evil@example.com", Body: "Thanks!\nLine two, ünïcode.\n" + strings.Repeat("long ", 40)}
 	ctx := context.Background()
 
 	// Concurrent and repeated sends of one key leave one message.
@@ -124,7 +124,7 @@ func TestOutboxMailer(t *testing.T) {
 	}
 
 	t.Run("bad recipient is a permanent failure", func(t *testing.T) {
-		err := m.Send(ctx, "user:x/welcome", events.Email{To: "not an address"})
+		err := m.Send(ctx, "user:x/welcome", decider.Email{To: "not an address"})
 		if err == nil || !isPermanent(err) {
 			t.Fatalf("Send = %v, want a permanent error", err)
 		}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -18,9 +19,9 @@ var ErrBrokenLog = errors.New("broken log")
 // ReplayedStream is one stream's state after a replay.
 type ReplayedStream struct {
 	Stream  string
-	Kind    Kind
+	Kind    decider.Kind
 	Version uint64
-	State   State
+	State   decider.State
 }
 
 // Replayer folds a log through the kinds' own Evolve, the code the actors
@@ -31,31 +32,31 @@ type ReplayedStream struct {
 // A Replayer is not safe for concurrent use. After an error it must not be
 // used further: the failing event was not applied.
 type Replayer struct {
-	kinds   func(name string) (Kind, bool)
+	kinds   func(name string) (decider.Kind, bool)
 	index   map[string]int
 	streams []ReplayedStream
 	lastPos uint64
 }
 
 // NewReplayer returns a Replayer that finds kinds with lookup.
-func NewReplayer(lookup func(name string) (Kind, bool)) *Replayer {
+func NewReplayer(lookup func(name string) (decider.Kind, bool)) *Replayer {
 	return &Replayer{kinds: lookup, index: make(map[string]int)}
 }
 
 // KindsByName makes a lookup function for NewReplayer and Replay from a
 // list of kinds.
-func KindsByName(kinds []Kind) func(name string) (Kind, bool) {
-	m := make(map[string]Kind, len(kinds))
+func KindsByName(kinds []decider.Kind) func(name string) (decider.Kind, bool) {
+	m := make(map[string]decider.Kind, len(kinds))
 	for _, k := range kinds {
 		m[k.Name()] = k
 	}
-	return func(name string) (Kind, bool) {
+	return func(name string) (decider.Kind, bool) {
 		k, ok := m[name]
 		return k, ok
 	}
 }
 
-func (r *Replayer) kindOf(stream string) (Kind, error) {
+func (r *Replayer) kindOf(stream string) (decider.Kind, error) {
 	id, err := events.ParseStreamID(stream)
 	if err != nil {
 		return nil, err
@@ -131,7 +132,7 @@ func (r *Replayer) Apply(ev events.Event) (err error) {
 
 // evolve calls Evolve, turning a panic of a kind on a strange event into an
 // error: a replay reports a broken log, it does not crash on one.
-func evolve(k Kind, s State, ev events.Event) (next State, err error) {
+func evolve(k decider.Kind, s decider.State, ev events.Event) (next decider.State, err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("%s: Evolve panicked on %s: %v", k.Name(), ev.Type, p)
@@ -169,9 +170,9 @@ func (r *Replayer) Streams() []ReplayedStream {
 // Replay folds one JSON Lines log and returns the final state of each of
 // its streams, in order of first appearance. An error names its line
 // (*events.LineError) and matches ErrBrokenLog, ErrUnknownKind,
-// events.ErrInvalidStream, events.ErrUnknownEvent or events.ErrInvalidEvent
+// events.ErrInvalidStream, decider.ErrUnknownEvent or events.ErrInvalidEvent
 // as the case may be.
-func Replay(lookup func(name string) (Kind, bool), rd io.Reader) ([]ReplayedStream, error) {
+func Replay(lookup func(name string) (decider.Kind, bool), rd io.Reader) ([]ReplayedStream, error) {
 	r := NewReplayer(lookup)
 	if err := r.Feed(rd); err != nil {
 		return nil, err
@@ -180,7 +181,7 @@ func Replay(lookup func(name string) (Kind, bool), rd io.Reader) ([]ReplayedStre
 }
 
 // ReplayFile is Replay of the file at path; errors name the file.
-func ReplayFile(lookup func(name string) (Kind, bool), path string) ([]ReplayedStream, error) {
+func ReplayFile(lookup func(name string) (decider.Kind, bool), path string) ([]ReplayedStream, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

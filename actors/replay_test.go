@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/b6368a97/engine/actors"
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -22,16 +23,16 @@ type replayTally struct {
 	Note    string `json:"note,omitempty"`
 }
 
-func replayTallyKind() actors.Kind {
-	return actors.NewKind(actors.Decider[replayTally]{
+func replayTallyKind() decider.Kind {
+	return decider.New(decider.Decider[replayTally]{
 		Name:    "tally",
 		Initial: func(stream string) replayTally { return replayTally{Stream: stream} },
-		Decide: func(replayTally, events.Command) ([]events.Event, error) {
-			return nil, events.ErrUnknownCommand
+		Decide: func(replayTally, decider.Command) ([]events.Event, error) {
+			return nil, decider.ErrUnknownCommand
 		},
 		Evolve: func(s replayTally, e events.Event) (replayTally, error) {
 			if e.Type != "Added" {
-				return s, fmt.Errorf("tally: %w %q", events.ErrUnknownEvent, e.Type)
+				return s, fmt.Errorf("tally: %w %q", decider.ErrUnknownEvent, e.Type)
 			}
 			var d struct {
 				N    int
@@ -52,8 +53,8 @@ func replayTallyKind() actors.Kind {
 	})
 }
 
-func replayLookup() func(string) (actors.Kind, bool) {
-	return actors.KindsByName([]actors.Kind{replayTallyKind()})
+func replayLookup() func(string) (decider.Kind, bool) {
+	return actors.KindsByName([]decider.Kind{replayTallyKind()})
 }
 
 // replayLine is one envelope of a test log.
@@ -128,7 +129,7 @@ func TestReplayRejectsBrokenLogs(t *testing.T) {
 		{name: "position repeats", lines: []string{replayLine("tally:a", 1, 5, 1), replayLine("tally:b", 1, 5, 1)}, line: 2, is: actors.ErrBrokenLog},
 		{name: "unknown kind", lines: []string{replayLine("tally:a", 1, 1, 1), replayLine("chat:a", 1, 2, 1)}, line: 2, is: actors.ErrUnknownKind},
 		{name: "bad stream id", lines: []string{replayLine("tally:a", 1, 1, 1), replayLine("tally:a b", 1, 2, 1)}, line: 2, is: events.ErrInvalidStream},
-		{name: "unknown event type", lines: []string{replayLine("tally:a", 1, 1, 1), strings.Replace(replayLine("tally:a", 2, 2, 1), `"Added"`, `"Removed"`, 1)}, line: 2, is: events.ErrUnknownEvent},
+		{name: "unknown event type", lines: []string{replayLine("tally:a", 1, 1, 1), strings.Replace(replayLine("tally:a", 2, 2, 1), `"Added"`, `"Removed"`, 1)}, line: 2, is: decider.ErrUnknownEvent},
 		{name: "bad data", lines: []string{replayLine("tally:a", 1, 1, 1), strings.Replace(replayLine("tally:a", 2, 2, 1), `{"n":1}`, `{"n":"x"}`, 1)}, line: 2, is: events.ErrInvalidEvent},
 		{name: "Evolve panics", lines: []string{replayLine("tally:a", 1, 1, 1), replayLine("tally:a", 2, 2, -1)}, line: 2},
 		{name: "malformed line", lines: []string{replayLine("tally:a", 1, 1, 1), `{"stream":"tally:a","version":2,`}, line: 2},

@@ -11,6 +11,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -31,7 +32,7 @@ type Runtime struct {
 	cfg    Config
 	log    *slog.Logger
 	obs    Observer
-	kinds  map[string]Kind
+	kinds  map[string]decider.Kind
 	system *actor.ActorSystem
 	disp   *dispatcher
 
@@ -65,7 +66,7 @@ type Runtime struct {
 // entry is one activation of a stream's actor.
 type entry struct {
 	stream string
-	kind   Kind
+	kind   decider.Kind
 	pid    *actor.PID
 	// prev is the stream's previous activation if it was still stopping
 	// when this one was spawned: the new actor waits for it before it
@@ -101,7 +102,7 @@ func New(cfg Config) (*Runtime, error) {
 		cfg:      cfg,
 		log:      cfg.Logger.With("component", "actors"),
 		obs:      cfg.Observer,
-		kinds:    make(map[string]Kind, len(cfg.Kinds)),
+		kinds:    make(map[string]decider.Kind, len(cfg.Kinds)),
 		entries:  make(map[string]*entry),
 		retiring: make(map[string]*entry),
 	}
@@ -246,16 +247,16 @@ func (r *Runtime) waitCalls(ctx context.Context) error {
 }
 
 // Execute implements API.
-func (r *Runtime) Execute(ctx context.Context, cmd events.Command, expected events.ExpectedVersion) (Result, error) {
+func (r *Runtime) Execute(ctx context.Context, cmd decider.Command, expected events.ExpectedVersion) (Result, error) {
 	k, err := r.kindOf(cmd.Stream)
 	if err != nil {
 		return Result{}, err
 	}
 	if expected < events.AnyVersion {
-		return Result{}, fmt.Errorf("%w: expected version %d", events.ErrInvalid, int64(expected))
+		return Result{}, fmt.Errorf("%w: expected version %d", decider.ErrInvalid, int64(expected))
 	}
 	if len(cmd.ID) > events.MaxIDLength {
-		return Result{}, fmt.Errorf("%w: command id longer than %d bytes", events.ErrInvalid, events.MaxIDLength)
+		return Result{}, fmt.Errorf("%w: command id longer than %d bytes", decider.ErrInvalid, events.MaxIDLength)
 	}
 	if cmd.Time.IsZero() {
 		cmd.Time = r.cfg.Now()
@@ -299,7 +300,7 @@ func (r *Runtime) Subscribe(ctx context.Context, req SubscribeRequest) (Subscrip
 		return nil, err
 	}
 	if req.Sink == nil {
-		return nil, fmt.Errorf("%w: subscribe to %s without a sink", events.ErrInvalid, req.Stream)
+		return nil, fmt.Errorf("%w: subscribe to %s without a sink", decider.ErrInvalid, req.Stream)
 	}
 	sub := newSubscription(r, k, req)
 	m := &subscribeMsg{sub: sub, reply: make(chan error, 1)}
@@ -320,7 +321,7 @@ func (r *Runtime) Subscribe(ctx context.Context, req SubscribeRequest) (Subscrip
 	}
 }
 
-func (r *Runtime) kindOf(stream string) (Kind, error) {
+func (r *Runtime) kindOf(stream string) (decider.Kind, error) {
 	id, err := events.ParseStreamID(stream)
 	if err != nil {
 		return nil, err
@@ -339,7 +340,7 @@ func unavailable(stream string, cause error) error {
 // call admits an API call and queues msg for the stream's actor, activating
 // it if needed. On success the caller must call callDone once it stops
 // waiting for the reply; Stop waits for that.
-func (r *Runtime) call(stream string, k Kind, msg any) error {
+func (r *Runtime) call(stream string, k decider.Kind, msg any) error {
 	r.mu.Lock()
 	if r.state != stateRunning {
 		r.mu.Unlock()
@@ -373,7 +374,7 @@ func (r *Runtime) callDone() {
 // send queues a message of the runtime's own (forwarded by a retired
 // actor) for the stream's serving actor. It fails once the actors are being
 // stopped, or when the stream is not active and activate is false.
-func (r *Runtime) send(stream string, k Kind, msg any, activate bool) bool {
+func (r *Runtime) send(stream string, k decider.Kind, msg any, activate bool) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.state >= stateClosing {
@@ -402,7 +403,7 @@ func (r *Runtime) sendTo(e *entry, msg any) bool {
 	return true
 }
 
-func (r *Runtime) spawnLocked(stream string, k Kind) *entry {
+func (r *Runtime) spawnLocked(stream string, k decider.Kind) *entry {
 	e := &entry{stream: stream, kind: k, prev: r.retiring[stream], stopped: make(chan struct{})}
 	r.live.add()
 	props := actor.PropsFromProducer(func() actor.Actor { return newStreamActor(r, e) }, actor.WithDispatcher(r.disp))

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -25,9 +26,9 @@ func TestConfigValidate(t *testing.T) {
 		{"minimal", Config{Store: store, Kinds: rtKinds()}, true},
 		{"no store", Config{Kinds: rtKinds()}, false},
 		{"no kinds", Config{Store: store}, false},
-		{"nil kind", Config{Store: store, Kinds: []Kind{nil}}, false},
-		{"kind twice", Config{Store: store, Kinds: []Kind{rtCounterKind(), rtCounterKind()}}, false},
-		{"bad kind name", Config{Store: store, Kinds: []Kind{NewKind(Decider[int]{Name: "Bad-Name"})}}, false},
+		{"nil kind", Config{Store: store, Kinds: []decider.Kind{nil}}, false},
+		{"kind twice", Config{Store: store, Kinds: []decider.Kind{rtCounterKind(), rtCounterKind()}}, false},
+		{"bad kind name", Config{Store: store, Kinds: []decider.Kind{decider.New(decider.Decider[int]{Name: "Bad-Name"})}}, false},
 		{"negative idle", Config{Store: store, Kinds: rtKinds(), IdleTimeout: -1}, false},
 		{"negative attempts", Config{Store: store, Kinds: rtKinds(), StepAttempts: -1}, false},
 	}
@@ -43,7 +44,7 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 	cfg := Config{Store: store, Kinds: rtKinds()}.withDefaults()
-	if cfg.SnapshotEvery != 1000 || cfg.IdleTimeout != 10*time.Minute || cfg.CookTime != 3*time.Second ||
+	if cfg.SnapshotEvery != 1000 || cfg.IdleTimeout != 10*time.Minute ||
 		cfg.StepAttempts != 5 || cfg.StepBackoff != 200*time.Millisecond || cfg.Logger == nil || cfg.Now == nil || cfg.Observer == nil {
 		t.Fatalf("defaults not applied: %+v", cfg)
 	}
@@ -59,28 +60,28 @@ func TestExecute(t *testing.T) {
 
 	tests := []struct {
 		name     string
-		cmd      events.Command
+		cmd      decider.Command
 		expected events.ExpectedVersion
 		wantErr  error
 		wantVer  uint64
 		wantEvs  int
 	}{
-		{"append", events.Command{Stream: "counter:a", Type: "Inc"}, events.AnyVersion, nil, 2, 1},
-		{"two events", events.Command{Stream: "counter:a", Type: "AddTwice", Data: json.RawMessage(`{"by":1}`)}, events.AnyVersion, nil, 4, 2},
-		{"expected version matches", events.Command{Stream: "counter:a", Type: "Inc"}, events.Exactly(4), nil, 5, 1},
-		{"expected version behind", events.Command{Stream: "counter:a", Type: "Inc"}, events.Exactly(3), events.ErrWrongExpectedVersion, 0, 0},
-		{"no stream on existing", events.Command{Stream: "counter:a", Type: "Inc"}, events.NoStream, events.ErrWrongExpectedVersion, 0, 0},
-		{"no stream on new", events.Command{Stream: "counter:new", Type: "Inc"}, events.NoStream, nil, 1, 1},
-		{"noop", events.Command{Stream: "counter:a", Type: "Noop"}, events.AnyVersion, nil, 5, 0},
-		{"decide conflict", events.Command{Stream: "counter:a", Type: "Reject"}, events.AnyVersion, events.ErrConflict, 0, 0},
-		{"decide invalid", events.Command{Stream: "counter:a", Type: "Add", Data: json.RawMessage(`{"by":0}`)}, events.AnyVersion, events.ErrInvalid, 0, 0},
-		{"unknown command", events.Command{Stream: "counter:a", Type: "Frobnicate"}, events.AnyVersion, events.ErrUnknownCommand, 0, 0},
-		{"decide panics", events.Command{Stream: "counter:a", Type: "Panic"}, events.AnyVersion, errAny, 0, 0},
-		{"after the panic", events.Command{Stream: "counter:a", Type: "Inc"}, events.AnyVersion, nil, 6, 1},
-		{"unknown kind", events.Command{Stream: "nosuch:a", Type: "Inc"}, events.AnyVersion, ErrUnknownKind, 0, 0},
-		{"invalid stream", events.Command{Stream: "counter", Type: "Inc"}, events.AnyVersion, events.ErrInvalidStream, 0, 0},
-		{"invalid expected", events.Command{Stream: "counter:a", Type: "Inc"}, events.ExpectedVersion(-5), events.ErrInvalid, 0, 0},
-		{"command id too long", events.Command{Stream: "counter:a", Type: "Inc", ID: strings.Repeat("k", 129)}, events.AnyVersion, events.ErrInvalid, 0, 0},
+		{"append", decider.Command{Stream: "counter:a", Type: "Inc"}, events.AnyVersion, nil, 2, 1},
+		{"two events", decider.Command{Stream: "counter:a", Type: "AddTwice", Data: json.RawMessage(`{"by":1}`)}, events.AnyVersion, nil, 4, 2},
+		{"expected version matches", decider.Command{Stream: "counter:a", Type: "Inc"}, events.Exactly(4), nil, 5, 1},
+		{"expected version behind", decider.Command{Stream: "counter:a", Type: "Inc"}, events.Exactly(3), events.ErrWrongExpectedVersion, 0, 0},
+		{"no stream on existing", decider.Command{Stream: "counter:a", Type: "Inc"}, events.NoStream, events.ErrWrongExpectedVersion, 0, 0},
+		{"no stream on new", decider.Command{Stream: "counter:new", Type: "Inc"}, events.NoStream, nil, 1, 1},
+		{"noop", decider.Command{Stream: "counter:a", Type: "Noop"}, events.AnyVersion, nil, 5, 0},
+		{"decide conflict", decider.Command{Stream: "counter:a", Type: "Reject"}, events.AnyVersion, decider.ErrConflict, 0, 0},
+		{"decide invalid", decider.Command{Stream: "counter:a", Type: "Add", Data: json.RawMessage(`{"by":0}`)}, events.AnyVersion, decider.ErrInvalid, 0, 0},
+		{"unknown command", decider.Command{Stream: "counter:a", Type: "Frobnicate"}, events.AnyVersion, decider.ErrUnknownCommand, 0, 0},
+		{"decide panics", decider.Command{Stream: "counter:a", Type: "Panic"}, events.AnyVersion, errAny, 0, 0},
+		{"after the panic", decider.Command{Stream: "counter:a", Type: "Inc"}, events.AnyVersion, nil, 6, 1},
+		{"unknown kind", decider.Command{Stream: "nosuch:a", Type: "Inc"}, events.AnyVersion, ErrUnknownKind, 0, 0},
+		{"invalid stream", decider.Command{Stream: "counter", Type: "Inc"}, events.AnyVersion, events.ErrInvalidStream, 0, 0},
+		{"invalid expected", decider.Command{Stream: "counter:a", Type: "Inc"}, events.ExpectedVersion(-5), decider.ErrInvalid, 0, 0},
+		{"command id too long", decider.Command{Stream: "counter:a", Type: "Inc", ID: strings.Repeat("k", 129)}, events.AnyVersion, decider.ErrInvalid, 0, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,7 +111,7 @@ func TestExecute(t *testing.T) {
 		})
 	}
 	// The wrong-expected-version error carries the current version.
-	_, err := r.Execute(ctx, events.Command{Stream: "counter:a", Type: "Inc"}, events.Exactly(1))
+	_, err := r.Execute(ctx, decider.Command{Stream: "counter:a", Type: "Inc"}, events.Exactly(1))
 	if cur, ok := events.CurrentVersion(err); !ok || cur != 6 {
 		t.Fatalf("CurrentVersion(%v) = %d, %v; want 6", err, cur, ok)
 	}
@@ -133,7 +134,7 @@ func TestExecuteUsesClockAndMeta(t *testing.T) {
 	cfg := rtConfig(rtMemStore(t))
 	cfg.Now = func() time.Time { return at }
 	r := rtStart(t, cfg)
-	res, err := r.Execute(rtCtx(t), events.Command{Stream: "counter:a", Type: "AddTwice", Data: json.RawMessage(`{"by":1}`), ID: "k1"}, events.AnyVersion)
+	res, err := r.Execute(rtCtx(t), decider.Command{Stream: "counter:a", Type: "AddTwice", Data: json.RawMessage(`{"by":1}`), ID: "k1"}, events.AnyVersion)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +146,7 @@ func TestExecuteUsesClockAndMeta(t *testing.T) {
 			t.Errorf("event %d id/meta = %s %+v", i, e.ID, e.Meta)
 		}
 	}
-	res, err = r.Execute(rtCtx(t), events.Command{Stream: "counter:a", Type: "Inc"}, events.AnyVersion)
+	res, err = r.Execute(rtCtx(t), decider.Command{Stream: "counter:a", Type: "Inc"}, events.AnyVersion)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,8 +158,8 @@ func TestExecuteUsesClockAndMeta(t *testing.T) {
 func TestIdempotentCommands(t *testing.T) {
 	store := rtMemStore(t)
 	ctx := rtCtx(t)
-	cmd := func(id, typ, data string) events.Command {
-		return events.Command{Stream: "counter:i", Type: typ, ID: id, Data: json.RawMessage(data)}
+	cmd := func(id, typ, data string) decider.Command {
+		return decider.Command{Stream: "counter:i", Type: typ, ID: id, Data: json.RawMessage(data)}
 	}
 	cfg := rtConfig(store)
 	cfg.IdempotencyWindow = 2
@@ -262,7 +263,7 @@ func TestTwoRuntimesOneStore(t *testing.T) {
 					go func() {
 						defer wg.Done()
 						for i := 0; i < each; {
-							res, err := r.Execute(ctx, events.Command{Stream: "counter:race", Type: "Inc"}, events.AnyVersion)
+							res, err := r.Execute(ctx, decider.Command{Stream: "counter:race", Type: "Inc"}, events.AnyVersion)
 							if errors.Is(err, events.ErrWrongExpectedVersion) {
 								// Lost the race twice: nothing was stored, so
 								// retrying is the caller's right move.
@@ -457,7 +458,7 @@ func TestCommandDuringPassivation(t *testing.T) {
 		<-deciding // the actor has decided to passivate and waits in the hook
 		reply := make(chan error, 1)
 		go func() {
-			_, err := r.Execute(context.Background(), events.Command{Stream: "counter:q", Type: "Inc", ID: "late"}, events.AnyVersion)
+			_, err := r.Execute(context.Background(), decider.Command{Stream: "counter:q", Type: "Inc", ID: "late"}, events.AnyVersion)
 			reply <- err
 		}()
 		<-queued // the command sits in the old actor's mailbox
@@ -498,7 +499,7 @@ func TestCommandDuringPassivation(t *testing.T) {
 		<-retired // the old actor is out of the registry but has not stopped
 		reply := make(chan error, 1)
 		go func() {
-			_, err := r.Execute(context.Background(), events.Command{Stream: "counter:q", Type: "Inc"}, events.AnyVersion)
+			_, err := r.Execute(context.Background(), decider.Command{Stream: "counter:q", Type: "Inc"}, events.AnyVersion)
 			reply <- err
 		}()
 		// The new activation waits for the old one, which waits for us.
@@ -523,8 +524,8 @@ func TestStopAnswersAndRefuses(t *testing.T) {
 	func() {
 		store := rtMemStore(t)
 		cfg := rtConfig(store)
-		cfg.CookTime = time.Hour // a step that would never end by itself
-		cfg.Mailer = NewOutboxMailer(t.TempDir())
+		setCook(&cfg, time.Hour) // a step that would never end by itself
+		setMailer(&cfg, NewOutboxMailer(t.TempDir()))
 		r, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -550,7 +551,7 @@ func TestStopAnswersAndRefuses(t *testing.T) {
 		if err := r.Stop(ctx); err != nil {
 			t.Fatalf("Stop: %v", err)
 		}
-		if _, err := r.Execute(ctx, events.Command{Stream: "counter:g1", Type: "Inc"}, events.AnyVersion); !errors.Is(err, ErrUnavailable) {
+		if _, err := r.Execute(ctx, decider.Command{Stream: "counter:g1", Type: "Inc"}, events.AnyVersion); !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("Execute after Stop = %v, want ErrUnavailable", err)
 		}
 		if _, err := r.State(ctx, "counter:g1"); !errors.Is(err, ErrUnavailable) {
@@ -591,7 +592,7 @@ func TestExecuteCallerGone(t *testing.T) {
 	r := rtStart(t, rtConfig(rtMemStore(t)))
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err := r.Execute(ctx, events.Command{Stream: "counter:c", Type: "Inc"}, events.AnyVersion)
+	_, err := r.Execute(ctx, decider.Command{Stream: "counter:c", Type: "Inc"}, events.AnyVersion)
 	if !errors.Is(err, ErrUnavailable) || !errors.Is(err, context.Canceled) {
 		t.Fatalf("Execute with a done context = %v, want ErrUnavailable wrapping context.Canceled", err)
 	}

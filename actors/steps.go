@@ -9,38 +9,39 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
 // stepRun is one run of a background step by a child actor.
 type stepRun struct {
-	step  events.Step
+	step  decider.Step
 	delay time.Duration // wait before the first attempt
 	// prior are the failed attempts recorded in the stream before this run
 	// (by an earlier activation or process): the run continues their count
 	// and their time budget.
-	prior StepAttempts
+	prior decider.StepAttempts
 	pid   *actor.PID
 }
 
 // stepDone is what a step child reports to its stream actor.
 type stepDone struct {
 	run *stepRun
-	res events.StepResult
+	res decider.StepResult
 }
 
 // stepAttempt is a step child reporting a failed attempt that it will try
 // again, for the stream actor to record (Kind.RecordAttempt).
 type stepAttempt struct {
 	run *stepRun
-	res events.StepResult
+	res decider.StepResult
 }
 
 // maybeStartStep spawns a child for the first step the state owes, unless
 // one is running already. completed is the step whose completion was just
 // recorded: if the state still owes that same step first, the kind did not
 // record it, and running it again would loop.
-func (a *streamActor) maybeStartStep(c actor.Context, steps []events.Step, delay time.Duration, completed string) {
+func (a *streamActor) maybeStartStep(c actor.Context, steps []decider.Step, delay time.Duration, completed string) {
 	if a.step != nil || a.retired || a.stopping || a.failed != nil || a.r.stepCtx.Err() != nil || len(steps) == 0 {
 		return
 	}
@@ -63,11 +64,11 @@ func (a *streamActor) maybeStartStep(c actor.Context, steps []events.Step, delay
 
 // attempts returns the recorded failed attempts of an owed step; a kind
 // that panics there records none.
-func (a *streamActor) attempts(step string) (sa StepAttempts) {
+func (a *streamActor) attempts(step string) (sa decider.StepAttempts) {
 	defer func() {
 		if p := recover(); p != nil {
 			a.log.Error("Attempts panicked", "step", step, "panic", p)
-			sa = StepAttempts{}
+			sa = decider.StepAttempts{}
 		}
 	}()
 	return a.kind.Attempts(a.state, step)
@@ -240,12 +241,12 @@ func (s *stepActor) work(ctx context.Context) {
 		}
 		s.r.obs.StepAttempt(s.kind, st.Name, StepRetry)
 		log.Warn("step attempt", "attempt", attempts, "outcome", StepRetry, "retry_in", wait, "err", err)
-		s.r.system.Root.Send(s.parent, &stepAttempt{run: s.run, res: events.StepResult{Step: st.Name, Err: err.Error(), Attempts: attempts}})
+		s.r.system.Root.Send(s.parent, &stepAttempt{run: s.run, res: decider.StepResult{Step: st.Name, Err: err.Error(), Attempts: attempts}})
 		if !sleep(ctx, wait) {
 			return
 		}
 	}
-	res := events.StepResult{Step: st.Name, Attempts: attempts}
+	res := decider.StepResult{Step: st.Name, Attempts: attempts}
 	if err != nil {
 		res.Err = err.Error()
 		log.Warn("step failed", "attempts", attempts, "err", err)
@@ -255,51 +256,54 @@ func (s *stepActor) work(ctx context.Context) {
 	s.r.system.Root.Send(s.parent, &stepDone{run: s.run, res: res})
 }
 
-func (s *stepActor) attempt(ctx context.Context, st events.Step) (err error) {
+func (s *stepActor) attempt(ctx context.Context, st decider.Step) (err error) {
 	defer recoverInto(&err, "step "+st.Name)
 	r := s.r
-	switch st.Action {
-	case events.StepCommand:
-		cmd := events.Command{Stream: st.Target, Type: st.Command, Data: st.Data, ID: st.Key, Time: r.cfg.Now()}
+	if st.Action == decider.StepCommand {
+		cmd := decider.Command{Stream: st.Target, Type: st.Command, Data: st.Data, ID: st.Key, Time: r.cfg.Now()}
 		_, err := r.Execute(ctx, cmd, events.AnyVersion)
 		return err
-	case events.StepWait:
-		if !sleep(ctx, r.cfg.CookTime) {
-			return ctx.Err()
+	}
+	run, ok := r.cfg.Executors[st.Action]
+	if !ok {
+		return decider.Permanent(fmt.Errorf("no executor for step action %q", st.Action))
+	}
+	return run(ctx, st)
+}
+
+// Executor performs one step action other than decider.StepCommand. It
+// returns when the action is done, failed or ctx ended; an error wrapped
+// with decider.Permanent is not retried. st.Key is the step's idempotency
+// key: an executor that can make a repeat harmless uses it.
+type Executor func(ctx context.Context, st decider.Step) error
+
+// Wait is the executor of decider.StepWait: it waits st.Wait.
+func Wait(ctx context.Context, st decider.Step) error {
+	if !sleep(ctx, st.Wait) {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// SendEmail is the executor of decider.StepEmail that sends through m.
+func SendEmail(m Mailer) Executor {
+	return func(ctx context.Context, st decider.Step) error {
+		if st.Email == nil {
+			return decider.Permanent(errors.New("email step without a message"))
 		}
-		return nil
-	case events.StepEmail:
-		switch {
-		case r.cfg.Mailer == nil:
-			return permanent(errors.New("no mailer configured"))
-		case st.Email == nil:
-			return permanent(errors.New("email step without a message"))
-		}
-		return r.cfg.Mailer.Send(ctx, st.Key, *st.Email)
-	default:
-		return permanent(fmt.Errorf("unknown step action %q", st.Action))
+		return m.Send(ctx, st.Key, *st.Email)
 	}
 }
 
-// permanentError is a step failure that a retry cannot fix.
-type permanentError struct{ err error }
-
-func (e permanentError) Error() string   { return e.err.Error() }
-func (e permanentError) Unwrap() error   { return e.err }
-func (e permanentError) Permanent() bool { return true }
-
-func permanent(err error) error { return permanentError{err} }
-
 // isPermanent: errors that say the request itself is wrong are not
-// retried. A Mailer (or anything else in the chain) marks such an error
-// with a method Permanent() bool, the way actors/mailer does.
+// retried: those an executor marks with decider.Permanent, and the
+// rejections of a command step.
 func isPermanent(err error) bool {
-	var p interface{ Permanent() bool }
-	if errors.As(err, &p) && p.Permanent() {
+	if decider.IsPermanent(err) {
 		return true
 	}
-	for _, target := range []error{ErrUnknownKind, events.ErrInvalidStream, events.ErrInvalid,
-		events.ErrConflict, events.ErrForbidden, events.ErrUnknownCommand} {
+	for _, target := range []error{ErrUnknownKind, events.ErrInvalidStream, decider.ErrInvalid,
+		decider.ErrConflict, decider.ErrForbidden, decider.ErrUnknownCommand} {
 		if errors.Is(err, target) {
 			return true
 		}

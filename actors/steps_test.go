@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -26,12 +27,9 @@ type rtMailer struct {
 	next      Mailer
 }
 
-type rtRejected struct{}
+var rtRejected = decider.Permanent(errors.New("550 no such user"))
 
-func (rtRejected) Error() string   { return "550 no such user" }
-func (rtRejected) Permanent() bool { return true }
-
-func (m *rtMailer) Send(ctx context.Context, key string, msg events.Email) error {
+func (m *rtMailer) Send(ctx context.Context, key string, msg decider.Email) error {
 	m.mu.Lock()
 	if m.sends == nil {
 		m.sends = map[string]int{}
@@ -40,7 +38,7 @@ func (m *rtMailer) Send(ctx context.Context, key string, msg events.Email) error
 	n := m.sends[key]
 	m.mu.Unlock()
 	if m.permanent {
-		return fmt.Errorf("send: %w", rtRejected{})
+		return fmt.Errorf("send: %w", rtRejected)
 	}
 	if m.failFirst < 0 || n <= m.failFirst {
 		return errors.New("smtp: try again later")
@@ -75,7 +73,7 @@ func TestBackgroundSteps(t *testing.T) {
 	store := rtMemStore(t)
 	outbox := t.TempDir()
 	cfg := rtConfig(store)
-	cfg.Mailer = NewOutboxMailer(outbox)
+	setMailer(&cfg, NewOutboxMailer(outbox))
 	r := rtStart(t, cfg)
 	ctx := rtCtx(t)
 
@@ -149,7 +147,7 @@ func TestStepRetries(t *testing.T) {
 			store := rtMemStore(t)
 			mailer := &rtMailer{failFirst: tt.failFirst, permanent: tt.permanent}
 			cfg := rtConfig(store)
-			cfg.Mailer = mailer
+			setMailer(&cfg, mailer)
 			cfg.StepAttempts = 3
 			r := rtStart(t, cfg)
 			rtExec(t, r, "shop:r", "Place", `{"email":"bob@example.com"}`)
@@ -179,13 +177,13 @@ func TestStepRetries(t *testing.T) {
 func TestFailingStepDoesNotBlockCommands(t *testing.T) {
 	mailer := &rtMailer{failFirst: -1}
 	cfg := rtConfig(rtMemStore(t))
-	cfg.Mailer = mailer
+	setMailer(&cfg, mailer)
 	cfg.StepAttempts = 1000
 	cfg.StepBackoff = time.Hour // the step sleeps between attempts
 	r := rtStart(t, cfg)
 	rtExec(t, r, "shop:b", "Place", `{"email":"bob@example.com"}`)
 	rtWaitFor(t, "the first mail attempt", func() bool { return mailer.count("shop:b/receipt") == 1 })
-	if _, err := r.Execute(rtCtx(t), events.Command{Stream: "shop:b", Type: "Place"}, events.AnyVersion); !errors.Is(err, events.ErrConflict) {
+	if _, err := r.Execute(rtCtx(t), decider.Command{Stream: "shop:b", Type: "Place"}, events.AnyVersion); !errors.Is(err, decider.ErrConflict) {
 		t.Fatalf("command while a step retries = %v, want the decider's conflict", err)
 	}
 	if _, err := r.State(rtCtx(t), "shop:b"); err != nil {
@@ -203,8 +201,8 @@ func TestStepsResumeAfterRestart(t *testing.T) {
 
 	store := rtOpenPebble(t, dir)
 	cfg := rtConfig(store)
-	cfg.Mailer = mailer
-	cfg.CookTime = time.Hour
+	setMailer(&cfg, mailer)
+	setCook(&cfg, time.Hour)
 	r1, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -234,7 +232,7 @@ func TestStepsResumeAfterRestart(t *testing.T) {
 		}
 	}
 	cfg = rtConfig(store)
-	cfg.Mailer = mailer
+	setMailer(&cfg, mailer)
 	r2 := rtStart(t, cfg) // Start resumes the pending streams; no command is sent
 	rtWaitFor(t, "the remaining steps", func() bool {
 		return rtShopState(t, store, "shop:1").Steps["receipt"] == "done" &&

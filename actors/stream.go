@@ -10,6 +10,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -20,7 +21,7 @@ type (
 
 	execMsg struct {
 		ctx      context.Context
-		cmd      events.Command
+		cmd      decider.Command
 		expected events.ExpectedVersion
 		reply    chan execReply
 	}
@@ -59,7 +60,7 @@ func (m *wakeMsg) fail(err error)      { m.reply <- err }
 type streamActor struct {
 	r      *Runtime
 	e      *entry
-	kind   Kind
+	kind   decider.Kind
 	stream string
 	log    *slog.Logger
 
@@ -69,7 +70,7 @@ type streamActor struct {
 	retired  bool // removed from the registry: forwards what it receives
 	stopping bool
 
-	state       State
+	state       decider.State
 	version     uint64
 	snapVersion uint64
 	// dirty: state may not match the store (an append failed after the
@@ -262,7 +263,7 @@ func (a *streamActor) onExec(c actor.Context, m *execMsg) {
 
 // execute decides and appends one command. fresh are the events it newly
 // stored (nil for a no-op, an error or an idempotent repeat).
-func (a *streamActor) execute(cmd events.Command, expected events.ExpectedVersion) (res Result, fresh []events.Event, outcome string, dur time.Duration, err error) {
+func (a *streamActor) execute(cmd decider.Command, expected events.ExpectedVersion) (res Result, fresh []events.Event, outcome string, dur time.Duration, err error) {
 	for attempt := 0; ; attempt++ {
 		if cmd.ID != "" {
 			if rec, ok := a.cmds.get(cmd.ID); ok {
@@ -306,14 +307,14 @@ func (a *streamActor) execute(cmd events.Command, expected events.ExpectedVersio
 		case errors.Is(err, events.ErrWrongExpectedVersion):
 			return Result{}, nil, ResultWrongExpect, dur, err
 		case errors.Is(err, events.ErrDuplicateID):
-			return Result{}, nil, ResultRejected, dur, fmt.Errorf("%w: command %q was applied before with a different outcome: %w", events.ErrConflict, cmd.ID, err)
+			return Result{}, nil, ResultRejected, dur, fmt.Errorf("%w: command %q was applied before with a different outcome: %w", decider.ErrConflict, cmd.ID, err)
 		default:
 			return Result{}, nil, ResultError, dur, fmt.Errorf("append %s: %w", a.stream, err)
 		}
 	}
 }
 
-func (a *streamActor) decide(cmd events.Command) (evs []events.Event, err error) {
+func (a *streamActor) decide(cmd decider.Command) (evs []events.Event, err error) {
 	defer recoverInto(&err, "Decide")
 	return a.kind.Decide(a.state, cmd)
 }
@@ -354,7 +355,7 @@ func (a *streamActor) persist(evs []events.Event) (events.AppendResult, time.Dur
 
 // commit appends evs, already folded into next, at the actor's version;
 // next becomes the state once they are durable. The caller has set dirty.
-func (a *streamActor) commit(next State, evs []events.Event) (events.AppendResult, time.Duration, error) {
+func (a *streamActor) commit(next decider.State, evs []events.Event) (events.AppendResult, time.Duration, error) {
 	if !a.pending && len(a.kind.Steps(next)) > 0 {
 		if err := a.r.cfg.Store.SetPending(a.r.ctx, a.stream, true); err != nil {
 			return events.AppendResult{}, 0, fmt.Errorf("mark %s pending: %w", a.stream, err)
@@ -377,7 +378,7 @@ func (a *streamActor) commit(next State, evs []events.Event) (events.AppendResul
 
 // fold applies new events to s, numbering them from base+1 the way the
 // store will (Position is not known yet: kinds must not depend on it).
-func (a *streamActor) fold(s State, base uint64, evs []events.Event) (_ State, err error) {
+func (a *streamActor) fold(s decider.State, base uint64, evs []events.Event) (_ decider.State, err error) {
 	defer recoverInto(&err, "Evolve")
 	for i, ev := range evs {
 		ev.Version = base + uint64(i) + 1
@@ -405,7 +406,7 @@ func (a *streamActor) afterAppend(c actor.Context, fresh []events.Event, complet
 	if a.version-a.snapVersion >= uint64(a.r.cfg.SnapshotEvery) {
 		a.snapshot()
 	}
-	if a.step != nil && !slices.ContainsFunc(steps, func(st events.Step) bool { return st.Key == a.step.step.Key }) {
+	if a.step != nil && !slices.ContainsFunc(steps, func(st decider.Step) bool { return st.Key == a.step.step.Key }) {
 		// These events made the running step moot (an order cancelled
 		// while it cooks): stop it, so the steps now owed (releasing the
 		// kitchen ticket) need not wait for it. Its late report, if any,

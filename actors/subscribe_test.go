@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -37,7 +38,7 @@ func TestSubscribeCatchUpAndLive(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range each {
-				if _, err := r.Execute(ctx, events.Command{Stream: stream, Type: "Inc"}, events.AnyVersion); err != nil {
+				if _, err := r.Execute(ctx, decider.Command{Stream: stream, Type: "Inc"}, events.AnyVersion); err != nil {
 					t.Errorf("Execute: %v", err)
 					return
 				}

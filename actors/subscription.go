@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -21,7 +22,7 @@ const holdLimit = 8192
 type subscription struct {
 	r          *Runtime
 	stream     string
-	kind       Kind
+	kind       decider.Kind
 	sink       Sink
 	member     string
 	from       *uint64
@@ -40,7 +41,7 @@ type subscription struct {
 	stopRead   context.CancelFunc
 }
 
-func newSubscription(r *Runtime, k Kind, req SubscribeRequest) *subscription {
+func newSubscription(r *Runtime, k decider.Kind, req SubscribeRequest) *subscription {
 	s := &subscription{
 		r:          r,
 		stream:     req.Stream,

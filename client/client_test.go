@@ -13,8 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/b6368a97/engine/events"
 	"github.com/coder/websocket"
+
+	"github.com/b6368a97/engine/events"
 )
 
 const waitLimit = 15 * time.Second

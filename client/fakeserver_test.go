@@ -12,8 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/b6368a97/engine/events"
 	"github.com/coder/websocket"
+
+	"github.com/b6368a97/engine/events"
 )
 
 // fakeServer speaks just enough of the /ws protocol to exercise the client:

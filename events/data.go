@@ -10,8 +10,8 @@ import (
 
 // DecodeData strictly decodes a command's or an event's JSON object into v:
 // invalid UTF-8, anything but an object, unknown fields, values of the
-// wrong type and trailing data are errors wrapping sentinel (ErrInvalid for
-// a command, ErrInvalidEvent for an event). Empty data means {}. Every kind
+// wrong type and trailing data are errors wrapping sentinel (the decider's
+// ErrInvalid for a command, ErrInvalidEvent for an event). Empty data means {}. Every kind
 // decodes with it, so all of them refuse the same things.
 func DecodeData(raw json.RawMessage, v any, sentinel error) error {
 	raw = bytes.TrimSpace(raw)

@@ -31,10 +31,10 @@ func TestDecodeData(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var got target
-			err := DecodeData([]byte(tt.raw), &got, ErrInvalid)
+			err := DecodeData([]byte(tt.raw), &got, ErrInvalidEvent)
 			if tt.wantErr {
-				if !errors.Is(err, ErrInvalid) {
-					t.Fatalf("err = %v, want one wrapping ErrInvalid", err)
+				if !errors.Is(err, ErrInvalidEvent) {
+					t.Fatalf("err = %v, want one wrapping ErrInvalidEvent", err)
 				}
 				return
 			}

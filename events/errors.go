@@ -27,17 +27,6 @@ var (
 	ErrClosed = errors.New("store closed")
 	// ErrNotFound: nothing is stored under that name.
 	ErrNotFound = errors.New("not found")
-
-	// ErrInvalid: a command fails validation (bad_request).
-	ErrInvalid = errors.New("invalid command")
-	// ErrConflict: a command not allowed in the stream's current state.
-	ErrConflict = errors.New("conflict")
-	// ErrForbidden: the authenticated user may not do that (forbidden).
-	ErrForbidden = errors.New("forbidden")
-	// ErrUnknownCommand: a kind does not know that command type.
-	ErrUnknownCommand = errors.New("unknown command")
-	// ErrUnknownEvent: a kind does not know that event type (a broken log).
-	ErrUnknownEvent = errors.New("unknown event type")
 )
 
 // WrongExpectedVersionError says which version was expected and which one

@@ -75,15 +75,6 @@ func (e Event) Validate() error {
 	return nil
 }
 
-// Stream kinds known to the protocol.
-const (
-	KindRoom    = "room"
-	KindGame    = "game"
-	KindOrder   = "order"
-	KindUser    = "user"
-	KindKitchen = "kitchen"
-)
-
 // StreamID is a parsed "<kind>:<id>".
 type StreamID struct {
 	Kind string
@@ -135,22 +126,4 @@ func clip(s string) string {
 		return s[:80] + "…"
 	}
 	return s
-}
-
-// Command is what a client asks a stream's actor to do. The transport builds
-// it; a kind's Decide turns it into events or an error.
-type Command struct {
-	// Stream is the target stream.
-	Stream string
-	// Type names the command, e.g. "PostMessage".
-	Type string
-	// Data is the command's JSON payload.
-	Data json.RawMessage
-	// ID is an optional idempotency key: a command repeated with the same ID
-	// returns the first result and appends nothing.
-	ID string
-	// User is the authenticated user, empty when auth is off.
-	User string
-	// Time is when the command was received; deciders never read a clock.
-	Time time.Time
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -45,7 +46,7 @@ func TestWrongExpectedVersionError(t *testing.T) {
 	if !errors.Is(wrapped, events.ErrWrongExpectedVersion) {
 		t.Fatal("errors.Is(wrapped, ErrWrongExpectedVersion): want true")
 	}
-	if errors.Is(wrapped, events.ErrConflict) {
+	if errors.Is(wrapped, decider.ErrConflict) {
 		t.Fatal("errors.Is(wrapped, ErrConflict): want false")
 	}
 	if cur, ok := events.CurrentVersion(wrapped); !ok || cur != 5 {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/b6368a97/engine/events"
+	"github.com/b6368a97/engine/actors/decider"
 )
 
 // principal is who a request speaks for. A nil *principal is the anonymous
@@ -88,7 +88,7 @@ func (p *principal) allow(stream string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: the token does not allow stream %s", events.ErrForbidden, stream)
+	return fmt.Errorf("%w: the token does not allow stream %s", decider.ErrForbidden, stream)
 }
 
 // userName is the user commands run as: the token's subject, or "" when

@@ -85,7 +85,7 @@
 // "streams" claim lists path.Match patterns ("room:*", "game:main");
 // absent means every stream, [] none. A stream outside it is 403 (HTTP and
 // /ws); /live-score only sends games it allows; /chat-room needs room:lobby.
-// Commands run with the token's sub as events.Command.User; /chat-room
+// Commands run with the token's sub as decider.Command.User; /chat-room
 // speaks as sub and refuses (403) a different ?user=; a /ws subscribe with
 // a different "user" is forbidden.
 //

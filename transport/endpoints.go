@@ -11,6 +11,7 @@ import (
 
 	"github.com/gofiber/contrib/websocket"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/actors/game"
 	"github.com/b6368a97/engine/actors/room"
 	"github.com/b6368a97/engine/events"
@@ -62,7 +63,7 @@ func chatRoomUser(req *wsRequest) string {
 
 func chatRoomCheck(s *Server, req *wsRequest) error {
 	if u := req.principal.userName(); u != "" && req.user != "" && req.user != u {
-		return fmt.Errorf("%w: user %q may not speak as %q", events.ErrForbidden, u, clip(req.user))
+		return fmt.Errorf("%w: user %q may not speak as %q", decider.ErrForbidden, u, clip(req.user))
 	}
 	return req.principal.allow(lobby)
 }
@@ -89,7 +90,7 @@ func chatRoomFrame(c *wsConn, typ int, data []byte) {
 	if err != nil {
 		return
 	}
-	cmd := events.Command{
+	cmd := decider.Command{
 		Stream: lobby,
 		Type:   room.CommandPostMessage,
 		Data:   payload,
@@ -342,7 +343,7 @@ func (c *wsConn) opSubscribe(ref *string, f *clientFrame) {
 			return
 		}
 		if u := c.req.principal.userName(); u != "" && member != u {
-			c.replyError(ref, fmt.Errorf("%w: user %q may not join as %q", events.ErrForbidden, u, clip(member)))
+			c.replyError(ref, fmt.Errorf("%w: user %q may not join as %q", decider.ErrForbidden, u, clip(member)))
 			return
 		}
 	}
@@ -397,7 +398,7 @@ func (c *wsConn) opCommand(ref *string, f *clientFrame) {
 		c.replyError(ref, err)
 		return
 	}
-	cmd := events.Command{
+	cmd := decider.Command{
 		Stream: f.Stream,
 		Type:   f.Type,
 		Data:   data,

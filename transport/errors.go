@@ -10,6 +10,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/b6368a97/engine/actors"
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -54,15 +55,15 @@ var errorTable = []struct {
 }{
 	{events.ErrWrongExpectedVersion, http.StatusConflict, codeWrongVersion, true, ""},
 	{events.ErrInvalidStream, http.StatusBadRequest, codeBadRequest, true, ""},
-	{events.ErrInvalid, http.StatusBadRequest, codeBadRequest, true, ""},
-	{events.ErrUnknownCommand, http.StatusBadRequest, codeBadRequest, true, ""},
+	{decider.ErrInvalid, http.StatusBadRequest, codeBadRequest, true, ""},
+	{decider.ErrUnknownCommand, http.StatusBadRequest, codeBadRequest, true, ""},
 	{events.ErrInvalidEvent, http.StatusBadRequest, codeBadRequest, true, ""},
 	{actors.ErrUnknownKind, http.StatusBadRequest, codeBadRequest, true, ""},
 	{errBadRequest, http.StatusBadRequest, codeBadRequest, true, ""},
 	{errUnauthorized, http.StatusUnauthorized, codeUnauthorized, true, ""},
-	{events.ErrForbidden, http.StatusForbidden, codeForbidden, true, ""},
+	{decider.ErrForbidden, http.StatusForbidden, codeForbidden, true, ""},
 	{events.ErrNotFound, http.StatusNotFound, codeNotFound, true, ""},
-	{events.ErrConflict, http.StatusConflict, codeConflict, true, ""},
+	{decider.ErrConflict, http.StatusConflict, codeConflict, true, ""},
 	{events.ErrDuplicateID, http.StatusConflict, codeConflict, true, ""},
 	{events.ErrTooLarge, http.StatusRequestEntityTooLarge, codeTooLarge, true, ""},
 	{errBodyTooLarge, http.StatusRequestEntityTooLarge, codeTooLarge, true, ""},

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/b6368a97/engine/actors"
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/actors/kinds"
 	"github.com/b6368a97/engine/events"
 	"github.com/b6368a97/engine/events/memstore"
@@ -65,12 +66,14 @@ func newHarnessLn(t testing.TB, wrap func(net.Listener) net.Listener, opts ...op
 	}
 	rt, err := actors.New(actors.Config{
 		Store:       store,
-		Kinds:       kinds.All(),
-		CookTime:    5 * time.Millisecond,
+		Kinds:       kinds.All(kinds.Config{CookTime: 5 * time.Millisecond}),
 		StepBackoff: time.Millisecond,
-		Mailer:      actors.NewOutboxMailer(t.TempDir()),
-		Observer:    m,
-		Logger:      slog.New(slog.DiscardHandler),
+		Executors: map[string]actors.Executor{
+			decider.StepWait:  actors.Wait,
+			decider.StepEmail: actors.SendEmail(actors.NewOutboxMailer(t.TempDir())),
+		},
+		Observer: m,
+		Logger:   slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -149,7 +152,7 @@ type faultAPI struct {
 }
 
 type hold struct {
-	entered chan events.Command // one value per held call
+	entered chan decider.Command // one value per held call
 	release chan struct{}
 	once    sync.Once
 }
@@ -160,7 +163,7 @@ func (f *faultAPI) holdType(typ string) *hold {
 	if f.holds == nil {
 		f.holds = make(map[string]*hold)
 	}
-	h := &hold{entered: make(chan events.Command, 64), release: make(chan struct{})}
+	h := &hold{entered: make(chan decider.Command, 64), release: make(chan struct{})}
 	f.holds[typ] = h
 	return h
 }
@@ -184,7 +187,7 @@ func (f *faultAPI) releaseAll() {
 	}
 }
 
-func (f *faultAPI) Execute(ctx context.Context, cmd events.Command, expected events.ExpectedVersion) (actors.Result, error) {
+func (f *faultAPI) Execute(ctx context.Context, cmd decider.Command, expected events.ExpectedVersion) (actors.Result, error) {
 	f.mu.Lock()
 	h, err := f.holds[cmd.Type], f.fail[cmd.Type]
 	f.mu.Unlock()

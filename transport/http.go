@@ -15,6 +15,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/b6368a97/engine/actors"
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -36,7 +37,7 @@ func checkStream(stream string) error {
 		return err
 	}
 	switch id.Kind {
-	case events.KindRoom, events.KindGame, events.KindOrder, events.KindUser, events.KindKitchen:
+	case "room", "game", "order", "user", "kitchen":
 		return nil
 	}
 	return fmt.Errorf("%w: %q", actors.ErrUnknownKind, id.Kind)
@@ -170,7 +171,7 @@ func parseIfMatch(h string) (events.ExpectedVersion, error) {
 }
 
 // execute runs a command with the command deadline.
-func (s *Server) execute(ctx context.Context, cmd events.Command, expected events.ExpectedVersion) (actors.Result, error) {
+func (s *Server) execute(ctx context.Context, cmd decider.Command, expected events.ExpectedVersion) (actors.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.CommandTimeout)
 	defer cancel()
 	res, err := s.cfg.API.Execute(ctx, cmd, expected)
@@ -221,7 +222,7 @@ func (s *Server) postCommand(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	res, err := s.execute(s.base, events.Command{
+	res, err := s.execute(s.base, decider.Command{
 		Stream: stream,
 		Type:   body.Type,
 		Data:   data,

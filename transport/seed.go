@@ -17,6 +17,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/b6368a97/engine/actors"
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/actors/game"
 	"github.com/b6368a97/engine/actors/order"
 	"github.com/b6368a97/engine/actors/user"
@@ -50,7 +51,7 @@ func (s *Server) run(c *fiber.Ctx, stream, typ string, data []byte, key string) 
 	if err := p.allow(stream); err != nil {
 		return actors.Result{}, err
 	}
-	return s.execute(s.base, events.Command{
+	return s.execute(s.base, decider.Command{
 		Stream: stream,
 		Type:   typ,
 		Data:   data,
@@ -187,7 +188,7 @@ func (s *Server) postOrderItem(c *fiber.Ctx) error {
 			case order.EventOrderReady:
 				return c.JSON(fiber.Map{"order": item, "status": "ready!"})
 			case order.EventOrderCancelled:
-				return fmt.Errorf("%w: order %s was cancelled", events.ErrConflict, stream)
+				return fmt.Errorf("%w: order %s was cancelled", decider.ErrConflict, stream)
 			case order.EventStepFailed:
 				var f order.StepFailed
 				_ = json.Unmarshal(ev.Data, &f)

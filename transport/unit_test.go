@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/b6368a97/engine/actors"
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 	"github.com/b6368a97/engine/events/memstore"
 )
@@ -77,15 +78,15 @@ func TestClassify(t *testing.T) {
 	}{
 		{fmt.Errorf("x: %w", &events.WrongExpectedVersionError{Stream: "room:a", Expected: 1, Current: 2}), 409, "wrong_expected_version", "stream is at 2", false},
 		{fmt.Errorf("x: %w", events.ErrInvalidStream), 400, "bad_request", "", false},
-		{fmt.Errorf("x: %w: text too long", events.ErrInvalid), 400, "bad_request", "text too long", false},
-		{events.ErrUnknownCommand, 400, "bad_request", "", false},
+		{fmt.Errorf("x: %w: text too long", decider.ErrInvalid), 400, "bad_request", "text too long", false},
+		{decider.ErrUnknownCommand, 400, "bad_request", "", false},
 		{events.ErrInvalidEvent, 400, "bad_request", "", false},
 		{actors.ErrUnknownKind, 400, "bad_request", "", false},
 		{badRequest("bad %s", "thing"), 400, "bad_request", "bad thing", false},
 		{newClientError(errUnauthorized, "no token"), 401, "unauthorized", "no token", false},
-		{events.ErrForbidden, 403, "forbidden", "", false},
+		{decider.ErrForbidden, 403, "forbidden", "", false},
 		{events.ErrNotFound, 404, "not_found", "", false},
-		{events.ErrConflict, 409, "conflict", "", false},
+		{decider.ErrConflict, 409, "conflict", "", false},
 		{events.ErrDuplicateID, 409, "conflict", "", false},
 		{events.ErrTooLarge, 413, "too_large", "", false},
 		{newClientError(errUnsupportedMedia, "xml"), 415, "unsupported_media_type", "xml", false},
@@ -178,7 +179,7 @@ func TestPrincipalAllow(t *testing.T) {
 		{&principal{user: "ann", streams: []string{"game:main", "user:ann"}}, "user:ann", true},
 		{&principal{user: "ann", streams: []string{"["}}, "room:a", false},
 	} {
-		if err := c.p.allow(c.stream); (err == nil) != c.ok || (err != nil && !errors.Is(err, events.ErrForbidden)) {
+		if err := c.p.allow(c.stream); (err == nil) != c.ok || (err != nil && !errors.Is(err, decider.ErrForbidden)) {
 			t.Errorf("%+v allow %s: %v", c.p, c.stream, err)
 		}
 	}

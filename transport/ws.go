@@ -16,6 +16,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/b6368a97/engine/actors"
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -57,7 +58,7 @@ func (s *Server) upgrade(ep *endpoint) fiber.Handler {
 			return badRequest("%s is a WebSocket endpoint: send an upgrade request", ep.path)
 		}
 		if origin := c.Get(fiber.HeaderOrigin); origin != "" && len(s.cfg.AllowedOrigins) > 0 && !slices.Contains(s.cfg.AllowedOrigins, origin) {
-			return newClientError(events.ErrForbidden, "origin %q is not allowed", clip(origin))
+			return newClientError(decider.ErrForbidden, "origin %q is not allowed", clip(origin))
 		}
 		token := bearer(c.Get(fiber.HeaderAuthorization))
 		if token == "" {

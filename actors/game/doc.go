@@ -14,12 +14,12 @@
 //     number, a string, null or a missing score is rejected. The new score
 //     replaces the team's old one; any number of teams may play.
 //   - EndGame {} -> GameEnded {}. A game may end before any score was set.
-//   - After GameEnded every command is a conflict (events.ErrConflict):
+//   - After GameEnded every command is a conflict (decider.ErrConflict):
 //     UpdateScore, and EndGame a second time.
 //   - Input is validated before the state is looked at, so a malformed
 //     command is bad_request even on an ended game.
 //   - Unknown fields and values of the wrong type are rejected in commands
-//     (events.ErrInvalid) and make Evolve fail on stored events
+//     (decider.ErrInvalid) and make Evolve fail on stored events
 //     (events.ErrInvalidEvent), as does an event the state cannot follow
 //     (a score after the end, a second end).
 //

@@ -10,11 +10,12 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
 // Kind is the stream kind this package decides for.
-const Kind = events.KindGame
+const Kind = "game"
 
 // Command and event type names. They are recorded in logs: never rename.
 const (
@@ -61,14 +62,14 @@ func Initial(stream string) State {
 
 // Decide validates a command against the game and returns the events it
 // produces.
-func Decide(s State, c events.Command) ([]events.Event, error) {
+func Decide(s State, c decider.Command) ([]events.Event, error) {
 	switch c.Type {
 	case CommandUpdateScore:
 		var d struct {
 			Team  string          `json:"team"`
 			Score json.RawMessage `json:"score"`
 		}
-		if err := events.DecodeData(c.Data, &d, events.ErrInvalid); err != nil {
+		if err := events.DecodeData(c.Data, &d, decider.ErrInvalid); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 		}
 		if err := checkName("team", d.Team, MaxTeam); err != nil {
@@ -79,7 +80,7 @@ func Decide(s State, c events.Command) ([]events.Event, error) {
 			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 		}
 		if s.Ended {
-			return nil, fmt.Errorf("%s %s: %w: the game has ended", Kind, c.Type, events.ErrConflict)
+			return nil, fmt.Errorf("%s %s: %w: the game has ended", Kind, c.Type, decider.ErrConflict)
 		}
 		data, err := json.Marshal(ScoreUpdated{Team: d.Team, Score: score})
 		if err != nil {
@@ -87,15 +88,15 @@ func Decide(s State, c events.Command) ([]events.Event, error) {
 		}
 		return []events.Event{{Type: EventScoreUpdated, Data: data}}, nil
 	case CommandEndGame:
-		if err := events.DecodeData(c.Data, &struct{}{}, events.ErrInvalid); err != nil {
+		if err := events.DecodeData(c.Data, &struct{}{}, decider.ErrInvalid); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 		}
 		if s.Ended {
-			return nil, fmt.Errorf("%s %s: %w: the game has ended already", Kind, c.Type, events.ErrConflict)
+			return nil, fmt.Errorf("%s %s: %w: the game has ended already", Kind, c.Type, decider.ErrConflict)
 		}
 		return []events.Event{{Type: EventGameEnded, Data: json.RawMessage(`{}`)}}, nil
 	default:
-		return nil, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownCommand, c.Type)
+		return nil, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownCommand, c.Type)
 	}
 }
 
@@ -106,21 +107,21 @@ func parseScore(raw json.RawMessage) (int64, error) {
 	lit := string(bytes.TrimSpace(raw))
 	switch {
 	case lit == "" || lit == "null":
-		return 0, fmt.Errorf("%w: score is required", events.ErrInvalid)
+		return 0, fmt.Errorf("%w: score is required", decider.ErrInvalid)
 	case lit[0] != '-' && (lit[0] < '0' || lit[0] > '9'):
-		return 0, fmt.Errorf("%w: score must be a number, got %.20s", events.ErrInvalid, lit)
+		return 0, fmt.Errorf("%w: score must be a number, got %.20s", decider.ErrInvalid, lit)
 	case lit[0] == '-' && lit != "-0":
-		return 0, fmt.Errorf("%w: score must be 0 or more, got %.20s", events.ErrInvalid, lit)
+		return 0, fmt.Errorf("%w: score must be 0 or more, got %.20s", decider.ErrInvalid, lit)
 	}
 	n, err := strconv.ParseInt(lit, 10, 64)
 	if err != nil {
 		if _, ferr := strconv.ParseFloat(lit, 64); ferr == nil && strings.ContainsAny(lit, ".eE") {
-			return 0, fmt.Errorf("%w: score must be a whole number, got %.20s", events.ErrInvalid, lit)
+			return 0, fmt.Errorf("%w: score must be a whole number, got %.20s", decider.ErrInvalid, lit)
 		}
-		return 0, fmt.Errorf("%w: score must be at most %d, got %.20s", events.ErrInvalid, int64(MaxScore), lit)
+		return 0, fmt.Errorf("%w: score must be at most %d, got %.20s", decider.ErrInvalid, int64(MaxScore), lit)
 	}
 	if n > MaxScore {
-		return 0, fmt.Errorf("%w: score must be at most %d, got %d", events.ErrInvalid, int64(MaxScore), n)
+		return 0, fmt.Errorf("%w: score must be at most %d, got %d", decider.ErrInvalid, int64(MaxScore), n)
 	}
 	return n, nil
 }
@@ -156,7 +157,7 @@ func Evolve(s State, e events.Event) (State, error) {
 		}
 		s.Ended = true
 	default:
-		return s, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownEvent, e.Type)
+		return s, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownEvent, e.Type)
 	}
 	s.Stream, s.Version = e.Stream, e.Version
 	return s, nil
@@ -165,12 +166,22 @@ func Evolve(s State, e events.Event) (State, error) {
 // checkName validates a short name: 1–max runes, no control characters.
 func checkName(field, v string, max int) error {
 	if n := utf8.RuneCountInString(v); n < 1 || n > max {
-		return fmt.Errorf("%w: %s must be 1-%d characters, got %d", events.ErrInvalid, field, max, n)
+		return fmt.Errorf("%w: %s must be 1-%d characters, got %d", decider.ErrInvalid, field, max, n)
 	}
 	for _, r := range v {
 		if unicode.IsControl(r) {
-			return fmt.Errorf("%w: %s must not hold control characters", events.ErrInvalid, field)
+			return fmt.Errorf("%w: %s must not hold control characters", decider.ErrInvalid, field)
 		}
 	}
 	return nil
+}
+
+// New returns the game kind, for the runtime and the replay.
+func New() decider.Kind {
+	return decider.New(decider.Decider[State]{
+		Name:    Kind,
+		Initial: Initial,
+		Decide:  Decide,
+		Evolve:  Evolve,
+	})
 }

@@ -7,14 +7,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/actors/game"
 	"github.com/b6368a97/engine/events"
 )
 
 var t0 = time.Date(2026, 11, 25, 16, 0, 0, 0, time.UTC)
 
-func cmd(typ, data string) events.Command {
-	return events.Command{Stream: "game:final", Type: typ, Data: json.RawMessage(data), Time: t0}
+func cmd(typ, data string) decider.Command {
+	return decider.Command{Stream: "game:final", Type: typ, Data: json.RawMessage(data), Time: t0}
 }
 
 func ev(v uint64, typ, data string) events.Event {
@@ -41,7 +42,7 @@ func TestDecide(t *testing.T) {
 	tests := []struct {
 		name    string
 		history []events.Event
-		cmd     events.Command
+		cmd     decider.Command
 		want    string // "Type data"
 		wantErr error
 	}{
@@ -49,33 +50,33 @@ func TestDecide(t *testing.T) {
 		{name: "score 0", cmd: cmd("UpdateScore", `{"team":"home","score":0}`), want: `ScoreUpdated {"team":"home","score":0}`},
 		{name: "score -0 is 0", cmd: cmd("UpdateScore", `{"team":"home","score":-0}`), want: `ScoreUpdated {"team":"home","score":0}`},
 		{name: "score max", cmd: cmd("UpdateScore", `{"team":"home","score":9007199254740991}`), want: `ScoreUpdated {"team":"home","score":9007199254740991}`},
-		{name: "score over max", cmd: cmd("UpdateScore", `{"team":"home","score":9007199254740992}`), wantErr: events.ErrInvalid},
-		{name: "score over int64", cmd: cmd("UpdateScore", `{"team":"home","score":99999999999999999999}`), wantErr: events.ErrInvalid},
-		{name: "score -1", cmd: cmd("UpdateScore", `{"team":"home","score":-1}`), wantErr: events.ErrInvalid},
-		{name: "score -1.5", cmd: cmd("UpdateScore", `{"team":"home","score":-1.5}`), wantErr: events.ErrInvalid},
-		{name: "score 1.5", cmd: cmd("UpdateScore", `{"team":"home","score":1.5}`), wantErr: events.ErrInvalid},
-		{name: "score 1.0", cmd: cmd("UpdateScore", `{"team":"home","score":1.0}`), wantErr: events.ErrInvalid},
-		{name: "score 1e2", cmd: cmd("UpdateScore", `{"team":"home","score":1e2}`), wantErr: events.ErrInvalid},
-		{name: "score string", cmd: cmd("UpdateScore", `{"team":"home","score":"2"}`), wantErr: events.ErrInvalid},
-		{name: "score null", cmd: cmd("UpdateScore", `{"team":"home","score":null}`), wantErr: events.ErrInvalid},
-		{name: "score bool", cmd: cmd("UpdateScore", `{"team":"home","score":true}`), wantErr: events.ErrInvalid},
-		{name: "score missing", cmd: cmd("UpdateScore", `{"team":"home"}`), wantErr: events.ErrInvalid},
+		{name: "score over max", cmd: cmd("UpdateScore", `{"team":"home","score":9007199254740992}`), wantErr: decider.ErrInvalid},
+		{name: "score over int64", cmd: cmd("UpdateScore", `{"team":"home","score":99999999999999999999}`), wantErr: decider.ErrInvalid},
+		{name: "score -1", cmd: cmd("UpdateScore", `{"team":"home","score":-1}`), wantErr: decider.ErrInvalid},
+		{name: "score -1.5", cmd: cmd("UpdateScore", `{"team":"home","score":-1.5}`), wantErr: decider.ErrInvalid},
+		{name: "score 1.5", cmd: cmd("UpdateScore", `{"team":"home","score":1.5}`), wantErr: decider.ErrInvalid},
+		{name: "score 1.0", cmd: cmd("UpdateScore", `{"team":"home","score":1.0}`), wantErr: decider.ErrInvalid},
+		{name: "score 1e2", cmd: cmd("UpdateScore", `{"team":"home","score":1e2}`), wantErr: decider.ErrInvalid},
+		{name: "score string", cmd: cmd("UpdateScore", `{"team":"home","score":"2"}`), wantErr: decider.ErrInvalid},
+		{name: "score null", cmd: cmd("UpdateScore", `{"team":"home","score":null}`), wantErr: decider.ErrInvalid},
+		{name: "score bool", cmd: cmd("UpdateScore", `{"team":"home","score":true}`), wantErr: decider.ErrInvalid},
+		{name: "score missing", cmd: cmd("UpdateScore", `{"team":"home"}`), wantErr: decider.ErrInvalid},
 		{name: "team 64 chars", cmd: cmd("UpdateScore", `{"team":"`+long+`","score":1}`), want: `ScoreUpdated {"team":"` + long + `","score":1}`},
-		{name: "team 65 chars", cmd: cmd("UpdateScore", `{"team":"`+long+`x","score":1}`), wantErr: events.ErrInvalid},
-		{name: "team empty", cmd: cmd("UpdateScore", `{"team":"","score":1}`), wantErr: events.ErrInvalid},
-		{name: "team missing", cmd: cmd("UpdateScore", `{"score":1}`), wantErr: events.ErrInvalid},
-		{name: "team with tab", cmd: cmd("UpdateScore", `{"team":"a\tb","score":1}`), wantErr: events.ErrInvalid},
-		{name: "unknown field", cmd: cmd("UpdateScore", `{"team":"home","score":1,"half":2}`), wantErr: events.ErrInvalid},
-		{name: "not an object", cmd: cmd("UpdateScore", `"home"`), wantErr: events.ErrInvalid},
+		{name: "team 65 chars", cmd: cmd("UpdateScore", `{"team":"`+long+`x","score":1}`), wantErr: decider.ErrInvalid},
+		{name: "team empty", cmd: cmd("UpdateScore", `{"team":"","score":1}`), wantErr: decider.ErrInvalid},
+		{name: "team missing", cmd: cmd("UpdateScore", `{"score":1}`), wantErr: decider.ErrInvalid},
+		{name: "team with tab", cmd: cmd("UpdateScore", `{"team":"a\tb","score":1}`), wantErr: decider.ErrInvalid},
+		{name: "unknown field", cmd: cmd("UpdateScore", `{"team":"home","score":1,"half":2}`), wantErr: decider.ErrInvalid},
+		{name: "not an object", cmd: cmd("UpdateScore", `"home"`), wantErr: decider.ErrInvalid},
 		{name: "score while playing", history: playing, cmd: cmd("UpdateScore", `{"team":"away","score":3}`), want: `ScoreUpdated {"team":"away","score":3}`},
-		{name: "score after the end", history: ended, cmd: cmd("UpdateScore", `{"team":"home","score":3}`), wantErr: events.ErrConflict},
-		{name: "invalid score after the end is bad_request", history: ended, cmd: cmd("UpdateScore", `{"team":"home","score":-3}`), wantErr: events.ErrInvalid},
+		{name: "score after the end", history: ended, cmd: cmd("UpdateScore", `{"team":"home","score":3}`), wantErr: decider.ErrConflict},
+		{name: "invalid score after the end is bad_request", history: ended, cmd: cmd("UpdateScore", `{"team":"home","score":-3}`), wantErr: decider.ErrInvalid},
 		{name: "end", history: playing, cmd: cmd("EndGame", `{}`), want: `GameEnded {}`},
 		{name: "end without data", cmd: cmd("EndGame", ``), want: `GameEnded {}`},
 		{name: "end a game with no score", cmd: cmd("EndGame", `{}`), want: `GameEnded {}`},
-		{name: "end with a field", cmd: cmd("EndGame", `{"winner":"home"}`), wantErr: events.ErrInvalid},
-		{name: "end twice", history: ended, cmd: cmd("EndGame", `{}`), wantErr: events.ErrConflict},
-		{name: "unknown command", cmd: cmd("ResetScore", `{}`), wantErr: events.ErrUnknownCommand},
+		{name: "end with a field", cmd: cmd("EndGame", `{"winner":"home"}`), wantErr: decider.ErrInvalid},
+		{name: "end twice", history: ended, cmd: cmd("EndGame", `{}`), wantErr: decider.ErrConflict},
+		{name: "unknown command", cmd: cmd("ResetScore", `{}`), wantErr: decider.ErrUnknownCommand},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -122,7 +123,7 @@ func TestEvolve(t *testing.T) {
 		{name: "fractional score", evs: []events.Event{ev(1, "ScoreUpdated", `{"team":"home","score":1.5}`)}, wantErr: events.ErrInvalidEvent},
 		{name: "missing score", evs: []events.Event{ev(1, "ScoreUpdated", `{"team":"home"}`)}, wantErr: events.ErrInvalidEvent},
 		{name: "unknown field", evs: []events.Event{ev(1, "GameEnded", `{"x":1}`)}, wantErr: events.ErrInvalidEvent},
-		{name: "unknown event", evs: []events.Event{ev(1, "GamePaused", `{}`)}, wantErr: events.ErrUnknownEvent},
+		{name: "unknown event", evs: []events.Event{ev(1, "GamePaused", `{}`)}, wantErr: decider.ErrUnknownEvent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,6 @@
 // Package kinds is the registry of the engine's stream kinds: it wraps each
 // kind package's pure functions (room, game, order, user, kitchen) in an
-// actors.Kind, the form the runtime, `engine replay` and the golden tests
+// decider.Kind, the form the runtime, `engine replay` and the golden tests
 // use, so that every one of them runs the same code.
 //
 // Its tests hold the golden replay of testdata/*.jsonl (`go test
@@ -11,5 +11,5 @@
 // -gen the test checks that the committed logs are what the kinds decide).
 //
 // Concurrency: All and ByName build fresh values on each call and hold no
-// state; an actors.Kind made here is safe for concurrent use.
+// state; an decider.Kind made here is safe for concurrent use.
 package kinds

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/b6368a97/engine/actors"
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/actors/kinds"
 	"github.com/b6368a97/engine/events"
 )
@@ -174,7 +175,7 @@ func TestBrokenLogs(t *testing.T) {
 		{"version_repeated.jsonl", 3, actors.ErrBrokenLog},
 		{"first_version_not_1.jsonl", 2, actors.ErrBrokenLog},
 		{"position_backwards.jsonl", 3, actors.ErrBrokenLog},
-		{"unknown_event_type.jsonl", 3, events.ErrUnknownEvent},
+		{"unknown_event_type.jsonl", 3, decider.ErrUnknownEvent},
 		{"unknown_kind.jsonl", 2, actors.ErrUnknownKind},
 		{"malformed_line.jsonl", 3, nil},
 		{"unknown_envelope_field.jsonl", 2, nil},

@@ -1,7 +1,9 @@
 package kinds
 
 import (
-	"github.com/b6368a97/engine/actors"
+	"time"
+
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/actors/game"
 	"github.com/b6368a97/engine/actors/kitchen"
 	"github.com/b6368a97/engine/actors/order"
@@ -9,84 +11,32 @@ import (
 	"github.com/b6368a97/engine/actors/user"
 )
 
-// Room is the chat room kind, with presence.
-func Room() actors.Kind {
-	return actors.NewKind(actors.Decider[room.State]{
-		Name:        room.Kind,
-		Initial:     room.Initial,
-		Decide:      room.Decide,
-		Evolve:      room.Evolve,
-		WithMembers: room.WithMembers,
-	})
+// Config holds the settings of the kinds that take any. The zero value
+// takes each kind's defaults.
+type Config struct {
+	// CookTime is how long an order's cook step waits (order.New).
+	CookTime time.Duration
 }
 
-// Game is the score board kind.
-func Game() actors.Kind {
-	return actors.NewKind(actors.Decider[game.State]{
-		Name:    game.Kind,
-		Initial: game.Initial,
-		Decide:  game.Decide,
-		Evolve:  game.Evolve,
-	})
+// All returns every kind the engine serves. Adding a kind is one line
+// here and a package of its own.
+func All(cfg Config) []decider.Kind {
+	return []decider.Kind{
+		room.New(),
+		game.New(),
+		order.New(cfg.CookTime),
+		user.New(),
+		kitchen.New(),
+	}
 }
 
-// Order is the order kind, with its background steps.
-func Order() actors.Kind {
-	return actors.NewKind(actors.Decider[order.State]{
-		Name:          order.Kind,
-		Initial:       order.Initial,
-		Decide:        order.Decide,
-		Evolve:        order.Evolve,
-		Steps:         order.Steps,
-		Complete:      order.Complete,
-		RecordAttempt: order.RecordAttempt,
-		Attempts:      order.Attempts,
-	})
-}
-
-// User is the user kind, with its welcome email step.
-func User() actors.Kind {
-	return actors.NewKind(actors.Decider[user.State]{
-		Name:          user.Kind,
-		Initial:       user.Initial,
-		Decide:        user.Decide,
-		Evolve:        user.Evolve,
-		Steps:         user.Steps,
-		Complete:      user.Complete,
-		RecordAttempt: user.RecordAttempt,
-		Attempts:      user.Attempts,
-	})
-}
-
-// Kitchen is the kitchen kind.
-func Kitchen() actors.Kind {
-	return actors.NewKind(actors.Decider[kitchen.State]{
-		Name:    kitchen.Kind,
-		Initial: kitchen.Initial,
-		Decide:  kitchen.Decide,
-		Evolve:  kitchen.Evolve,
-	})
-}
-
-// All returns every kind the engine serves.
-func All() []actors.Kind {
-	return []actors.Kind{Room(), Game(), Order(), User(), Kitchen()}
-}
-
-// ByName returns the kind of that name; it fits actors.NewReplayer and
-// actors.Replay.
-func ByName(name string) (actors.Kind, bool) {
-	switch name {
-	case room.Kind:
-		return Room(), true
-	case game.Kind:
-		return Game(), true
-	case order.Kind:
-		return Order(), true
-	case user.Kind:
-		return User(), true
-	case kitchen.Kind:
-		return Kitchen(), true
+// ByName returns the kind of that name with its default settings; it fits
+// actors.NewReplayer and actors.Replay.
+func ByName(name string) (decider.Kind, bool) {
+	for _, k := range All(Config{}) {
+		if k.Name() == name {
+			return k, true
+		}
 	}
 	return nil, false
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/actors/kinds"
 	"github.com/b6368a97/engine/events"
 )
@@ -22,7 +23,7 @@ func TestRegistry(t *testing.T) {
 		{"user", false, true},
 		{"kitchen", false, false},
 	}
-	all := kinds.All()
+	all := kinds.All(kinds.Config{})
 	if len(all) != len(tests) {
 		t.Fatalf("All() has %d kinds, want %d", len(all), len(tests))
 	}
@@ -62,16 +63,16 @@ func TestRegistry(t *testing.T) {
 			if b2, _ := k.MarshalState(back); string(b2) != string(b) {
 				t.Errorf("state does not round-trip: %s then %s", b, b2)
 			}
-			_, err = k.Decide(s, events.Command{Stream: tt.name + ":x", Type: "NoSuchCommand", Time: time.Now()})
-			if !errors.Is(err, events.ErrUnknownCommand) {
+			_, err = k.Decide(s, decider.Command{Stream: tt.name + ":x", Type: "NoSuchCommand", Time: time.Now()})
+			if !errors.Is(err, decider.ErrUnknownCommand) {
 				t.Errorf("unknown command: err = %v", err)
 			}
 			_, err = k.Evolve(s, events.Event{Stream: tt.name + ":x", Version: 1, Type: "NoSuchEvent", Data: json.RawMessage(`{}`)})
-			if !errors.Is(err, events.ErrUnknownEvent) {
+			if !errors.Is(err, decider.ErrUnknownEvent) {
 				t.Errorf("unknown event: err = %v", err)
 			}
 			if !tt.steps {
-				if _, err := k.Complete(s, events.StepResult{Step: "x"}); err == nil {
+				if _, err := k.Complete(s, decider.StepResult{Step: "x"}); err == nil {
 					t.Error("Complete on a kind without steps succeeded")
 				}
 			}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/b6368a97/engine/actors"
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/actors/kinds"
 	"github.com/b6368a97/engine/events"
 	"github.com/b6368a97/engine/events/memstore"
@@ -20,11 +21,13 @@ import (
 func TestCancelWhileCookingReleasesTicketAtOnce(t *testing.T) {
 	store := memstore.New()
 	rt, err := actors.New(actors.Config{
-		Store:    store,
-		Kinds:    kinds.All(),
-		CookTime: time.Hour,
-		Mailer:   actors.NewOutboxMailer(t.TempDir()),
-		Logger:   slog.New(slog.DiscardHandler),
+		Store: store,
+		Kinds: kinds.All(kinds.Config{CookTime: time.Hour}),
+		Executors: map[string]actors.Executor{
+			decider.StepWait:  actors.Wait,
+			decider.StepEmail: actors.SendEmail(actors.NewOutboxMailer(t.TempDir())),
+		},
+		Logger: slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +44,7 @@ func TestCancelWhileCookingReleasesTicketAtOnce(t *testing.T) {
 	}()
 
 	const stream = "order:moot"
-	place := events.Command{Stream: stream, Type: "PlaceOrder", Data: json.RawMessage(`{"items":[{"name":"stew","qty":1}],"email":"a@example.com"}`)}
+	place := decider.Command{Stream: stream, Type: "PlaceOrder", Data: json.RawMessage(`{"items":[{"name":"stew","qty":1}],"email":"a@example.com"}`)}
 	if _, err := rt.Execute(ctx, place, events.AnyVersion); err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +75,7 @@ func TestCancelWhileCookingReleasesTicketAtOnce(t *testing.T) {
 	}
 	waitFor("the order in the kitchen", func() bool { return state().Status == "in_kitchen" })
 
-	if _, err := rt.Execute(ctx, events.Command{Stream: stream, Type: "CancelOrder"}, events.AnyVersion); err != nil {
+	if _, err := rt.Execute(ctx, decider.Command{Stream: stream, Type: "CancelOrder"}, events.AnyVersion); err != nil {
 		t.Fatal(err)
 	}
 	waitFor("the ticket released", func() bool { return state().Ticket == "released" })

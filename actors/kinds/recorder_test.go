@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/b6368a97/engine/actors"
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/actors/kinds"
 	"github.com/b6368a97/engine/events"
 )
@@ -33,8 +33,8 @@ type recorder struct {
 }
 
 type recStream struct {
-	kind    actors.Kind
-	state   actors.State
+	kind    decider.Kind
+	state   decider.State
 	version uint64
 	first   string // id of the stream's first event: the correlation of its steps
 	last    string // id of its last event
@@ -127,7 +127,7 @@ func (r *recorder) doMeta(stream, typ string, data any, meta events.Meta) int {
 		raw = string(b)
 	}
 	s := r.stream(stream)
-	evs, err := s.kind.Decide(s.state, events.Command{Stream: stream, Type: typ, Data: json.RawMessage(raw), Time: r.clock})
+	evs, err := s.kind.Decide(s.state, decider.Command{Stream: stream, Type: typ, Data: json.RawMessage(raw), Time: r.clock})
 	if err != nil {
 		r.t.Fatalf("%s %s %s: %v", stream, typ, raw, err)
 	}
@@ -139,7 +139,7 @@ func (r *recorder) doMeta(stream, typ string, data any, meta events.Meta) int {
 func (r *recorder) reject(stream, typ, data string, want error) {
 	r.t.Helper()
 	s := r.stream(stream)
-	_, err := s.kind.Decide(s.state, events.Command{Stream: stream, Type: typ, Data: json.RawMessage(data), Time: r.clock})
+	_, err := s.kind.Decide(s.state, decider.Command{Stream: stream, Type: typ, Data: json.RawMessage(data), Time: r.clock})
 	if !errors.Is(err, want) {
 		r.t.Fatalf("%s %s %s: err = %v, want %v", stream, typ, data, err, want)
 	}
@@ -157,11 +157,11 @@ func (r *recorder) attempt(stream string) string {
 	}
 	st := steps[0]
 	switch st.Action {
-	case events.StepCommand:
+	case decider.StepCommand:
 		r.doMeta(st.Target, st.Command, string(st.Data), events.Meta{Correlation: s.first, Causation: s.last})
-	case events.StepWait:
+	case decider.StepWait:
 		r.wait(2500*time.Millisecond, 3500*time.Millisecond)
-	case events.StepEmail:
+	case decider.StepEmail:
 		if st.Email == nil || st.Email.To == "" {
 			r.t.Fatalf("%s: email step without an address", stream)
 		}
@@ -173,7 +173,7 @@ func (r *recorder) attempt(stream string) string {
 func (r *recorder) complete(stream, step, errText string, attempts int) {
 	r.t.Helper()
 	s := r.stream(stream)
-	evs, err := s.kind.Complete(s.state, events.StepResult{Step: step, Err: errText, Attempts: attempts, Time: r.clock})
+	evs, err := s.kind.Complete(s.state, decider.StepResult{Step: step, Err: errText, Attempts: attempts, Time: r.clock})
 	if err != nil {
 		r.t.Fatalf("%s: complete %s: %v", stream, step, err)
 	}

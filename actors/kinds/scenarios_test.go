@@ -7,10 +7,10 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/actors/order"
 	"github.com/b6368a97/engine/actors/room"
 	"github.com/b6368a97/engine/actors/user"
-	"github.com/b6368a97/engine/events"
 )
 
 // The scenarios that testdata/*.jsonl record. Each runs with its own clock
@@ -62,7 +62,7 @@ func roomScenario(t *testing.T) *recorder {
 	r.do(dev, "PostMessage", map[string]string{"user": "bob", "text": long})
 	r.wait(time.Second, 3*time.Second)
 	r.do(dev, "PostMessage", map[string]string{"user": "ann", "text": "?"})
-	r.reject(dev, "PostMessage", `{"user":"bob","text":"`+strings.Repeat("y", 4097)+`"}`, events.ErrInvalid)
+	r.reject(dev, "PostMessage", `{"user":"bob","text":"`+strings.Repeat("y", 4097)+`"}`, decider.ErrInvalid)
 	return r
 }
 
@@ -91,10 +91,10 @@ func gameScenario(t *testing.T) *recorder {
 	}
 	r.wait(30*time.Second, 60*time.Second)
 	r.do(final, "EndGame", map[string]any{})
-	r.reject(final, "UpdateScore", `{"team":"home","score":200}`, events.ErrConflict)
-	r.reject(final, "EndGame", `{}`, events.ErrConflict)
-	r.reject(friendly, "UpdateScore", `{"team":"Les Bleus","score":1.5}`, events.ErrInvalid)
-	r.reject(friendly, "UpdateScore", `{"team":"Les Bleus","score":-1}`, events.ErrInvalid)
+	r.reject(final, "UpdateScore", `{"team":"home","score":200}`, decider.ErrConflict)
+	r.reject(final, "EndGame", `{}`, decider.ErrConflict)
+	r.reject(friendly, "UpdateScore", `{"team":"Les Bleus","score":1.5}`, decider.ErrInvalid)
+	r.reject(friendly, "UpdateScore", `{"team":"Les Bleus","score":-1}`, decider.ErrInvalid)
 	return r
 }
 
@@ -135,7 +135,7 @@ func ordersScenario(t *testing.T) *recorder {
 	r.step(happy)     // ticket
 	r.owes(happy, "receipt")
 	r.step(happy) // receipt
-	r.reject(happy, "CancelOrder", `{}`, events.ErrConflict)
+	r.reject(happy, "CancelOrder", `{}`, decider.ErrConflict)
 	cancel(inKitchen)
 	r.step(inKitchen) // ticket: closes the open ticket
 	r.step(noEmail)   // cook
@@ -170,8 +170,8 @@ func ordersScenario(t *testing.T) *recorder {
 	}
 	items[0].Qty, items[1].Qty = 1, order.MaxQty
 	place(big, "events@example.com", items...)
-	r.reject(big, "PlaceOrder", `{"items":[{"name":"tea","qty":1}]}`, events.ErrConflict)
-	r.reject("order:1010", "PlaceOrder", `{"items":[{"name":"tea","qty":100}]}`, events.ErrInvalid)
+	r.reject(big, "PlaceOrder", `{"items":[{"name":"tea","qty":1}]}`, decider.ErrConflict)
+	r.reject("order:1010", "PlaceOrder", `{"items":[{"name":"tea","qty":100}]}`, decider.ErrInvalid)
 	return r
 }
 
@@ -199,7 +199,7 @@ func usersScenario(t *testing.T) *recorder {
 	r.step(li)
 	r.fail(bob, "mailer: dial tcp: connection refused", 5)
 	// The same address in another spelling lands on the same stream.
-	r.reject(stream(" ANN@example.com "), "SignUp", `{"email":"ANN@example.com","name":"Ann again"}`, events.ErrConflict)
+	r.reject(stream(" ANN@example.com "), "SignUp", `{"email":"ANN@example.com","name":"Ann again"}`, decider.ErrConflict)
 	names := []string{"Dana Scully", "Émile Zola", "Fox Mulder", "Grace Hopper", "Ada Lovelace", "Kofi Annan"}
 	for i, name := range names {
 		s := signUp(fmt.Sprintf("%s@example.org", strings.ToLower(strings.Fields(name)[1])), name)

@@ -7,11 +7,12 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
 // Kind is the stream kind this package decides for.
-const Kind = events.KindKitchen
+const Kind = "kitchen"
 
 // MainStream is the kitchen the order kind writes to.
 const MainStream = "kitchen:main"
@@ -81,11 +82,11 @@ func (s State) index(order string) int {
 
 // Decide validates a command against the kitchen and returns the events it
 // produces.
-func Decide(s State, c events.Command) ([]events.Event, error) {
+func Decide(s State, c decider.Command) ([]events.Event, error) {
 	switch c.Type {
 	case CommandAddTicket:
 		var d Ticket
-		if err := events.DecodeData(c.Data, &d, events.ErrInvalid); err != nil {
+		if err := events.DecodeData(c.Data, &d, decider.ErrInvalid); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 		}
 		if err := checkOrder(d.Order); err != nil {
@@ -104,7 +105,7 @@ func Decide(s State, c events.Command) ([]events.Event, error) {
 		return []events.Event{{Type: EventTicketAdded, Data: data}}, nil
 	case CommandCloseTicket:
 		var d TicketClosed
-		if err := events.DecodeData(c.Data, &d, events.ErrInvalid); err != nil {
+		if err := events.DecodeData(c.Data, &d, decider.ErrInvalid); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 		}
 		if err := checkOrder(d.Order); err != nil {
@@ -119,7 +120,7 @@ func Decide(s State, c events.Command) ([]events.Event, error) {
 		}
 		return []events.Event{{Type: EventTicketClosed, Data: data}}, nil
 	default:
-		return nil, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownCommand, c.Type)
+		return nil, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownCommand, c.Type)
 	}
 }
 
@@ -152,7 +153,7 @@ func Evolve(s State, e events.Event) (State, error) {
 		}
 		s.Tickets = slices.Concat(s.Tickets[:i], s.Tickets[i+1:])
 	default:
-		return s, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownEvent, e.Type)
+		return s, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownEvent, e.Type)
 	}
 	s.Stream, s.Version = e.Stream, e.Version
 	return s, nil
@@ -161,30 +162,40 @@ func Evolve(s State, e events.Event) (State, error) {
 func checkOrder(order string) error {
 	id, err := events.ParseStreamID(order)
 	if err != nil {
-		return fmt.Errorf("%w: order: %v", events.ErrInvalid, err)
+		return fmt.Errorf("%w: order: %v", decider.ErrInvalid, err)
 	}
-	if id.Kind != events.KindOrder {
-		return fmt.Errorf("%w: order must be an order stream, got %q", events.ErrInvalid, order)
+	if id.Kind != "order" {
+		return fmt.Errorf("%w: order must be an order stream, got %q", decider.ErrInvalid, order)
 	}
 	return nil
 }
 
 func checkItems(items []Item) error {
 	if len(items) < 1 || len(items) > MaxItems {
-		return fmt.Errorf("%w: a ticket has 1-%d items, got %d", events.ErrInvalid, MaxItems, len(items))
+		return fmt.Errorf("%w: a ticket has 1-%d items, got %d", decider.ErrInvalid, MaxItems, len(items))
 	}
 	for i, it := range items {
 		if n := utf8.RuneCountInString(it.Name); n < 1 || n > MaxItemName {
-			return fmt.Errorf("%w: items[%d].name must be 1-%d characters, got %d", events.ErrInvalid, i, MaxItemName, n)
+			return fmt.Errorf("%w: items[%d].name must be 1-%d characters, got %d", decider.ErrInvalid, i, MaxItemName, n)
 		}
 		for _, r := range it.Name {
 			if unicode.IsControl(r) {
-				return fmt.Errorf("%w: items[%d].name must not hold control characters", events.ErrInvalid, i)
+				return fmt.Errorf("%w: items[%d].name must not hold control characters", decider.ErrInvalid, i)
 			}
 		}
 		if it.Qty < 1 || it.Qty > MaxQty {
-			return fmt.Errorf("%w: items[%d].qty must be 1-%d, got %d", events.ErrInvalid, i, MaxQty, it.Qty)
+			return fmt.Errorf("%w: items[%d].qty must be 1-%d, got %d", decider.ErrInvalid, i, MaxQty, it.Qty)
 		}
 	}
 	return nil
+}
+
+// New returns the kitchen kind, for the runtime and the replay.
+func New() decider.Kind {
+	return decider.New(decider.Decider[State]{
+		Name:    Kind,
+		Initial: Initial,
+		Decide:  Decide,
+		Evolve:  Evolve,
+	})
 }

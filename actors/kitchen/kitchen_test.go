@@ -8,14 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/actors/kitchen"
 	"github.com/b6368a97/engine/events"
 )
 
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
-func cmd(typ, data string) events.Command {
-	return events.Command{Stream: kitchen.MainStream, Type: typ, Data: json.RawMessage(data), Time: t0}
+func cmd(typ, data string) decider.Command {
+	return decider.Command{Stream: kitchen.MainStream, Type: typ, Data: json.RawMessage(data), Time: t0}
 }
 
 func ev(v uint64, typ, data string) events.Event {
@@ -48,28 +49,28 @@ func TestDecide(t *testing.T) {
 	tests := []struct {
 		name    string
 		history []events.Event
-		cmd     events.Command
+		cmd     decider.Command
 		want    string // "Type data", or "" for a no-op
 		wantErr error
 	}{
 		{name: "add", cmd: cmd("AddTicket", `{"order":"order:1","items":[{"name":"tea","qty":2}]}`), want: `TicketAdded {"order":"order:1","items":[{"name":"tea","qty":2}]}`},
 		{name: "add 50 items", cmd: cmd("AddTicket", `{"order":"order:1","items":`+items(50, 99)+`}`), want: `TicketAdded {"order":"order:1","items":` + items(50, 99) + `}`},
-		{name: "add 51 items", cmd: cmd("AddTicket", `{"order":"order:1","items":`+items(51, 1)+`}`), wantErr: events.ErrInvalid},
-		{name: "add no items", cmd: cmd("AddTicket", `{"order":"order:1","items":[]}`), wantErr: events.ErrInvalid},
-		{name: "add qty 0", cmd: cmd("AddTicket", `{"order":"order:1","items":`+items(1, 0)+`}`), wantErr: events.ErrInvalid},
-		{name: "add qty 100", cmd: cmd("AddTicket", `{"order":"order:1","items":`+items(1, 100)+`}`), wantErr: events.ErrInvalid},
-		{name: "add name 65", cmd: cmd("AddTicket", `{"order":"order:1","items":[{"name":"`+strings.Repeat("n", 65)+`","qty":1}]}`), wantErr: events.ErrInvalid},
-		{name: "add not an order", cmd: cmd("AddTicket", `{"order":"room:1","items":[{"name":"tea","qty":1}]}`), wantErr: events.ErrInvalid},
-		{name: "add bad order id", cmd: cmd("AddTicket", `{"order":"order:a b","items":[{"name":"tea","qty":1}]}`), wantErr: events.ErrInvalid},
-		{name: "add unknown field", cmd: cmd("AddTicket", `{"order":"order:1","items":[{"name":"tea","qty":1,"hot":true}]}`), wantErr: events.ErrInvalid},
+		{name: "add 51 items", cmd: cmd("AddTicket", `{"order":"order:1","items":`+items(51, 1)+`}`), wantErr: decider.ErrInvalid},
+		{name: "add no items", cmd: cmd("AddTicket", `{"order":"order:1","items":[]}`), wantErr: decider.ErrInvalid},
+		{name: "add qty 0", cmd: cmd("AddTicket", `{"order":"order:1","items":`+items(1, 0)+`}`), wantErr: decider.ErrInvalid},
+		{name: "add qty 100", cmd: cmd("AddTicket", `{"order":"order:1","items":`+items(1, 100)+`}`), wantErr: decider.ErrInvalid},
+		{name: "add name 65", cmd: cmd("AddTicket", `{"order":"order:1","items":[{"name":"`+strings.Repeat("n", 65)+`","qty":1}]}`), wantErr: decider.ErrInvalid},
+		{name: "add not an order", cmd: cmd("AddTicket", `{"order":"room:1","items":[{"name":"tea","qty":1}]}`), wantErr: decider.ErrInvalid},
+		{name: "add bad order id", cmd: cmd("AddTicket", `{"order":"order:a b","items":[{"name":"tea","qty":1}]}`), wantErr: decider.ErrInvalid},
+		{name: "add unknown field", cmd: cmd("AddTicket", `{"order":"order:1","items":[{"name":"tea","qty":1,"hot":true}]}`), wantErr: decider.ErrInvalid},
 		{name: "add again is a no-op", history: open, cmd: cmd("AddTicket", `{"order":"order:1","items":[{"name":"tea","qty":1}]}`)},
 		{name: "add another", history: open, cmd: cmd("AddTicket", `{"order":"order:2","items":[{"name":"tea","qty":1}]}`), want: `TicketAdded {"order":"order:2","items":[{"name":"tea","qty":1}]}`},
 		{name: "close", history: open, cmd: cmd("CloseTicket", `{"order":"order:1"}`), want: `TicketClosed {"order":"order:1"}`},
 		{name: "close not open is a no-op", history: open, cmd: cmd("CloseTicket", `{"order":"order:2"}`)},
 		{name: "close on an empty kitchen is a no-op", cmd: cmd("CloseTicket", `{"order":"order:2"}`)},
-		{name: "close missing order", cmd: cmd("CloseTicket", `{}`), wantErr: events.ErrInvalid},
-		{name: "close wrong type", cmd: cmd("CloseTicket", `{"order":1}`), wantErr: events.ErrInvalid},
-		{name: "unknown command", cmd: cmd("Cook", `{}`), wantErr: events.ErrUnknownCommand},
+		{name: "close missing order", cmd: cmd("CloseTicket", `{}`), wantErr: decider.ErrInvalid},
+		{name: "close wrong type", cmd: cmd("CloseTicket", `{"order":1}`), wantErr: decider.ErrInvalid},
+		{name: "unknown command", cmd: cmd("Cook", `{}`), wantErr: decider.ErrUnknownCommand},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -121,7 +122,7 @@ func TestEvolve(t *testing.T) {
 		{name: "close not open", evs: []events.Event{closed(1, "order:1")}, wantErr: events.ErrInvalidEvent},
 		{name: "no items", evs: []events.Event{ev(1, "TicketAdded", `{"order":"order:1","items":[]}`)}, wantErr: events.ErrInvalidEvent},
 		{name: "unknown field", evs: []events.Event{ev(1, "TicketClosed", `{"order":"order:1","why":"x"}`)}, wantErr: events.ErrInvalidEvent},
-		{name: "unknown event", evs: []events.Event{ev(1, "TicketLost", `{}`)}, wantErr: events.ErrUnknownEvent},
+		{name: "unknown event", evs: []events.Event{ev(1, "TicketLost", `{}`)}, wantErr: decider.ErrUnknownEvent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

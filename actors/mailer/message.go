@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/b6368a97/engine/actors"
-	"github.com/b6368a97/engine/events"
+	"github.com/b6368a97/engine/actors/decider"
 )
 
 // message is one rendered email: its envelope and its RFC 5322 text.
@@ -23,7 +23,7 @@ type message struct {
 
 // render builds the message for key. Every error is permanent: the input
 // will be just as wrong next time.
-func render(from *mail.Address, now time.Time, key string, msg events.Email) (message, error) {
+func render(from *mail.Address, now time.Time, key string, msg decider.Email) (message, error) {
 	if key == "" {
 		return message{}, permanent(errors.New("mailer: empty key"))
 	}

@@ -12,7 +12,7 @@ import (
 	"strconv"
 
 	"github.com/b6368a97/engine/actors"
-	"github.com/b6368a97/engine/events"
+	"github.com/b6368a97/engine/actors/decider"
 )
 
 // SMTP sends each message over its own SMTP connection. It implements
@@ -49,7 +49,7 @@ func NewSMTP(cfg Config) *SMTP {
 // would deliver a second copy. Errors that a retry will not fix satisfy
 // IsPermanent; cancelling ctx closes the connection and returns an error
 // that matches ctx's error.
-func (m *SMTP) Send(ctx context.Context, key string, msg events.Email) error {
+func (m *SMTP) Send(ctx context.Context, key string, msg decider.Email) error {
 	if m.err != nil {
 		return permanent(m.err)
 	}

@@ -19,7 +19,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/b6368a97/engine/actors"
-	"github.com/b6368a97/engine/events"
+	"github.com/b6368a97/engine/actors/decider"
 )
 
 var testNow = time.Date(2026, 11, 25, 16, 37, 55, 0, time.UTC)
@@ -84,7 +84,7 @@ func TestSendDelivers(t *testing.T) {
 	tests := []struct {
 		name    string
 		key     string
-		msg     events.Email
+		msg     decider.Email
 		rcpt    string
 		toName  string
 		subject string
@@ -92,13 +92,13 @@ func TestSendDelivers(t *testing.T) {
 		{
 			name: "ascii",
 			key:  "user:ann/welcome",
-			msg:  events.Email{To: "ann@example.com", Subject: "Welcome", Body: "Hello Ann.\nSee you soon.\n"},
+			msg:  decider.Email{To: "ann@example.com", Subject: "Welcome", Body: "Hello Ann.\nSee you soon.\n"},
 			rcpt: "ann@example.com",
 		},
 		{
 			name:   "non-ascii subject, name and body",
 			key:    "order:42/receipt",
-			msg:    events.Email{To: "Änn Müller <ann@example.com>", Subject: "Your receipt – order 42 ✓", Body: "Grüße, Änn!\nTotal: 12,50 €\n日本語のテキスト\n"},
+			msg:    decider.Email{To: "Änn Müller <ann@example.com>", Subject: "Your receipt – order 42 ✓", Body: "Grüße, Änn!\nTotal: 12,50 €\n日本語のテキスト\n"},
 			rcpt:   "ann@example.com",
 			toName: "Änn Müller",
 		},
@@ -106,19 +106,19 @@ func TestSendDelivers(t *testing.T) {
 			// A line holding only "." ends DATA unless it is dot-stuffed.
 			name: "lines starting with a dot",
 			key:  "order:43/receipt",
-			msg:  events.Email{To: "bob@example.com", Subject: ".dotted subject", Body: ".first line\n.\n..two dots\nlast line"},
+			msg:  decider.Email{To: "bob@example.com", Subject: ".dotted subject", Body: ".first line\n.\n..two dots\nlast line"},
 			rcpt: "bob@example.com",
 		},
 		{
 			name: "long lines, trailing spaces, CRLF and lone CR",
 			key:  "order:44/receipt",
-			msg:  events.Email{To: "<carol@example.com>", Subject: strings.Repeat("long subject ", 12) + "end", Body: strings.Repeat("word ", 60) + "\r\ntrailing space \nlone\rCR\nend"},
+			msg:  decider.Email{To: "<carol@example.com>", Subject: strings.Repeat("long subject ", 12) + "end", Body: strings.Repeat("word ", 60) + "\r\ntrailing space \nlone\rCR\nend"},
 			rcpt: "carol@example.com",
 		},
 		{
 			name: "empty body",
 			key:  "order:45/receipt",
-			msg:  events.Email{To: "dan@example.com", Subject: "", Body: ""},
+			msg:  decider.Email{To: "dan@example.com", Subject: "", Body: ""},
 			rcpt: "dan@example.com",
 		},
 	}
@@ -199,7 +199,7 @@ func TestSendAuth(t *testing.T) {
 			ts := startServer(t, tt.opts)
 			cfg := ts.config(t)
 			cfg.Username, cfg.Password = tt.user, tt.pass
-			err := NewSMTP(cfg).Send(context.Background(), "user:ann/welcome", events.Email{To: "ann@example.com", Subject: "Hi", Body: "Hi"})
+			err := NewSMTP(cfg).Send(context.Background(), "user:ann/welcome", decider.Email{To: "ann@example.com", Subject: "Hi", Body: "Hi"})
 			msgs := ts.messages()
 			if tt.permanent {
 				if err == nil || !IsPermanent(err) {
@@ -227,7 +227,7 @@ func TestSendAuthRefusesPlaintextToRemote(t *testing.T) {
 	ts := startServerOn(t, "127.0.0.2", serverOpts{users: map[string]string{"u": "p"}})
 	cfg := ts.config(t)
 	cfg.Username, cfg.Password = "u", "p"
-	err := NewSMTP(cfg).Send(context.Background(), "k", events.Email{To: "ann@example.com", Subject: "Hi", Body: "Hi"})
+	err := NewSMTP(cfg).Send(context.Background(), "k", decider.Email{To: "ann@example.com", Subject: "Hi", Body: "Hi"})
 	if err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), "unencrypted") {
 		t.Fatalf("Send = %v, want a permanent refusal to send credentials unencrypted", err)
 	}
@@ -283,7 +283,7 @@ func TestSendTLS(t *testing.T) {
 			if tt.user != "" {
 				cfg.Username, cfg.Password = tt.user, tt.opts.users[tt.user]
 			}
-			err := NewSMTP(cfg).Send(context.Background(), "user:ann/welcome", events.Email{To: "ann@example.com", Subject: "Hi", Body: "Hi"})
+			err := NewSMTP(cfg).Send(context.Background(), "user:ann/welcome", decider.Email{To: "ann@example.com", Subject: "Hi", Body: "Hi"})
 			msgs := ts.messages()
 			if tt.wantErr {
 				if err == nil {
@@ -324,7 +324,7 @@ func TestSendTransientThenSuccess(t *testing.T) {
 		return nil
 	}})
 	m := NewSMTP(ts.config(t))
-	msg := events.Email{To: "ann@example.com", Subject: "Receipt", Body: "Thanks"}
+	msg := decider.Email{To: "ann@example.com", Subject: "Receipt", Body: "Thanks"}
 	for i := 1; i <= refusals; i++ {
 		err := m.Send(context.Background(), "order:42/receipt", msg)
 		if err == nil {
@@ -368,7 +368,7 @@ func TestSendPermanentRejection(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ts := startServer(t, tt.opts)
-			err := NewSMTP(ts.config(t)).Send(context.Background(), "k", events.Email{To: "nobody@example.com", Subject: "Hi", Body: "Hi"})
+			err := NewSMTP(ts.config(t)).Send(context.Background(), "k", decider.Email{To: "nobody@example.com", Subject: "Hi", Body: "Hi"})
 			var te *textproto.Error
 			if err == nil || !errors.As(err, &te) || te.Code != tt.code {
 				t.Fatalf("Send = %v, want reply %d in the chain", err, tt.code)
@@ -386,7 +386,7 @@ func TestSendPermanentRejection(t *testing.T) {
 // Send gives up promptly when its context ends while the server stalls,
 // and says so with the context's error.
 func TestSendContextEnds(t *testing.T) {
-	msg := events.Email{To: "ann@example.com", Subject: "Hi", Body: "Hi"}
+	msg := decider.Email{To: "ann@example.com", Subject: "Hi", Body: "Hi"}
 	type setup struct {
 		cfg     Config
 		stalled <-chan struct{}
@@ -465,17 +465,17 @@ func TestSendRejectsBadMessages(t *testing.T) {
 	tests := []struct {
 		name string
 		key  string
-		msg  events.Email
+		msg  decider.Email
 	}{
-		{"CRLF in subject", "k", events.Email{To: "ann@example.com", Subject: "Hi\r\nBcc: evil@example.com", Body: "x"}},
-		{"LF in subject", "k", events.Email{To: "ann@example.com", Subject: "Hi\nBcc: evil@example.com", Body: "x"}},
-		{"CR in recipient", "k", events.Email{To: "ann@example.com\rBcc: evil@example.com", Subject: "Hi", Body: "x"}},
-		{"LF in recipient", "k", events.Email{To: "Ann\n <ann@example.com>", Subject: "Hi", Body: "x"}},
-		{"NUL in subject", "k", events.Email{To: "ann@example.com", Subject: "Hi\x00", Body: "x"}},
-		{"two recipients", "k", events.Email{To: "ann@example.com, bob@example.com", Subject: "Hi", Body: "x"}},
-		{"not an address", "k", events.Email{To: "ann", Subject: "Hi", Body: "x"}},
-		{"empty recipient", "k", events.Email{To: "", Subject: "Hi", Body: "x"}},
-		{"empty key", "", events.Email{To: "ann@example.com", Subject: "Hi", Body: "x"}},
+		{"CRLF in subject", "k", decider.Email{To: "ann@example.com", Subject: "Hi\r\nBcc: evil@example.com", Body: "x"}},
+		{"LF in subject", "k", decider.Email{To: "ann@example.com", Subject: "Hi\nBcc: evil@example.com", Body: "x"}},
+		{"CR in recipient", "k", decider.Email{To: "ann@example.com\rBcc: evil@example.com", Subject: "Hi", Body: "x"}},
+		{"LF in recipient", "k", decider.Email{To: "Ann\n <ann@example.com>", Subject: "Hi", Body: "x"}},
+		{"NUL in subject", "k", decider.Email{To: "ann@example.com", Subject: "Hi\x00", Body: "x"}},
+		{"two recipients", "k", decider.Email{To: "ann@example.com, bob@example.com", Subject: "Hi", Body: "x"}},
+		{"not an address", "k", decider.Email{To: "ann", Subject: "Hi", Body: "x"}},
+		{"empty recipient", "k", decider.Email{To: "", Subject: "Hi", Body: "x"}},
+		{"empty key", "", decider.Email{To: "ann@example.com", Subject: "Hi", Body: "x"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -486,7 +486,7 @@ func TestSendRejectsBadMessages(t *testing.T) {
 		})
 	}
 	t.Run("a good message does dial", func(t *testing.T) {
-		err := m.Send(context.Background(), "k", events.Email{To: "ann@example.com", Subject: "Hi", Body: "x"})
+		err := m.Send(context.Background(), "k", decider.Email{To: "ann@example.com", Subject: "Hi", Body: "x"})
 		if err == nil || IsPermanent(err) {
 			t.Fatalf("Send = %v, want a transient dial error", err)
 		}
@@ -495,7 +495,7 @@ func TestSendRejectsBadMessages(t *testing.T) {
 
 func TestSendInvalidConfig(t *testing.T) {
 	m := NewSMTP(Config{Port: 25}) // no host
-	err := m.Send(context.Background(), "k", events.Email{To: "ann@example.com", Subject: "Hi", Body: "x"})
+	err := m.Send(context.Background(), "k", decider.Email{To: "ann@example.com", Subject: "Hi", Body: "x"})
 	if err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), "host") {
 		t.Fatalf("Send = %v, want a permanent configuration error", err)
 	}

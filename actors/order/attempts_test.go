@@ -7,35 +7,36 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/actors/order"
 	"github.com/b6368a97/engine/events"
 )
 
 func (h *history) retry(step, errText string, attempt int) *history {
 	h.t.Helper()
-	return h.apply(order.RecordAttempt(h.s, events.StepResult{Step: step, Err: errText, Attempts: attempt, Time: t0}))
+	return h.apply(order.RecordAttempt(h.s, decider.StepResult{Step: step, Err: errText, Attempts: attempt, Time: t0}))
 }
 
 func TestRecordAttempt(t *testing.T) {
 	tests := []struct {
 		name      string
 		build     func(*history)
-		res       events.StepResult
+		res       decider.StepResult
 		wantEvent string // "" for no event
 	}{
 		{"first owed step", func(h *history) { h.place("ann@example.com") },
-			events.StepResult{Step: "kitchen", Err: "unavailable", Attempts: 1}, `{"step":"kitchen","error":"unavailable","attempt":1}`},
+			decider.StepResult{Step: "kitchen", Err: "unavailable", Attempts: 1}, `{"step":"kitchen","error":"unavailable","attempt":1}`},
 		{"a step that is not first", func(h *history) { h.place("ann@example.com") },
-			events.StepResult{Step: "receipt", Err: "451", Attempts: 1}, ""},
+			decider.StepResult{Step: "receipt", Err: "451", Attempts: 1}, ""},
 		{"a step not owed", func(h *history) { h.place("") },
-			events.StepResult{Step: "receipt", Err: "451", Attempts: 1}, ""},
+			decider.StepResult{Step: "receipt", Err: "451", Attempts: 1}, ""},
 		{"an attempt already recorded", func(h *history) { h.place("ann@example.com").retry("kitchen", "x", 2) },
-			events.StepResult{Step: "kitchen", Err: "x", Attempts: 2}, ""},
+			decider.StepResult{Step: "kitchen", Err: "x", Attempts: 2}, ""},
 		{"success is not an attempt to record", func(h *history) { h.place("ann@example.com") },
-			events.StepResult{Step: "kitchen", Attempts: 1}, ""},
+			decider.StepResult{Step: "kitchen", Attempts: 1}, ""},
 		{"the receipt once it is first", func(h *history) {
 			h.place("ann@example.com").complete("kitchen", "").complete("cook", "").complete("ticket", "")
-		}, events.StepResult{Step: "receipt", Err: "451 4.3.0 busy", Attempts: 3}, `{"step":"receipt","error":"451 4.3.0 busy","attempt":3}`},
+		}, decider.StepResult{Step: "receipt", Err: "451 4.3.0 busy", Attempts: 3}, `{"step":"receipt","error":"451 4.3.0 busy","attempt":3}`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

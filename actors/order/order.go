@@ -7,14 +7,16 @@ import (
 	"maps"
 	"net/mail"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
 // Kind is the stream kind this package decides for.
-const Kind = events.KindOrder
+const Kind = "order"
 
 // Command and event type names. They are recorded in logs: never rename.
 const (
@@ -27,9 +29,9 @@ const (
 	EventOrderReady      = "OrderReady"
 	EventTicketReleased  = "TicketReleased"
 	EventReceiptSent     = "ReceiptSent"
-	EventStepFailed      = events.EventStepFailed
+	EventStepFailed      = decider.EventStepFailed
 	// EventStepAttemptFailed records a failed attempt that will be retried.
-	EventStepAttemptFailed = events.EventStepAttemptFailed
+	EventStepAttemptFailed = decider.EventStepAttemptFailed
 )
 
 // Step names.
@@ -101,7 +103,7 @@ type State struct {
 }
 
 // Attempt is what the state keeps of a step's failed attempts.
-type Attempt = events.StepAttempts
+type Attempt = decider.StepAttempts
 
 // StepStates are the states of the protocol's three background steps.
 type StepStates struct {
@@ -139,12 +141,12 @@ type OrderPlaced struct {
 }
 
 // StepFailed is the data of EventStepFailed.
-type StepFailed = events.StepFailed
+type StepFailed = decider.StepFailed
 
 // StepAttemptFailed is the data of EventStepAttemptFailed: attempt number
 // Attempt (1-based, counted across restarts) of Step failed with Error and
 // will be retried.
-type StepAttemptFailed = events.StepAttemptFailed
+type StepAttemptFailed = decider.StepAttemptFailed
 
 // Initial is the state of an order stream with no events.
 func Initial(stream string) State {
@@ -153,37 +155,37 @@ func Initial(stream string) State {
 
 // Decide validates a command against the order and returns the events it
 // produces.
-func Decide(s State, c events.Command) ([]events.Event, error) {
+func Decide(s State, c decider.Command) ([]events.Event, error) {
 	switch c.Type {
 	case CommandPlaceOrder:
 		var d PlaceOrder
-		if err := events.DecodeData(c.Data, &d, events.ErrInvalid); err != nil {
+		if err := events.DecodeData(c.Data, &d, decider.ErrInvalid); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 		}
 		if err := CheckItems(d.Items); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 		}
 		if d.Email != "" && !ValidEmail(d.Email) {
-			return nil, fmt.Errorf("%s %s: %w: email %q is not a valid address", Kind, c.Type, events.ErrInvalid, clip(d.Email, 80))
+			return nil, fmt.Errorf("%s %s: %w: email %q is not a valid address", Kind, c.Type, decider.ErrInvalid, clip(d.Email, 80))
 		}
 		if s.Status != "" {
-			return nil, fmt.Errorf("%s %s: %w: the order was placed already", Kind, c.Type, events.ErrConflict)
+			return nil, fmt.Errorf("%s %s: %w: the order was placed already", Kind, c.Type, decider.ErrConflict)
 		}
 		return event(EventOrderPlaced, OrderPlaced(d))
 	case CommandCancelOrder:
-		if err := events.DecodeData(c.Data, &struct{}{}, events.ErrInvalid); err != nil {
+		if err := events.DecodeData(c.Data, &struct{}{}, decider.ErrInvalid); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 		}
 		switch s.Status {
 		case StatusPlaced, StatusInKitchen:
 			return event(EventOrderCancelled, struct{}{})
 		case "":
-			return nil, fmt.Errorf("%s %s: %w: no order was placed", Kind, c.Type, events.ErrConflict)
+			return nil, fmt.Errorf("%s %s: %w: no order was placed", Kind, c.Type, decider.ErrConflict)
 		default:
-			return nil, fmt.Errorf("%s %s: %w: the order is %s", Kind, c.Type, events.ErrConflict, s.Status)
+			return nil, fmt.Errorf("%s %s: %w: the order is %s", Kind, c.Type, decider.ErrConflict, s.Status)
 		}
 	default:
-		return nil, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownCommand, c.Type)
+		return nil, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownCommand, c.Type)
 	}
 }
 
@@ -191,17 +193,17 @@ func Decide(s State, c events.Command) ([]events.Event, error) {
 // control characters, qty 1–99.
 func CheckItems(items []Item) error {
 	if len(items) < 1 || len(items) > MaxItems {
-		return fmt.Errorf("%w: an order has 1-%d items, got %d", events.ErrInvalid, MaxItems, len(items))
+		return fmt.Errorf("%w: an order has 1-%d items, got %d", decider.ErrInvalid, MaxItems, len(items))
 	}
 	for i, it := range items {
 		if n := utf8.RuneCountInString(it.Name); n < 1 || n > MaxItemName {
-			return fmt.Errorf("%w: items[%d].name must be 1-%d characters, got %d", events.ErrInvalid, i, MaxItemName, n)
+			return fmt.Errorf("%w: items[%d].name must be 1-%d characters, got %d", decider.ErrInvalid, i, MaxItemName, n)
 		}
 		if strings.ContainsFunc(it.Name, unicode.IsControl) {
-			return fmt.Errorf("%w: items[%d].name must not hold control characters", events.ErrInvalid, i)
+			return fmt.Errorf("%w: items[%d].name must not hold control characters", decider.ErrInvalid, i)
 		}
 		if it.Qty < 1 || it.Qty > MaxQty {
-			return fmt.Errorf("%w: items[%d].qty must be 1-%d, got %d", events.ErrInvalid, i, MaxQty, it.Qty)
+			return fmt.Errorf("%w: items[%d].qty must be 1-%d, got %d", decider.ErrInvalid, i, MaxQty, it.Qty)
 		}
 	}
 	return nil
@@ -317,13 +319,13 @@ func Evolve(s State, e events.Event) (State, error) {
 		if !s.owes(d.Step) {
 			return fail(fmt.Sprintf("step %q is not owed", d.Step))
 		}
-		attempts, err := events.WithAttempt(s.Attempts, d, e.Time)
+		attempts, err := decider.WithAttempt(s.Attempts, d, e.Time)
 		if err != nil {
 			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
 		}
 		next.Attempts = attempts
 	default:
-		return s, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownEvent, e.Type)
+		return s, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownEvent, e.Type)
 	}
 	next.Stream, next.Version = e.Stream, e.Version
 	return next, nil
@@ -352,30 +354,55 @@ func (s State) owes(step string) bool {
 	return false
 }
 
+// DefaultCookTime is how long the cook step waits unless New is given
+// another time.
+const DefaultCookTime = 3 * time.Second
+
+// New returns the order kind, with its background steps, for the runtime
+// and the replay. cookTime is how long the cook step waits (0: the
+// default).
+func New(cookTime time.Duration) decider.Kind {
+	if cookTime <= 0 {
+		cookTime = DefaultCookTime
+	}
+	return decider.New(decider.Decider[State]{
+		Name:          Kind,
+		Initial:       Initial,
+		Decide:        Decide,
+		Evolve:        Evolve,
+		Steps:         func(s State) []decider.Step { return steps(s, cookTime) },
+		Complete:      Complete,
+		RecordAttempt: RecordAttempt,
+		Attempts:      Attempts,
+	})
+}
+
 // Steps lists the background steps the order still owes, in the order they
-// must run.
-func Steps(s State) []events.Step {
+// must run, with the default cook time.
+func Steps(s State) []decider.Step { return steps(s, DefaultCookTime) }
+
+func steps(s State, cookTime time.Duration) []decider.Step {
 	id := s.Stream
 	if sid, err := events.ParseStreamID(s.Stream); err == nil {
 		id = sid.ID
 	}
-	var out []events.Step
+	var out []decider.Step
 	if s.owes(StepKitchen) {
 		data, _ := json.Marshal(struct {
 			Order string `json:"order"`
 			Items []Item `json:"items"`
 		}{s.Stream, s.Items})
-		out = append(out, events.Step{Name: StepKitchen, Key: s.Stream + "/" + StepKitchen, Action: events.StepCommand,
+		out = append(out, decider.Step{Name: StepKitchen, Key: s.Stream + "/" + StepKitchen, Action: decider.StepCommand,
 			Target: KitchenStream, Command: KitchenAddTicket, Data: data})
 	}
 	if s.owes(StepCook) {
-		out = append(out, events.Step{Name: StepCook, Key: s.Stream + "/" + StepCook, Action: events.StepWait})
+		out = append(out, decider.Step{Name: StepCook, Key: s.Stream + "/" + StepCook, Action: decider.StepWait, Wait: cookTime})
 	}
 	if s.owes(StepTicket) {
 		data, _ := json.Marshal(struct {
 			Order string `json:"order"`
 		}{s.Stream})
-		out = append(out, events.Step{Name: StepTicket, Key: s.Stream + "/" + StepTicket, Action: events.StepCommand,
+		out = append(out, decider.Step{Name: StepTicket, Key: s.Stream + "/" + StepTicket, Action: decider.StepCommand,
 			Target: KitchenStream, Command: KitchenCloseTicket, Data: data})
 	}
 	if s.owes(StepReceipt) {
@@ -385,14 +412,14 @@ func Steps(s State) []events.Step {
 			fmt.Fprintf(&body, "%2d × %s\n", it.Qty, it.Name)
 		}
 		body.WriteString("\nIt is ready for you.\n")
-		out = append(out, events.Step{Name: StepReceipt, Key: s.Stream + "/" + StepReceipt, Action: events.StepEmail,
-			Email: &events.Email{To: s.Email, Subject: "Your receipt for order " + id, Body: body.String()}})
+		out = append(out, decider.Step{Name: StepReceipt, Key: s.Stream + "/" + StepReceipt, Action: decider.StepEmail,
+			Email: &decider.Email{To: s.Email, Subject: "Your receipt for order " + id, Body: body.String()}})
 	}
 	return out
 }
 
 // Complete turns the outcome of a step into the event that records it.
-func Complete(s State, r events.StepResult) ([]events.Event, error) {
+func Complete(s State, r decider.StepResult) ([]events.Event, error) {
 	owed := Steps(s)
 	i := -1
 	for j, st := range owed {
@@ -405,10 +432,10 @@ func Complete(s State, r events.StepResult) ([]events.Event, error) {
 	case i < 0:
 		return nil, nil // a duplicate, or made moot by a cancel
 	case i > 0:
-		return nil, fmt.Errorf("%s: %w: step %s reported before step %s", Kind, events.ErrConflict, r.Step, owed[0].Name)
+		return nil, fmt.Errorf("%s: %w: step %s reported before step %s", Kind, decider.ErrConflict, r.Step, owed[0].Name)
 	}
 	if r.Err != "" {
-		return event(EventStepFailed, StepFailed{Step: r.Step, Error: events.ClipError(r.Err), Attempts: r.Attempts})
+		return event(EventStepFailed, StepFailed{Step: r.Step, Error: decider.ClipError(r.Err), Attempts: r.Attempts})
 	}
 	switch r.Step {
 	case StepKitchen:
@@ -425,12 +452,12 @@ func Complete(s State, r events.StepResult) ([]events.Event, error) {
 // RecordAttempt turns a failed attempt of the first owed step that will be
 // retried into StepAttemptFailed; an attempt of any other step, or one
 // already recorded, records nothing.
-func RecordAttempt(s State, r events.StepResult) ([]events.Event, error) {
+func RecordAttempt(s State, r decider.StepResult) ([]events.Event, error) {
 	owed := Steps(s)
 	if len(owed) == 0 || owed[0].Name != r.Step || r.Err == "" || r.Attempts <= s.Attempts[r.Step].Count {
 		return nil, nil
 	}
-	return event(EventStepAttemptFailed, StepAttemptFailed{Step: r.Step, Error: events.ClipError(r.Err), Attempt: r.Attempts})
+	return event(EventStepAttemptFailed, StepAttemptFailed{Step: r.Step, Error: decider.ClipError(r.Err), Attempt: r.Attempts})
 }
 
 // Attempts returns the recorded failed attempts of a step.

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/actors/order"
 	"github.com/b6368a97/engine/events"
 )
@@ -45,12 +46,12 @@ func (h *history) apply(evs []events.Event, err error) *history {
 
 func (h *history) do(typ, data string) *history {
 	h.t.Helper()
-	return h.apply(order.Decide(h.s, events.Command{Stream: stream, Type: typ, Data: json.RawMessage(data), Time: t0}))
+	return h.apply(order.Decide(h.s, decider.Command{Stream: stream, Type: typ, Data: json.RawMessage(data), Time: t0}))
 }
 
 func (h *history) complete(step, errText string) *history {
 	h.t.Helper()
-	return h.apply(order.Complete(h.s, events.StepResult{Step: step, Err: errText, Attempts: 5, Time: t0}))
+	return h.apply(order.Complete(h.s, decider.StepResult{Step: step, Err: errText, Attempts: 5, Time: t0}))
 }
 
 func (h *history) place(email string) *history {
@@ -82,43 +83,43 @@ func TestDecide(t *testing.T) {
 	}{
 		{name: "place", typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1}]}`, want: `OrderPlaced {"items":[{"name":"tea","qty":1}]}`},
 		{name: "place with email", typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1}],"email":"ann@example.com"}`, want: `OrderPlaced {"items":[{"name":"tea","qty":1}],"email":"ann@example.com"}`},
-		{name: "0 items", typ: "PlaceOrder", data: `{"items":[]}`, wantErr: events.ErrInvalid},
-		{name: "items missing", typ: "PlaceOrder", data: `{}`, wantErr: events.ErrInvalid},
-		{name: "items null", typ: "PlaceOrder", data: `{"items":null}`, wantErr: events.ErrInvalid},
+		{name: "0 items", typ: "PlaceOrder", data: `{"items":[]}`, wantErr: decider.ErrInvalid},
+		{name: "items missing", typ: "PlaceOrder", data: `{}`, wantErr: decider.ErrInvalid},
+		{name: "items null", typ: "PlaceOrder", data: `{"items":null}`, wantErr: decider.ErrInvalid},
 		{name: "1 item", typ: "PlaceOrder", data: `{"items":` + items(1, 1, "tea") + `}`, want: `OrderPlaced {"items":` + items(1, 1, "tea") + `}`},
 		{name: "50 items", typ: "PlaceOrder", data: `{"items":` + items(50, 99, "tea") + `}`, want: `OrderPlaced {"items":` + items(50, 99, "tea") + `}`},
-		{name: "51 items", typ: "PlaceOrder", data: `{"items":` + items(51, 1, "tea") + `}`, wantErr: events.ErrInvalid},
-		{name: "qty 0", typ: "PlaceOrder", data: `{"items":` + items(1, 0, "tea") + `}`, wantErr: events.ErrInvalid},
+		{name: "51 items", typ: "PlaceOrder", data: `{"items":` + items(51, 1, "tea") + `}`, wantErr: decider.ErrInvalid},
+		{name: "qty 0", typ: "PlaceOrder", data: `{"items":` + items(1, 0, "tea") + `}`, wantErr: decider.ErrInvalid},
 		{name: "qty 1", typ: "PlaceOrder", data: `{"items":` + items(1, 1, "tea") + `}`, want: `OrderPlaced {"items":` + items(1, 1, "tea") + `}`},
 		{name: "qty 99", typ: "PlaceOrder", data: `{"items":` + items(1, 99, "tea") + `}`, want: `OrderPlaced {"items":` + items(1, 99, "tea") + `}`},
-		{name: "qty 100", typ: "PlaceOrder", data: `{"items":` + items(1, 100, "tea") + `}`, wantErr: events.ErrInvalid},
-		{name: "qty -1", typ: "PlaceOrder", data: `{"items":` + items(1, -1, "tea") + `}`, wantErr: events.ErrInvalid},
-		{name: "qty 1.5", typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1.5}]}`, wantErr: events.ErrInvalid},
-		{name: "qty string", typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":"1"}]}`, wantErr: events.ErrInvalid},
-		{name: "qty missing", typ: "PlaceOrder", data: `{"items":[{"name":"tea"}]}`, wantErr: events.ErrInvalid},
+		{name: "qty 100", typ: "PlaceOrder", data: `{"items":` + items(1, 100, "tea") + `}`, wantErr: decider.ErrInvalid},
+		{name: "qty -1", typ: "PlaceOrder", data: `{"items":` + items(1, -1, "tea") + `}`, wantErr: decider.ErrInvalid},
+		{name: "qty 1.5", typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1.5}]}`, wantErr: decider.ErrInvalid},
+		{name: "qty string", typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":"1"}]}`, wantErr: decider.ErrInvalid},
+		{name: "qty missing", typ: "PlaceOrder", data: `{"items":[{"name":"tea"}]}`, wantErr: decider.ErrInvalid},
 		{name: "name 64", typ: "PlaceOrder", data: `{"items":` + items(1, 1, n64) + `}`, want: `OrderPlaced {"items":` + items(1, 1, n64) + `}`},
-		{name: "name 65", typ: "PlaceOrder", data: `{"items":` + items(1, 1, n65) + `}`, wantErr: events.ErrInvalid},
-		{name: "name empty", typ: "PlaceOrder", data: `{"items":` + items(1, 1, "") + `}`, wantErr: events.ErrInvalid},
-		{name: "name with newline", typ: "PlaceOrder", data: `{"items":[{"name":"a\nb","qty":1}]}`, wantErr: events.ErrInvalid},
-		{name: "item unknown field", typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1,"size":"L"}]}`, wantErr: events.ErrInvalid},
-		{name: "unknown field", typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1}],"table":4}`, wantErr: events.ErrInvalid},
-		{name: "email with display name", typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1}],"email":"Ann <ann@example.com>"}`, wantErr: events.ErrInvalid},
-		{name: "email in brackets", typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1}],"email":"<ann@example.com>"}`, wantErr: events.ErrInvalid},
-		{name: "email with space", typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1}],"email":" ann@example.com"}`, wantErr: events.ErrInvalid},
-		{name: "email without @", typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1}],"email":"ann"}`, wantErr: events.ErrInvalid},
-		{name: "email too long", typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1}],"email":"` + strings.Repeat("a", 250) + `@x.io"}`, wantErr: events.ErrInvalid},
-		{name: "email not a string", typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1}],"email":true}`, wantErr: events.ErrInvalid},
-		{name: "place twice", history: func(h *history) { h.place("") }, typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1}]}`, wantErr: events.ErrConflict},
-		{name: "place after cancel", history: func(h *history) { h.place("").do("CancelOrder", `{}`) }, typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1}]}`, wantErr: events.ErrConflict},
+		{name: "name 65", typ: "PlaceOrder", data: `{"items":` + items(1, 1, n65) + `}`, wantErr: decider.ErrInvalid},
+		{name: "name empty", typ: "PlaceOrder", data: `{"items":` + items(1, 1, "") + `}`, wantErr: decider.ErrInvalid},
+		{name: "name with newline", typ: "PlaceOrder", data: `{"items":[{"name":"a\nb","qty":1}]}`, wantErr: decider.ErrInvalid},
+		{name: "item unknown field", typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1,"size":"L"}]}`, wantErr: decider.ErrInvalid},
+		{name: "unknown field", typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1}],"table":4}`, wantErr: decider.ErrInvalid},
+		{name: "email with display name", typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1}],"email":"Ann <ann@example.com>"}`, wantErr: decider.ErrInvalid},
+		{name: "email in brackets", typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1}],"email":"<ann@example.com>"}`, wantErr: decider.ErrInvalid},
+		{name: "email with space", typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1}],"email":" ann@example.com"}`, wantErr: decider.ErrInvalid},
+		{name: "email without @", typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1}],"email":"ann"}`, wantErr: decider.ErrInvalid},
+		{name: "email too long", typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1}],"email":"` + strings.Repeat("a", 250) + `@x.io"}`, wantErr: decider.ErrInvalid},
+		{name: "email not a string", typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1}],"email":true}`, wantErr: decider.ErrInvalid},
+		{name: "place twice", history: func(h *history) { h.place("") }, typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1}]}`, wantErr: decider.ErrConflict},
+		{name: "place after cancel", history: func(h *history) { h.place("").do("CancelOrder", `{}`) }, typ: "PlaceOrder", data: `{"items":[{"name":"tea","qty":1}]}`, wantErr: decider.ErrConflict},
 		{name: "cancel placed", history: func(h *history) { h.place("") }, typ: "CancelOrder", data: `{}`, want: `OrderCancelled {}`},
 		{name: "cancel without data", history: func(h *history) { h.place("") }, typ: "CancelOrder", data: ``, want: `OrderCancelled {}`},
 		{name: "cancel in kitchen", history: func(h *history) { h.place("").complete("kitchen", "") }, typ: "CancelOrder", data: `{}`, want: `OrderCancelled {}`},
 		{name: "cancel after kitchen failed", history: func(h *history) { h.place("").complete("kitchen", "down") }, typ: "CancelOrder", data: `{}`, want: `OrderCancelled {}`},
-		{name: "cancel ready", history: func(h *history) { h.place("").complete("kitchen", "").complete("cook", "") }, typ: "CancelOrder", data: `{}`, wantErr: events.ErrConflict},
-		{name: "cancel twice", history: func(h *history) { h.place("").do("CancelOrder", `{}`) }, typ: "CancelOrder", data: `{}`, wantErr: events.ErrConflict},
-		{name: "cancel nothing", typ: "CancelOrder", data: `{}`, wantErr: events.ErrConflict},
-		{name: "cancel with a reason", history: func(h *history) { h.place("") }, typ: "CancelOrder", data: `{"reason":"late"}`, wantErr: events.ErrInvalid},
-		{name: "unknown command", typ: "RefundOrder", data: `{}`, wantErr: events.ErrUnknownCommand},
+		{name: "cancel ready", history: func(h *history) { h.place("").complete("kitchen", "").complete("cook", "") }, typ: "CancelOrder", data: `{}`, wantErr: decider.ErrConflict},
+		{name: "cancel twice", history: func(h *history) { h.place("").do("CancelOrder", `{}`) }, typ: "CancelOrder", data: `{}`, wantErr: decider.ErrConflict},
+		{name: "cancel nothing", typ: "CancelOrder", data: `{}`, wantErr: decider.ErrConflict},
+		{name: "cancel with a reason", history: func(h *history) { h.place("") }, typ: "CancelOrder", data: `{"reason":"late"}`, wantErr: decider.ErrInvalid},
+		{name: "unknown command", typ: "RefundOrder", data: `{}`, wantErr: decider.ErrUnknownCommand},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,7 +127,7 @@ func TestDecide(t *testing.T) {
 			if tt.history != nil {
 				tt.history(h)
 			}
-			evs, err := order.Decide(h.s, events.Command{Stream: stream, Type: tt.typ, Data: json.RawMessage(tt.data), Time: t0})
+			evs, err := order.Decide(h.s, decider.Command{Stream: stream, Type: tt.typ, Data: json.RawMessage(tt.data), Time: t0})
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tt.wantErr)
@@ -261,23 +262,23 @@ func TestStepDetails(t *testing.T) {
 		t.Fatalf("steps = %+v", steps)
 	}
 	k := steps[0]
-	if k.Name != "kitchen" || k.Key != "order:42/kitchen" || k.Action != events.StepCommand ||
+	if k.Name != "kitchen" || k.Key != "order:42/kitchen" || k.Action != decider.StepCommand ||
 		k.Target != "kitchen:main" || k.Command != "AddTicket" ||
 		string(k.Data) != `{"order":"order:42","items":[{"name":"coffee","qty":2},{"name":"bagel","qty":1}]}` {
 		t.Errorf("kitchen step = %+v data %s", k, k.Data)
 	}
-	if c := steps[1]; c.Name != "cook" || c.Key != "order:42/cook" || c.Action != events.StepWait {
+	if c := steps[1]; c.Name != "cook" || c.Key != "order:42/cook" || c.Action != decider.StepWait {
 		t.Errorf("cook step = %+v", c)
 	}
 	r := steps[2]
-	if r.Name != "receipt" || r.Key != "order:42/receipt" || r.Action != events.StepEmail || r.Email == nil ||
+	if r.Name != "receipt" || r.Key != "order:42/receipt" || r.Action != decider.StepEmail || r.Email == nil ||
 		r.Email.To != "ann@example.com" || r.Email.Subject != "Your receipt for order 42" ||
 		!strings.Contains(r.Email.Body, "2 × coffee") || !strings.Contains(r.Email.Body, "1 × bagel") {
 		t.Errorf("receipt step = %+v %+v", r, r.Email)
 	}
 	h.complete("kitchen", "").complete("cook", "")
 	tk := order.Steps(h.s)[0]
-	if tk.Name != "ticket" || tk.Key != "order:42/ticket" || tk.Action != events.StepCommand ||
+	if tk.Name != "ticket" || tk.Key != "order:42/ticket" || tk.Action != decider.StepCommand ||
 		tk.Target != "kitchen:main" || tk.Command != "CloseTicket" || string(tk.Data) != `{"order":"order:42"}` {
 		t.Errorf("ticket step = %+v data %s", tk, tk.Data)
 	}
@@ -287,19 +288,19 @@ func TestComplete(t *testing.T) {
 	placed := newHistory(t).place("ann@example.com").s
 	tests := []struct {
 		name    string
-		res     events.StepResult
+		res     decider.StepResult
 		want    string
 		wantErr error
 	}{
-		{name: "kitchen ok", res: events.StepResult{Step: "kitchen"}, want: `KitchenNotified {}`},
-		{name: "kitchen failed", res: events.StepResult{Step: "kitchen", Err: "kitchen unavailable", Attempts: 5},
+		{name: "kitchen ok", res: decider.StepResult{Step: "kitchen"}, want: `KitchenNotified {}`},
+		{name: "kitchen failed", res: decider.StepResult{Step: "kitchen", Err: "kitchen unavailable", Attempts: 5},
 			want: `StepFailed {"step":"kitchen","error":"kitchen unavailable","attempts":5}`},
-		{name: "long error is clipped", res: events.StepResult{Step: "kitchen", Err: strings.Repeat("é", 400), Attempts: 2},
+		{name: "long error is clipped", res: decider.StepResult{Step: "kitchen", Err: strings.Repeat("é", 400), Attempts: 2},
 			want: `StepFailed {"step":"kitchen","error":"` + strings.Repeat("é", 256) + `","attempts":2}`},
-		{name: "cook before kitchen", res: events.StepResult{Step: "cook"}, wantErr: events.ErrConflict},
-		{name: "receipt before kitchen", res: events.StepResult{Step: "receipt"}, wantErr: events.ErrConflict},
-		{name: "ticket not owed", res: events.StepResult{Step: "ticket"}},
-		{name: "unknown step", res: events.StepResult{Step: "dessert"}},
+		{name: "cook before kitchen", res: decider.StepResult{Step: "cook"}, wantErr: decider.ErrConflict},
+		{name: "receipt before kitchen", res: decider.StepResult{Step: "receipt"}, wantErr: decider.ErrConflict},
+		{name: "ticket not owed", res: decider.StepResult{Step: "ticket"}},
+		{name: "unknown step", res: decider.StepResult{Step: "dessert"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -358,7 +359,7 @@ func TestEvolve(t *testing.T) {
 		{name: "failed unknown step", evs: []events.Event{placedEv, ev("StepFailed", `{"step":"dessert","error":"x","attempts":1}`)}, wantErr: events.ErrInvalidEvent},
 		{name: "data on KitchenNotified", evs: []events.Event{placedEv, ev("KitchenNotified", `{"x":1}`)}, wantErr: events.ErrInvalidEvent},
 		{name: "wrong type", evs: []events.Event{ev("OrderPlaced", `{"items":"tea"}`)}, wantErr: events.ErrInvalidEvent},
-		{name: "unknown event", evs: []events.Event{ev("OrderEaten", `{}`)}, wantErr: events.ErrUnknownEvent},
+		{name: "unknown event", evs: []events.Event{ev("OrderEaten", `{}`)}, wantErr: decider.ErrUnknownEvent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -22,7 +22,7 @@
 //     and Evolve never sets it; the runtime fills it with WithMembers, which
 //     sorts and de-duplicates, for the state it shows.
 //   - Unknown fields and values of the wrong type in a command are
-//     rejected (events.ErrInvalid); in a stored event they make Evolve fail
+//     rejected (decider.ErrInvalid); in a stored event they make Evolve fail
 //     (events.ErrInvalidEvent), since a log this code does not fully
 //     understand must not be folded silently.
 //

@@ -7,11 +7,12 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
 // Kind is the stream kind this package decides for.
-const Kind = events.KindRoom
+const Kind = "room"
 
 // Command and event type names. They are recorded in logs: never rename.
 const (
@@ -81,24 +82,24 @@ func Initial(stream string) State {
 
 // Decide validates a command against the room and returns the events it
 // produces.
-func Decide(s State, c events.Command) ([]events.Event, error) {
+func Decide(s State, c decider.Command) ([]events.Event, error) {
 	switch c.Type {
 	case CommandPostMessage:
 		return postMessage(c)
 	default:
-		return nil, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownCommand, c.Type)
+		return nil, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownCommand, c.Type)
 	}
 }
 
-func postMessage(c events.Command) ([]events.Event, error) {
+func postMessage(c decider.Command) ([]events.Event, error) {
 	var d PostMessage
-	if err := events.DecodeData(c.Data, &d, events.ErrInvalid); err != nil {
+	if err := events.DecodeData(c.Data, &d, decider.ErrInvalid); err != nil {
 		return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 	}
 	user := d.User
 	if c.User != "" {
 		if d.User != "" && d.User != c.User {
-			return nil, fmt.Errorf("%s %s: %w: user %q may not post as %q", Kind, c.Type, events.ErrForbidden, c.User, d.User)
+			return nil, fmt.Errorf("%s %s: %w: user %q may not post as %q", Kind, c.Type, decider.ErrForbidden, c.User, d.User)
 		}
 		user = c.User
 	}
@@ -106,7 +107,7 @@ func postMessage(c events.Command) ([]events.Event, error) {
 		return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 	}
 	if n := utf8.RuneCountInString(d.Text); n < 1 || n > MaxText {
-		return nil, fmt.Errorf("%s %s: %w: text must be 1-%d characters, got %d", Kind, c.Type, events.ErrInvalid, MaxText, n)
+		return nil, fmt.Errorf("%s %s: %w: text must be 1-%d characters, got %d", Kind, c.Type, decider.ErrInvalid, MaxText, n)
 	}
 	data, err := events.EncodeData(MessagePosted{User: user, Text: d.Text})
 	if err != nil {
@@ -141,7 +142,7 @@ func Evolve(s State, e events.Event) (State, error) {
 			Time:    e.Time.UTC().Format(TimeFormat),
 		})
 	default:
-		return s, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownEvent, e.Type)
+		return s, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownEvent, e.Type)
 	}
 	s.Stream, s.Version = e.Stream, e.Version
 	return s, nil
@@ -162,12 +163,23 @@ func WithMembers(s State, members []string) State {
 // checkName validates a short name: 1–max runes, no control characters.
 func checkName(field, v string, max int) error {
 	if n := utf8.RuneCountInString(v); n < 1 || n > max {
-		return fmt.Errorf("%w: %s must be 1-%d characters, got %d", events.ErrInvalid, field, max, n)
+		return fmt.Errorf("%w: %s must be 1-%d characters, got %d", decider.ErrInvalid, field, max, n)
 	}
 	for _, r := range v {
 		if unicode.IsControl(r) {
-			return fmt.Errorf("%w: %s must not hold control characters", events.ErrInvalid, field)
+			return fmt.Errorf("%w: %s must not hold control characters", decider.ErrInvalid, field)
 		}
 	}
 	return nil
+}
+
+// New returns the room kind, with presence, for the runtime and the replay.
+func New() decider.Kind {
+	return decider.New(decider.Decider[State]{
+		Name:        Kind,
+		Initial:     Initial,
+		Decide:      Decide,
+		Evolve:      Evolve,
+		WithMembers: WithMembers,
+	})
 }

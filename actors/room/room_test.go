@@ -8,14 +8,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/actors/room"
 	"github.com/b6368a97/engine/events"
 )
 
 var t0 = time.Date(2026, 11, 25, 16, 37, 55, 123_000_000, time.UTC)
 
-func cmd(typ, data string) events.Command {
-	return events.Command{Stream: "room:lobby", Type: typ, Data: json.RawMessage(data), Time: t0}
+func cmd(typ, data string) decider.Command {
+	return decider.Command{Stream: "room:lobby", Type: typ, Data: json.RawMessage(data), Time: t0}
 }
 
 func post(user, text string) string {
@@ -26,7 +27,7 @@ func post(user, text string) string {
 func TestDecide(t *testing.T) {
 	tests := []struct {
 		name     string
-		cmd      events.Command
+		cmd      decider.Command
 		authUser string
 		wantErr  error
 		want     string // the event's data
@@ -36,28 +37,28 @@ func TestDecide(t *testing.T) {
 		{name: "user 1 char", cmd: cmd("PostMessage", post("a", "x")), want: post("a", "x")},
 		{name: "user 64 chars", cmd: cmd("PostMessage", post(strings.Repeat("u", 64), "x")), want: post(strings.Repeat("u", 64), "x")},
 		{name: "user 64 runes multibyte", cmd: cmd("PostMessage", post(strings.Repeat("é", 64), "x")), want: post(strings.Repeat("é", 64), "x")},
-		{name: "user 65 chars", cmd: cmd("PostMessage", post(strings.Repeat("u", 65), "x")), wantErr: events.ErrInvalid},
-		{name: "user empty", cmd: cmd("PostMessage", post("", "x")), wantErr: events.ErrInvalid},
-		{name: "user missing", cmd: cmd("PostMessage", `{"text":"x"}`), wantErr: events.ErrInvalid},
-		{name: "user with newline", cmd: cmd("PostMessage", post("a\nb", "x")), wantErr: events.ErrInvalid},
+		{name: "user 65 chars", cmd: cmd("PostMessage", post(strings.Repeat("u", 65), "x")), wantErr: decider.ErrInvalid},
+		{name: "user empty", cmd: cmd("PostMessage", post("", "x")), wantErr: decider.ErrInvalid},
+		{name: "user missing", cmd: cmd("PostMessage", `{"text":"x"}`), wantErr: decider.ErrInvalid},
+		{name: "user with newline", cmd: cmd("PostMessage", post("a\nb", "x")), wantErr: decider.ErrInvalid},
 		{name: "text 4096 chars", cmd: cmd("PostMessage", post("ann", strings.Repeat("t", 4096))), want: post("ann", strings.Repeat("t", 4096))},
 		{name: "text 4096 runes multibyte", cmd: cmd("PostMessage", post("ann", strings.Repeat("€", 4096))), want: post("ann", strings.Repeat("€", 4096))},
-		{name: "text 4097 chars", cmd: cmd("PostMessage", post("ann", strings.Repeat("t", 4097))), wantErr: events.ErrInvalid},
-		{name: "text empty", cmd: cmd("PostMessage", post("ann", "")), wantErr: events.ErrInvalid},
+		{name: "text 4097 chars", cmd: cmd("PostMessage", post("ann", strings.Repeat("t", 4097))), wantErr: decider.ErrInvalid},
+		{name: "text empty", cmd: cmd("PostMessage", post("ann", "")), wantErr: decider.ErrInvalid},
 		{name: "text with newlines", cmd: cmd("PostMessage", post("ann", "a\nb")), want: post("ann", "a\nb")},
-		{name: "invalid UTF-8", cmd: cmd("PostMessage", "{\"user\":\"ann\",\"text\":\"\xff\"}"), wantErr: events.ErrInvalid},
-		{name: "unknown field", cmd: cmd("PostMessage", `{"user":"ann","text":"hi","color":"red"}`), wantErr: events.ErrInvalid},
-		{name: "wrong type", cmd: cmd("PostMessage", `{"user":"ann","text":42}`), wantErr: events.ErrInvalid},
-		{name: "not an object", cmd: cmd("PostMessage", `["ann","hi"]`), wantErr: events.ErrInvalid},
-		{name: "null data", cmd: cmd("PostMessage", `null`), wantErr: events.ErrInvalid},
-		{name: "empty data", cmd: cmd("PostMessage", ``), wantErr: events.ErrInvalid},
-		{name: "trailing data", cmd: cmd("PostMessage", `{"user":"ann","text":"hi"} {}`), wantErr: events.ErrInvalid},
-		{name: "malformed JSON", cmd: cmd("PostMessage", `{"user":"ann",`), wantErr: events.ErrInvalid},
-		{name: "unknown command", cmd: cmd("DeleteMessage", `{}`), wantErr: events.ErrUnknownCommand},
+		{name: "invalid UTF-8", cmd: cmd("PostMessage", "{\"user\":\"ann\",\"text\":\"\xff\"}"), wantErr: decider.ErrInvalid},
+		{name: "unknown field", cmd: cmd("PostMessage", `{"user":"ann","text":"hi","color":"red"}`), wantErr: decider.ErrInvalid},
+		{name: "wrong type", cmd: cmd("PostMessage", `{"user":"ann","text":42}`), wantErr: decider.ErrInvalid},
+		{name: "not an object", cmd: cmd("PostMessage", `["ann","hi"]`), wantErr: decider.ErrInvalid},
+		{name: "null data", cmd: cmd("PostMessage", `null`), wantErr: decider.ErrInvalid},
+		{name: "empty data", cmd: cmd("PostMessage", ``), wantErr: decider.ErrInvalid},
+		{name: "trailing data", cmd: cmd("PostMessage", `{"user":"ann","text":"hi"} {}`), wantErr: decider.ErrInvalid},
+		{name: "malformed JSON", cmd: cmd("PostMessage", `{"user":"ann",`), wantErr: decider.ErrInvalid},
+		{name: "unknown command", cmd: cmd("DeleteMessage", `{}`), wantErr: decider.ErrUnknownCommand},
 		{name: "auth: user taken from the token", cmd: cmd("PostMessage", `{"text":"hi"}`), authUser: "bob", want: `{"user":"bob","text":"hi"}`},
 		{name: "auth: same user", cmd: cmd("PostMessage", `{"user":"bob","text":"hi"}`), authUser: "bob", want: `{"user":"bob","text":"hi"}`},
-		{name: "auth: other user", cmd: cmd("PostMessage", `{"user":"ann","text":"hi"}`), authUser: "bob", wantErr: events.ErrForbidden},
-		{name: "auth: token user too long", cmd: cmd("PostMessage", `{"text":"hi"}`), authUser: strings.Repeat("b", 65), wantErr: events.ErrInvalid},
+		{name: "auth: other user", cmd: cmd("PostMessage", `{"user":"ann","text":"hi"}`), authUser: "bob", wantErr: decider.ErrForbidden},
+		{name: "auth: token user too long", cmd: cmd("PostMessage", `{"text":"hi"}`), authUser: strings.Repeat("b", 65), wantErr: decider.ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -102,7 +103,7 @@ func TestEvolve(t *testing.T) {
 		wantErr error
 	}{
 		{name: "message posted", ev: posted(1, "ann", "hi")},
-		{name: "unknown event", ev: events.Event{Stream: "room:lobby", Version: 1, Type: "MessageDeleted", Data: json.RawMessage(`{}`)}, wantErr: events.ErrUnknownEvent},
+		{name: "unknown event", ev: events.Event{Stream: "room:lobby", Version: 1, Type: "MessageDeleted", Data: json.RawMessage(`{}`)}, wantErr: decider.ErrUnknownEvent},
 		{name: "unknown field", ev: events.Event{Stream: "room:lobby", Version: 1, Type: "MessagePosted", Data: json.RawMessage(`{"user":"a","text":"b","x":1}`)}, wantErr: events.ErrInvalidEvent},
 		{name: "wrong type", ev: events.Event{Stream: "room:lobby", Version: 1, Type: "MessagePosted", Data: json.RawMessage(`{"user":1,"text":"b"}`)}, wantErr: events.ErrInvalidEvent},
 		{name: "missing text", ev: events.Event{Stream: "room:lobby", Version: 1, Type: "MessagePosted", Data: json.RawMessage(`{"user":"a"}`)}, wantErr: events.ErrInvalidEvent},

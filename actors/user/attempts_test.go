@@ -5,6 +5,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/actors/user"
 	"github.com/b6368a97/engine/events"
 )
@@ -16,12 +17,12 @@ func TestWelcomeAttempts(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		res  events.StepResult
+		res  decider.StepResult
 		want string // data of the StepAttemptFailed, "" for none
 	}{
-		{"a failed attempt", events.StepResult{Step: "welcome", Err: "451 busy", Attempts: 1}, `{"step":"welcome","error":"451 busy","attempt":1}`},
-		{"another step", events.StepResult{Step: "other", Err: "451", Attempts: 1}, ""},
-		{"no error", events.StepResult{Step: "welcome", Attempts: 1}, ""},
+		{"a failed attempt", decider.StepResult{Step: "welcome", Err: "451 busy", Attempts: 1}, `{"step":"welcome","error":"451 busy","attempt":1}`},
+		{"another step", decider.StepResult{Step: "other", Err: "451", Attempts: 1}, ""},
+		{"no error", decider.StepResult{Step: "welcome", Attempts: 1}, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -40,7 +41,7 @@ func TestWelcomeAttempts(t *testing.T) {
 
 	s := signed
 	for i := 1; i <= 2; i++ {
-		evs, err := user.RecordAttempt(s, events.StepResult{Step: "welcome", Err: "451 busy", Attempts: i})
+		evs, err := user.RecordAttempt(s, decider.StepResult{Step: "welcome", Err: "451 busy", Attempts: i})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -52,10 +53,10 @@ func TestWelcomeAttempts(t *testing.T) {
 	if a := user.Attempts(s, "welcome"); a.Count != 2 || a.LastError != "451 busy" || a.First.IsZero() {
 		t.Fatalf("attempts = %+v", a)
 	}
-	if evs, _ := user.RecordAttempt(s, events.StepResult{Step: "welcome", Err: "again", Attempts: 2}); len(evs) != 0 {
+	if evs, _ := user.RecordAttempt(s, decider.StepResult{Step: "welcome", Err: "again", Attempts: 2}); len(evs) != 0 {
 		t.Fatalf("a recorded attempt recorded again: %v", evs)
 	}
-	done := apply(t, s, must(user.Complete(s, events.StepResult{Step: "welcome", Attempts: 3})))
+	done := apply(t, s, must(user.Complete(s, decider.StepResult{Step: "welcome", Attempts: 3})))
 	if done.WelcomeEmail != user.Done || done.Attempts["welcome"].Count != 2 {
 		t.Fatalf("after delivery: %+v", done)
 	}

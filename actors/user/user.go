@@ -12,20 +12,21 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
 // Kind is the stream kind this package decides for.
-const Kind = events.KindUser
+const Kind = "user"
 
 // Command and event type names. They are recorded in logs: never rename.
 const (
 	CommandSignUp         = "SignUp"
 	EventUserSignedUp     = "UserSignedUp"
 	EventWelcomeEmailSent = "WelcomeEmailSent"
-	EventStepFailed       = events.EventStepFailed
+	EventStepFailed       = decider.EventStepFailed
 	// EventStepAttemptFailed records a failed attempt that will be retried.
-	EventStepAttemptFailed = events.EventStepAttemptFailed
+	EventStepAttemptFailed = decider.EventStepAttemptFailed
 )
 
 // StepWelcome is the name of the welcome email step.
@@ -61,7 +62,7 @@ type State struct {
 }
 
 // Attempt is what the state keeps of a step's failed attempts.
-type Attempt = events.StepAttempts
+type Attempt = decider.StepAttempts
 
 // SignUp is the data of CommandSignUp and EventUserSignedUp.
 type SignUp struct {
@@ -70,23 +71,23 @@ type SignUp struct {
 }
 
 // StepFailed is the data of EventStepFailed.
-type StepFailed = events.StepFailed
+type StepFailed = decider.StepFailed
 
 // StepAttemptFailed is the data of EventStepAttemptFailed: attempt number
 // Attempt (1-based, counted across restarts) of Step failed with Error and
 // will be retried.
-type StepAttemptFailed = events.StepAttemptFailed
+type StepAttemptFailed = decider.StepAttemptFailed
 
 // Initial is the state of a user stream with no events.
 func Initial(stream string) State { return State{Stream: stream} }
 
 // IDForEmail derives the id of the user stream of an address: the same for
 // every spelling that differs only in case or surrounding space. It fails
-// (events.ErrInvalid) when the address is not valid.
+// (decider.ErrInvalid) when the address is not valid.
 func IDForEmail(email string) (string, error) {
 	n := strings.ToLower(strings.TrimSpace(email))
 	if !validEmail(n) {
-		return "", fmt.Errorf("%w: email %q is not a valid address", events.ErrInvalid, clip(email, 80))
+		return "", fmt.Errorf("%w: email %q is not a valid address", decider.ErrInvalid, clip(email, 80))
 	}
 	sum := sha256.Sum256([]byte(n))
 	return hex.EncodeToString(sum[:16]), nil
@@ -94,29 +95,29 @@ func IDForEmail(email string) (string, error) {
 
 // Decide validates a command against the user and returns the events it
 // produces.
-func Decide(s State, c events.Command) ([]events.Event, error) {
+func Decide(s State, c decider.Command) ([]events.Event, error) {
 	switch c.Type {
 	case CommandSignUp:
 		var d SignUp
-		if err := events.DecodeData(c.Data, &d, events.ErrInvalid); err != nil {
+		if err := events.DecodeData(c.Data, &d, decider.ErrInvalid); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 		}
 		d.Email = strings.TrimSpace(d.Email)
 		if !validEmail(d.Email) {
-			return nil, fmt.Errorf("%s %s: %w: email %q is not a valid address", Kind, c.Type, events.ErrInvalid, clip(d.Email, 80))
+			return nil, fmt.Errorf("%s %s: %w: email %q is not a valid address", Kind, c.Type, decider.ErrInvalid, clip(d.Email, 80))
 		}
 		if n := utf8.RuneCountInString(d.Name); n < 1 || n > MaxName {
-			return nil, fmt.Errorf("%s %s: %w: name must be 1-%d characters, got %d", Kind, c.Type, events.ErrInvalid, MaxName, n)
+			return nil, fmt.Errorf("%s %s: %w: name must be 1-%d characters, got %d", Kind, c.Type, decider.ErrInvalid, MaxName, n)
 		}
 		if strings.ContainsFunc(d.Name, unicode.IsControl) {
-			return nil, fmt.Errorf("%s %s: %w: name must not hold control characters", Kind, c.Type, events.ErrInvalid)
+			return nil, fmt.Errorf("%s %s: %w: name must not hold control characters", Kind, c.Type, decider.ErrInvalid)
 		}
 		if s.Email != "" {
-			return nil, fmt.Errorf("%s %s: %w: %s is signed up already", Kind, c.Type, events.ErrConflict, s.Stream)
+			return nil, fmt.Errorf("%s %s: %w: %s is signed up already", Kind, c.Type, decider.ErrConflict, s.Stream)
 		}
 		return event(EventUserSignedUp, d)
 	default:
-		return nil, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownCommand, c.Type)
+		return nil, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownCommand, c.Type)
 	}
 }
 
@@ -168,13 +169,13 @@ func Evolve(s State, e events.Event) (State, error) {
 		if !s.owes(d.Step) {
 			return fail(fmt.Sprintf("step %q is not owed", d.Step))
 		}
-		attempts, err := events.WithAttempt(s.Attempts, d, e.Time)
+		attempts, err := decider.WithAttempt(s.Attempts, d, e.Time)
 		if err != nil {
 			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
 		}
 		next.Attempts = attempts
 	default:
-		return s, fmt.Errorf("%s: %w %q", Kind, events.ErrUnknownEvent, e.Type)
+		return s, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownEvent, e.Type)
 	}
 	next.Stream, next.Version = e.Stream, e.Version
 	return next, nil
@@ -187,15 +188,15 @@ func (s State) owes(step string) bool {
 
 // Steps lists the background steps the user still owes: the welcome email
 // until it is sent or has failed.
-func Steps(s State) []events.Step {
+func Steps(s State) []decider.Step {
 	if s.WelcomeEmail != Pending {
 		return nil
 	}
-	return []events.Step{{
+	return []decider.Step{{
 		Name:   StepWelcome,
 		Key:    s.Stream + "/" + StepWelcome,
-		Action: events.StepEmail,
-		Email: &events.Email{
+		Action: decider.StepEmail,
+		Email: &decider.Email{
 			To:      s.Email,
 			Subject: "Welcome, " + s.Name + "!",
 			Body:    "Hi " + s.Name + ",\n\nwelcome aboard: your account is ready.\n",
@@ -205,12 +206,12 @@ func Steps(s State) []events.Step {
 
 // Complete turns the outcome of a step into the event that records it; a
 // step that is not owed any more completes as a no-op.
-func Complete(s State, r events.StepResult) ([]events.Event, error) {
+func Complete(s State, r decider.StepResult) ([]events.Event, error) {
 	if r.Step != StepWelcome || s.WelcomeEmail != Pending {
 		return nil, nil
 	}
 	if r.Err != "" {
-		return event(EventStepFailed, StepFailed{Step: r.Step, Error: events.ClipError(r.Err), Attempts: r.Attempts})
+		return event(EventStepFailed, StepFailed{Step: r.Step, Error: decider.ClipError(r.Err), Attempts: r.Attempts})
 	}
 	return event(EventWelcomeEmailSent, struct{}{})
 }
@@ -218,11 +219,11 @@ func Complete(s State, r events.StepResult) ([]events.Event, error) {
 // RecordAttempt turns a failed attempt of the welcome step that will be
 // retried into StepAttemptFailed; an attempt of a step not owed, or one
 // already recorded, records nothing.
-func RecordAttempt(s State, r events.StepResult) ([]events.Event, error) {
+func RecordAttempt(s State, r decider.StepResult) ([]events.Event, error) {
 	if !s.owes(r.Step) || r.Err == "" || r.Attempts <= s.Attempts[r.Step].Count {
 		return nil, nil
 	}
-	return event(EventStepAttemptFailed, StepAttemptFailed{Step: r.Step, Error: events.ClipError(r.Err), Attempt: r.Attempts})
+	return event(EventStepAttemptFailed, StepAttemptFailed{Step: r.Step, Error: decider.ClipError(r.Err), Attempt: r.Attempts})
 }
 
 // Attempts returns the recorded failed attempts of a step.
@@ -257,4 +258,19 @@ func clip(s string, n int) string {
 		n--
 	}
 	return s[:n]
+}
+
+// New returns the user kind, with its welcome email step, for the runtime
+// and the replay.
+func New() decider.Kind {
+	return decider.New(decider.Decider[State]{
+		Name:          Kind,
+		Initial:       Initial,
+		Decide:        Decide,
+		Evolve:        Evolve,
+		Steps:         Steps,
+		Complete:      Complete,
+		RecordAttempt: RecordAttempt,
+		Attempts:      Attempts,
+	})
 }

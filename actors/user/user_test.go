@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/actors/user"
 	"github.com/b6368a97/engine/events"
 )
@@ -18,7 +19,7 @@ var t0 = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 
 func signUp(t *testing.T, s user.State, data string) (user.State, error) {
 	t.Helper()
-	evs, err := user.Decide(s, events.Command{Stream: stream, Type: "SignUp", Data: json.RawMessage(data), Time: t0})
+	evs, err := user.Decide(s, decider.Command{Stream: stream, Type: "SignUp", Data: json.RawMessage(data), Time: t0})
 	if err != nil {
 		return s, err
 	}
@@ -50,18 +51,18 @@ func TestDecide(t *testing.T) {
 		{name: "sign up", data: `{"email":"ann@example.com","name":"Ann"}`, want: `UserSignedUp {"email":"ann@example.com","name":"Ann"}`},
 		{name: "email is trimmed", data: `{"email":"  Ann@Example.com ","name":"Ann"}`, want: `UserSignedUp {"email":"Ann@Example.com","name":"Ann"}`},
 		{name: "name 64", data: `{"email":"ann@example.com","name":"` + n64 + `"}`, want: `UserSignedUp {"email":"ann@example.com","name":"` + n64 + `"}`},
-		{name: "name 65", data: `{"email":"ann@example.com","name":"` + n64 + `x"}`, wantErr: events.ErrInvalid},
-		{name: "name empty", data: `{"email":"ann@example.com","name":""}`, wantErr: events.ErrInvalid},
-		{name: "name missing", data: `{"email":"ann@example.com"}`, wantErr: events.ErrInvalid},
-		{name: "name with CRLF", data: `{"email":"ann@example.com","name":"Ann\r\nBcc: x@y.z"}`, wantErr: events.ErrInvalid},
-		{name: "email missing", data: `{"name":"Ann"}`, wantErr: events.ErrInvalid},
-		{name: "email invalid", data: `{"email":"ann.example.com","name":"Ann"}`, wantErr: events.ErrInvalid},
-		{name: "email with display name", data: `{"email":"Ann <ann@example.com>","name":"Ann"}`, wantErr: events.ErrInvalid},
-		{name: "email not a string", data: `{"email":1,"name":"Ann"}`, wantErr: events.ErrInvalid},
-		{name: "unknown field", data: `{"email":"ann@example.com","name":"Ann","age":3}`, wantErr: events.ErrInvalid},
-		{name: "second sign-up", signed: true, data: `{"email":"ann@example.com","name":"Ann"}`, wantErr: events.ErrConflict},
-		{name: "second sign-up with another email", signed: true, data: `{"email":"bob@example.com","name":"Bob"}`, wantErr: events.ErrConflict},
-		{name: "unknown command", typ: "Rename", data: `{"name":"A"}`, wantErr: events.ErrUnknownCommand},
+		{name: "name 65", data: `{"email":"ann@example.com","name":"` + n64 + `x"}`, wantErr: decider.ErrInvalid},
+		{name: "name empty", data: `{"email":"ann@example.com","name":""}`, wantErr: decider.ErrInvalid},
+		{name: "name missing", data: `{"email":"ann@example.com"}`, wantErr: decider.ErrInvalid},
+		{name: "name with CRLF", data: `{"email":"ann@example.com","name":"Ann\r\nBcc: x@y.z"}`, wantErr: decider.ErrInvalid},
+		{name: "email missing", data: `{"name":"Ann"}`, wantErr: decider.ErrInvalid},
+		{name: "email invalid", data: `{"email":"ann.example.com","name":"Ann"}`, wantErr: decider.ErrInvalid},
+		{name: "email with display name", data: `{"email":"Ann <ann@example.com>","name":"Ann"}`, wantErr: decider.ErrInvalid},
+		{name: "email not a string", data: `{"email":1,"name":"Ann"}`, wantErr: decider.ErrInvalid},
+		{name: "unknown field", data: `{"email":"ann@example.com","name":"Ann","age":3}`, wantErr: decider.ErrInvalid},
+		{name: "second sign-up", signed: true, data: `{"email":"ann@example.com","name":"Ann"}`, wantErr: decider.ErrConflict},
+		{name: "second sign-up with another email", signed: true, data: `{"email":"bob@example.com","name":"Bob"}`, wantErr: decider.ErrConflict},
+		{name: "unknown command", typ: "Rename", data: `{"name":"A"}`, wantErr: decider.ErrUnknownCommand},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -76,7 +77,7 @@ func TestDecide(t *testing.T) {
 			if typ == "" {
 				typ = "SignUp"
 			}
-			evs, err := user.Decide(s, events.Command{Stream: stream, Type: typ, Data: json.RawMessage(tt.data), Time: t0})
+			evs, err := user.Decide(s, decider.Command{Stream: stream, Type: typ, Data: json.RawMessage(tt.data), Time: t0})
 			if tt.wantErr != nil {
 				if !errors.Is(err, tt.wantErr) {
 					t.Fatalf("err = %v, want %v", err, tt.wantErr)
@@ -106,7 +107,7 @@ func TestWelcomeStep(t *testing.T) {
 		t.Fatalf("steps = %+v", steps)
 	}
 	w := steps[0]
-	if w.Name != "welcome" || w.Key != "user:ann/welcome" || w.Action != events.StepEmail || w.Email == nil ||
+	if w.Name != "welcome" || w.Key != "user:ann/welcome" || w.Action != decider.StepEmail || w.Email == nil ||
 		w.Email.To != "ann@example.com" || w.Email.Subject != "Welcome, Ann!" || !strings.Contains(w.Email.Body, "Hi Ann,") {
 		t.Errorf("welcome step = %+v %+v", w, w.Email)
 	}
@@ -116,18 +117,18 @@ func TestWelcomeStep(t *testing.T) {
 
 	tests := []struct {
 		name    string
-		results []events.StepResult
+		results []decider.StepResult
 		want    string
 	}{
-		{name: "sent", results: []events.StepResult{{Step: "welcome"}},
+		{name: "sent", results: []decider.StepResult{{Step: "welcome"}},
 			want: `{"stream":"user:ann","version":2,"email":"ann@example.com","name":"Ann","welcome_email":"done"}`},
-		{name: "sent twice is a no-op", results: []events.StepResult{{Step: "welcome"}, {Step: "welcome"}},
+		{name: "sent twice is a no-op", results: []decider.StepResult{{Step: "welcome"}, {Step: "welcome"}},
 			want: `{"stream":"user:ann","version":2,"email":"ann@example.com","name":"Ann","welcome_email":"done"}`},
-		{name: "failed", results: []events.StepResult{{Step: "welcome", Err: "smtp: 451", Attempts: 5}},
+		{name: "failed", results: []decider.StepResult{{Step: "welcome", Err: "smtp: 451", Attempts: 5}},
 			want: `{"stream":"user:ann","version":2,"email":"ann@example.com","name":"Ann","welcome_email":"failed","errors":{"welcome":"smtp: 451"}}`},
-		{name: "sent after failing is a no-op", results: []events.StepResult{{Step: "welcome", Err: "x", Attempts: 1}, {Step: "welcome"}},
+		{name: "sent after failing is a no-op", results: []decider.StepResult{{Step: "welcome", Err: "x", Attempts: 1}, {Step: "welcome"}},
 			want: `{"stream":"user:ann","version":2,"email":"ann@example.com","name":"Ann","welcome_email":"failed","errors":{"welcome":"x"}}`},
-		{name: "unknown step is a no-op", results: []events.StepResult{{Step: "receipt"}},
+		{name: "unknown step is a no-op", results: []decider.StepResult{{Step: "receipt"}},
 			want: `{"stream":"user:ann","version":1,"email":"ann@example.com","name":"Ann","welcome_email":"pending"}`},
 	}
 	for _, tt := range tests {
@@ -149,7 +150,7 @@ func TestWelcomeStep(t *testing.T) {
 			}
 		})
 	}
-	evs, err := user.Complete(s, events.StepResult{Step: "welcome", Err: "x", Attempts: 3})
+	evs, err := user.Complete(s, decider.StepResult{Step: "welcome", Err: "x", Attempts: 3})
 	if err != nil || len(evs) != 1 || string(evs[0].Data) != `{"step":"welcome","error":"x","attempts":3}` {
 		t.Errorf("StepFailed = %+v, %v", evs, err)
 	}
@@ -171,7 +172,7 @@ func TestEvolve(t *testing.T) {
 		{name: "failed other step", evs: []events.Event{signed, ev("StepFailed", `{"step":"receipt","error":"x","attempts":2}`)}, wantErr: events.ErrInvalidEvent},
 		{name: "missing name", evs: []events.Event{ev("UserSignedUp", `{"email":"a@b.c"}`)}, wantErr: events.ErrInvalidEvent},
 		{name: "unknown field", evs: []events.Event{ev("UserSignedUp", `{"email":"a@b.c","name":"A","x":1}`)}, wantErr: events.ErrInvalidEvent},
-		{name: "unknown event", evs: []events.Event{ev("UserDeleted", `{}`)}, wantErr: events.ErrUnknownEvent},
+		{name: "unknown event", evs: []events.Event{ev("UserDeleted", `{}`)}, wantErr: decider.ErrUnknownEvent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -211,7 +212,7 @@ func TestIDForEmail(t *testing.T) {
 		t.Errorf("two addresses share id %q", a)
 	}
 	for _, bad := range []string{"", "ann", "Ann <ann@example.com>", strings.Repeat("a", 250) + "@x.io"} {
-		if _, err := user.IDForEmail(bad); !errors.Is(err, events.ErrInvalid) {
+		if _, err := user.IDForEmail(bad); !errors.Is(err, decider.ErrInvalid) {
 			t.Errorf("IDForEmail(%q) err = %v, want ErrInvalid", bad, err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/client"
 	"github.com/b6368a97/engine/events"
 )
@@ -336,7 +337,7 @@ func TestE2ERateLimit(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), e2eTimeout)
 		defer cancel()
 		data, _ := json.Marshal(map[string]string{"user": "watcher", "text": text})
-		_, err := e.m.Runtime().Execute(ctx, events.Command{Stream: stream, Type: "PostMessage", Data: data, Time: time.Now()}, events.AnyVersion)
+		_, err := e.m.Runtime().Execute(ctx, decider.Command{Stream: stream, Type: "PostMessage", Data: data, Time: time.Now()}, events.AnyVersion)
 		return err
 	})
 	ws := e.dialRaw(t, "/ws", nil)

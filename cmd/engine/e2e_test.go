@@ -30,6 +30,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/b6368a97/engine/actors"
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -659,7 +660,7 @@ type heldMailer struct {
 	once    sync.Once
 }
 
-func (h *heldMailer) Send(ctx context.Context, key string, msg events.Email) error {
+func (h *heldMailer) Send(ctx context.Context, key string, msg decider.Email) error {
 	select {
 	case h.entered <- key:
 	default:

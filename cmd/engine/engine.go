@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/b6368a97/engine/actors"
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/actors/kinds"
 	"github.com/b6368a97/engine/actors/mailer"
 	"github.com/b6368a97/engine/events"
@@ -79,16 +80,18 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.runtime, err = actors.New(actors.Config{
 		Store:         m.store,
-		Kinds:         kinds.All(),
+		Kinds:         kinds.All(kinds.Config{CookTime: m.Config.CookTime}),
 		SnapshotEvery: m.Config.SnapshotEvery,
 		IdleTimeout:   m.Config.IdleTimeout,
-		CookTime:      m.Config.CookTime,
-		Mailer:        mailer,
-		StepAttempts:  m.Config.StepAttempts,
-		StepBackoff:   m.Config.StepBackoff,
-		StepMaxTime:   m.Config.StepMaxTime,
-		Logger:        m.Logger,
-		Observer:      metrics,
+		Executors: map[string]actors.Executor{
+			decider.StepWait:  actors.Wait,
+			decider.StepEmail: actors.SendEmail(mailer),
+		},
+		StepAttempts: m.Config.StepAttempts,
+		StepBackoff:  m.Config.StepBackoff,
+		StepMaxTime:  m.Config.StepMaxTime,
+		Logger:       m.Logger,
+		Observer:     metrics,
 	})
 	if err != nil {
 		return fmt.Errorf("actors: %w", err)

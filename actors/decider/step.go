@@ -1,11 +1,14 @@
-package events
+package decider
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"time"
 	"unicode/utf8"
+
+	"github.com/b6368a97/engine/events"
 )
 
 // Step is a piece of background work a stream's state still owes, such as
@@ -22,12 +25,15 @@ type Step struct {
 	// "order:42/receipt". A repeated step with the same key must have no
 	// second effect where the receiver can tell.
 	Key string `json:"key"`
-	// Action is what the runtime does: StepCommand, StepWait or StepEmail.
+	// Action is what the runtime does: StepCommand, which it runs itself,
+	// or the name of an executor registered with it (StepWait, StepEmail).
 	Action string `json:"action"`
 	// Target and Command: for StepCommand, the stream and command to send.
 	Target  string          `json:"target,omitempty"`
 	Command string          `json:"command,omitempty"`
 	Data    json.RawMessage `json:"data,omitempty"`
+	// Wait: for StepWait, how long to wait.
+	Wait time.Duration `json:"wait,omitempty"`
 	// Email: for StepEmail, the message to send.
 	Email *Email `json:"email,omitempty"`
 }
@@ -37,9 +43,9 @@ const (
 	// StepCommand sends Command with Data to the actor of Target; the step
 	// succeeds when that command is acknowledged.
 	StepCommand = "command"
-	// StepWait waits for the runtime's configured cook time.
+	// StepWait waits for the step's Wait.
 	StepWait = "wait"
-	// StepEmail sends Email through the runtime's mailer.
+	// StepEmail sends Email through the mail executor.
 	StepEmail = "email"
 )
 
@@ -102,12 +108,12 @@ type StepAttempts struct {
 
 // WithAttempt returns a copy of attempts with the failed attempt d, recorded
 // at time at, added; attempts itself is not modified. An attempt that does
-// not follow the recorded count is an error wrapping ErrInvalidEvent (a
+// not follow the recorded count is an error wrapping events.ErrInvalidEvent (a
 // broken log).
 func WithAttempt(attempts map[string]StepAttempts, d StepAttemptFailed, at time.Time) (map[string]StepAttempts, error) {
 	prev := attempts[d.Step]
 	if d.Attempt <= prev.Count {
-		return nil, fmt.Errorf("%w: attempt %d of step %q after attempt %d", ErrInvalidEvent, d.Attempt, d.Step, prev.Count)
+		return nil, fmt.Errorf("%w: attempt %d of step %q after attempt %d", events.ErrInvalidEvent, d.Attempt, d.Step, prev.Count)
 	}
 	first := prev.First
 	if prev.Count == 0 {
@@ -129,4 +135,22 @@ func ClipError(s string) string {
 		cut--
 	}
 	return s[:cut]
+}
+
+// PermanentError is a step failure that a retry cannot fix (a rejected
+// recipient, a step without what its action needs). The runtime records
+// the step as failed at once instead of retrying it.
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Permanent marks err as a failure that a retry cannot fix.
+func Permanent(err error) error { return &PermanentError{Err: err} }
+
+// IsPermanent reports whether err, or an error it wraps, was marked by
+// Permanent.
+func IsPermanent(err error) bool {
+	var p *PermanentError
+	return errors.As(err, &p)
 }

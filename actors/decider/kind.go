@@ -1,4 +1,4 @@
-package actors
+package decider
 
 import (
 	"bytes"
@@ -19,23 +19,23 @@ type Decider[S any] struct {
 	// Decide validates a command against the state and returns the events
 	// it produces (only Type and Data set), or an error matching
 	// events.ErrInvalid, events.ErrConflict, events.ErrForbidden or
-	// events.ErrUnknownCommand. No events and no error is a no-op.
-	Decide func(state S, cmd events.Command) ([]events.Event, error)
+	// ErrUnknownCommand. No events and no error is a no-op.
+	Decide func(state S, cmd Command) ([]events.Event, error)
 	// Evolve applies one stored event; it returns an error matching
-	// events.ErrUnknownEvent (or another) for an event it cannot apply.
+	// ErrUnknownEvent (or another) for an event it cannot apply.
 	Evolve func(state S, ev events.Event) (S, error)
 	// Steps lists the background steps the state still owes, in the order
 	// they must run. Nil for kinds without background work.
-	Steps func(state S) []events.Step
+	Steps func(state S) []Step
 	// Complete turns a step's outcome into events. Nil when Steps is nil.
-	Complete func(state S, res events.StepResult) ([]events.Event, error)
+	Complete func(state S, res StepResult) ([]events.Event, error)
 	// RecordAttempt turns a failed attempt of the first owed step that the
 	// runtime will try again into events (res.Attempts is the attempt's
 	// number, counted across restarts; res.Err its error), so that the
 	// count survives a crash and clients see it. No events: not recorded.
 	// Nil for kinds that do not record attempts (a restart then counts
 	// from 1 again).
-	RecordAttempt func(state S, res events.StepResult) ([]events.Event, error)
+	RecordAttempt func(state S, res StepResult) ([]events.Event, error)
 	// Attempts returns the recorded failed attempts of a step, from which
 	// the runtime resumes its retries. Nil together with RecordAttempt.
 	Attempts func(state S, step string) StepAttempts
@@ -43,10 +43,6 @@ type Decider[S any] struct {
 	// for the state clients read. Nil for kinds without presence.
 	WithMembers func(state S, members []string) S
 }
-
-// StepAttempts are the failed attempts of a step recorded in its stream;
-// First starts the step's total-time budget (Config.StepMaxTime).
-type StepAttempts = events.StepAttempts
 
 // State is a kind's state with its type erased.
 type State = any
@@ -56,13 +52,13 @@ type State = any
 type Kind interface {
 	Name() string
 	Initial(stream string) State
-	Decide(s State, cmd events.Command) ([]events.Event, error)
+	Decide(s State, cmd Command) ([]events.Event, error)
 	Evolve(s State, ev events.Event) (State, error)
-	Steps(s State) []events.Step
-	Complete(s State, res events.StepResult) ([]events.Event, error)
+	Steps(s State) []Step
+	Complete(s State, res StepResult) ([]events.Event, error)
 	// RecordAttempt and Attempts: see Decider. Kinds without them record
 	// nothing and report no attempts.
-	RecordAttempt(s State, res events.StepResult) ([]events.Event, error)
+	RecordAttempt(s State, res StepResult) ([]events.Event, error)
 	Attempts(s State, step string) StepAttempts
 	HasPresence() bool
 	WithMembers(s State, members []string) State
@@ -71,8 +67,8 @@ type Kind interface {
 	UnmarshalState(b []byte) (State, error)
 }
 
-// NewKind erases a Decider's state type.
-func NewKind[S any](d Decider[S]) Kind { return kind[S]{d} }
+// New erases a Decider's state type.
+func New[S any](d Decider[S]) Kind { return kind[S]{d} }
 
 type kind[S any] struct{ d Decider[S] }
 
@@ -80,7 +76,7 @@ func (k kind[S]) Name() string                { return k.d.Name }
 func (k kind[S]) Initial(stream string) State { return k.d.Initial(stream) }
 func (k kind[S]) HasPresence() bool           { return k.d.WithMembers != nil }
 
-func (k kind[S]) Decide(s State, cmd events.Command) ([]events.Event, error) {
+func (k kind[S]) Decide(s State, cmd Command) ([]events.Event, error) {
 	return k.d.Decide(s.(S), cmd)
 }
 
@@ -88,21 +84,21 @@ func (k kind[S]) Evolve(s State, ev events.Event) (State, error) {
 	return k.d.Evolve(s.(S), ev)
 }
 
-func (k kind[S]) Steps(s State) []events.Step {
+func (k kind[S]) Steps(s State) []Step {
 	if k.d.Steps == nil {
 		return nil
 	}
 	return k.d.Steps(s.(S))
 }
 
-func (k kind[S]) Complete(s State, res events.StepResult) ([]events.Event, error) {
+func (k kind[S]) Complete(s State, res StepResult) ([]events.Event, error) {
 	if k.d.Complete == nil {
-		return nil, fmt.Errorf("%s: %w: no background steps", k.d.Name, events.ErrUnknownCommand)
+		return nil, fmt.Errorf("%s: %w: no background steps", k.d.Name, ErrUnknownCommand)
 	}
 	return k.d.Complete(s.(S), res)
 }
 
-func (k kind[S]) RecordAttempt(s State, res events.StepResult) ([]events.Event, error) {
+func (k kind[S]) RecordAttempt(s State, res StepResult) ([]events.Event, error) {
 	if k.d.RecordAttempt == nil {
 		return nil, nil
 	}
