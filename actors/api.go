@@ -123,6 +123,10 @@ type StateView struct {
 
 // API is what the transport uses. *Runtime implements it.
 type API interface {
+	// Check reports whether stream is one the runtime serves: an error
+	// matching events.ErrInvalidStream or ErrUnknownKind when it is not.
+	// It activates nothing.
+	Check(stream string) error
 	// Execute runs a command on its stream's actor and returns once the
 	// events are durable. Errors: ErrUnknownKind, events.ErrInvalidStream,
 	// decider.ErrInvalid, decider.ErrConflict, decider.ErrForbidden,

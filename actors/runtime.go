@@ -321,6 +321,12 @@ func (r *Runtime) Subscribe(ctx context.Context, req SubscribeRequest) (Subscrip
 	}
 }
 
+// Check implements API.
+func (r *Runtime) Check(stream string) error {
+	_, err := r.kindOf(stream)
+	return err
+}
+
 func (r *Runtime) kindOf(stream string) (decider.Kind, error) {
 	id, err := events.ParseStreamID(stream)
 	if err != nil {

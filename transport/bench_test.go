@@ -1,26 +1,27 @@
-package transport
+package transport_test
 
 import (
 	"context"
 	"fmt"
 	"testing"
 
+	"github.com/b6368a97/engine/transport/transporttest"
 	"github.com/coder/websocket"
 )
 
 // BenchmarkWSCommand measures one /ws command's round trip (frame in,
 // actor, durable in-memory append, ack out) on one connection.
 func BenchmarkWSCommand(b *testing.B) {
-	h := newHarness(b)
-	c := h.dial(b, "/ws")
+	h := transporttest.New(b)
+	c := h.Dial(b, "/ws")
 	ctx := context.Background()
 	b.ResetTimer()
 	for i := range b.N {
 		msg := fmt.Sprintf(`{"op":"command","stream":"game:bench","type":"UpdateScore","data":{"team":"home","score":%d}}`, i)
-		if err := c.c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+		if err := c.C.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
 			b.Fatal(err)
 		}
-		if _, _, err := c.c.Read(ctx); err != nil {
+		if _, _, err := c.C.Read(ctx); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -29,19 +30,19 @@ func BenchmarkWSCommand(b *testing.B) {
 // BenchmarkFanOut measures delivering one event to 100 subscribed
 // connections, each reading its event frame.
 func BenchmarkFanOut(b *testing.B) {
-	h := newHarness(b)
+	h := transporttest.New(b)
 	const subs = 100
-	clients := make([]*wsClient, subs)
+	clients := make([]*transporttest.WSClient, subs)
 	for i := range clients {
-		clients[i] = h.dial(b, "/ws")
-		clients[i].send(`{"op":"subscribe","stream":"game:fan"}`)
-		clients[i].frameOp("subscribed")
+		clients[i] = h.Dial(b, "/ws")
+		clients[i].Send(`{"op":"subscribe","stream":"game:fan"}`)
+		clients[i].FrameOp("subscribed")
 	}
 	ctx := context.Background()
 	b.ResetTimer()
 	for i := range b.N {
 		msg := fmt.Sprintf(`{"op":"command","stream":"game:fan","type":"UpdateScore","data":{"team":"home","score":%d}}`, i)
-		if err := clients[0].c.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
+		if err := clients[0].C.Write(ctx, websocket.MessageText, []byte(msg)); err != nil {
 			b.Fatal(err)
 		}
 		for j, c := range clients {
@@ -50,7 +51,7 @@ func BenchmarkFanOut(b *testing.B) {
 				want = 2 // the ack as well
 			}
 			for range want {
-				if _, _, err := c.c.Read(ctx); err != nil {
+				if _, _, err := c.C.Read(ctx); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -23,17 +23,14 @@ const (
 	DefaultPongTimeout     = 60 * time.Second
 	DefaultWriteTimeout    = 5 * time.Second
 	DefaultCommandTimeout  = 10 * time.Second
-	DefaultOrderTimeout    = 30 * time.Second
 	DefaultMaxInflight     = 256
 )
 
 // Log is the part of the event log the transport reads directly: stream
-// pages for GET /streams/{s}/events and subscription catch-up, and the
-// global log for /live-score. events.Store satisfies it.
+// pages for GET /streams/{s}/events and subscription catch-up.
+// events.Store satisfies it.
 type Log interface {
 	ReadStream(ctx context.Context, stream string, after uint64, limit int) ([]events.Event, error)
-	Follow(ctx context.Context, after uint64, fn func(events.Event) error) error
-	Head(ctx context.Context) (uint64, error)
 }
 
 // Auth configures bearer-token authentication.
@@ -63,6 +60,8 @@ type Config struct {
 	API actors.API
 	// Log reads the event log. Required; pass the events.Store.
 	Log Log
+	// Extensions add routes and WebSocket endpoints (the seed routes).
+	Extensions []Extension
 	// Logger receives one line per HTTP request and connection-level
 	// faults. Default slog.Default().
 	Logger *slog.Logger
@@ -101,9 +100,6 @@ type Config struct {
 	// may wait for its actor; past it the client gets 503 unavailable.
 	// Default 10 s.
 	CommandTimeout time.Duration
-	// OrderTimeout is how long POST /order/{item} waits for the order to
-	// be ready before answering 503 unavailable. Default 30 s.
-	OrderTimeout time.Duration
 
 	// Auth turns on bearer tokens. Zero: off.
 	Auth Auth
@@ -156,9 +152,6 @@ func (cfg *Config) setDefaults() {
 	if cfg.CommandTimeout == 0 {
 		cfg.CommandTimeout = DefaultCommandTimeout
 	}
-	if cfg.OrderTimeout == 0 {
-		cfg.OrderTimeout = DefaultOrderTimeout
-	}
 	if cfg.RateLimit.PerSecond > 0 && cfg.RateLimit.Burst == 0 {
 		cfg.RateLimit.Burst = max(1, int(cfg.RateLimit.PerSecond+0.999999))
 	}
@@ -199,7 +192,6 @@ func (cfg Config) Validate() error {
 		{"WriteTimeout", int64(cfg.WriteTimeout)},
 		{"MaxInflight", int64(cfg.MaxInflight)},
 		{"CommandTimeout", int64(cfg.CommandTimeout)},
-		{"OrderTimeout", int64(cfg.OrderTimeout)},
 		{"RateLimit.Burst", int64(cfg.RateLimit.Burst)},
 	} {
 		if c.v < 0 {

@@ -2,7 +2,6 @@ package transport
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,176 +11,14 @@ import (
 	"github.com/gofiber/contrib/websocket"
 
 	"github.com/b6368a97/engine/actors/decider"
-	"github.com/b6368a97/engine/actors/game"
-	"github.com/b6368a97/engine/actors/room"
 	"github.com/b6368a97/engine/events"
 )
-
-// lobby is the room of /chat-room.
-const lobby = room.Kind + ":lobby"
 
 // maxRef bounds a client's ref, in characters.
 const maxRef = 64
 
-func (s *Server) endpoints() []*endpoint {
-	return []*endpoint{
-		{path: "/chat", frame: chatFrame},
-		{path: "/chat-room", check: chatRoomCheck, start: chatRoomStart, frame: chatRoomFrame, render: chatRoomRender},
-		{path: "/live-score", check: liveScoreCheck, start: liveScoreStart, frame: ignoreFrame},
-		{path: "/ws", frame: engineFrame, render: renderEvent, presence: true},
-	}
-}
-
-// ignoreFrame drops what a client of a send-only endpoint sends.
-func ignoreFrame(*wsConn, int, []byte) {}
-
-// /chat: echo.
-
-func chatFrame(c *wsConn, typ int, data []byte) {
-	if typ == websocket.BinaryMessage {
-		c.q.push(outItem{typ: websocket.BinaryMessage, data: data, size: len(data)})
-		return
-	}
-	out := make([]byte, 0, len("You said: ")+len(data))
-	out = append(append(out, "You said: "...), data...)
-	c.send(out)
-}
-
-// /chat-room: every text frame is a message to room:lobby.
-
-// chatRoomUser is who a /chat-room client speaks as: the token's subject
-// with auth on, else ?user=, else "anonymous".
-func chatRoomUser(req *wsRequest) string {
-	if u := req.principal.userName(); u != "" {
-		return u
-	}
-	if req.user != "" {
-		return req.user
-	}
-	return "anonymous"
-}
-
-func chatRoomCheck(s *Server, req *wsRequest) error {
-	if u := req.principal.userName(); u != "" && req.user != "" && req.user != u {
-		return fmt.Errorf("%w: user %q may not speak as %q", decider.ErrForbidden, u, clip(req.user))
-	}
-	return req.principal.allow(lobby)
-}
-
-func chatRoomStart(c *wsConn) error {
-	sub, err := c.subscribe(lobby, chatRoomUser(c.req), nil, nil)
-	if err != nil {
-		return err
-	}
-	c.subs[lobby] = sub
-	return nil
-}
-
-func chatRoomFrame(c *wsConn, typ int, data []byte) {
-	if typ != websocket.TextMessage {
-		c.send([]byte("error: bad_request: send text frames"))
-		return
-	}
-	if c.s.limited(c) {
-		c.send([]byte("error: rate_limited: slow down"))
-		return
-	}
-	payload, err := json.Marshal(room.PostMessage{User: chatRoomUser(c.req), Text: string(data)})
-	if err != nil {
-		return
-	}
-	cmd := decider.Command{
-		Stream: lobby,
-		Type:   room.CommandPostMessage,
-		Data:   payload,
-		User:   c.req.principal.userName(),
-		Time:   c.s.cfg.Now(),
-	}
-	ok := c.submit(lobby, func() {
-		if _, err := c.s.execute(c.ctx, cmd, events.AnyVersion); err != nil {
-			p, _ := c.s.wsProblem(c, err)
-			c.send([]byte("error: " + p.Code + ": " + p.Detail))
-		}
-	})
-	if !ok {
-		p, _ := classify(errDraining)
-		c.send([]byte("error: " + p.Code + ": " + p.Detail))
-	}
-}
-
-func chatRoomRender(ev *events.Event) ([]byte, bool) {
-	if ev.Type != room.EventMessagePosted {
-		return nil, false
-	}
-	var m room.MessagePosted
-	if err := json.Unmarshal(ev.Data, &m); err != nil {
-		return nil, false
-	}
-	return []byte(m.User + ": " + m.Text), true
-}
-
-// /live-score: every ScoreUpdated of every game, from the global log.
-
-type scoreFrame struct {
-	Game  string `json:"game"`
-	Team  string `json:"team"`
-	Score int64  `json:"score"`
-}
-
-// errStopFollow ends a /live-score follower whose connection is closing.
-var errStopFollow = errors.New("connection closing")
-
-// liveScoreCheck reads the log's head before the upgrade is answered, so
-// that every score update a client causes after its handshake completes
-// is delivered to it.
-func liveScoreCheck(s *Server, req *wsRequest) error {
-	ctx, cancel := context.WithTimeout(s.base, s.cfg.CommandTimeout)
-	defer cancel()
-	head, err := s.cfg.Log.Head(ctx)
-	if err != nil {
-		return fmt.Errorf("live-score: log head: %w", err)
-	}
-	req.head = head
-	return nil
-}
-
-func liveScoreStart(c *wsConn) error {
-	head := c.req.head
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		err := c.s.cfg.Log.Follow(c.ctx, head, func(ev events.Event) error {
-			return c.liveScore(&ev)
-		})
-		if err != nil && c.ctx.Err() == nil && !errors.Is(err, errStopFollow) {
-			c.s.log.Warn("live-score follower ended", "err", err)
-			c.closeFor(err)
-		}
-	}()
-	return nil
-}
-
-func (c *wsConn) liveScore(ev *events.Event) error {
-	if ev.Type != game.EventScoreUpdated {
-		return nil
-	}
-	id, err := events.ParseStreamID(ev.Stream)
-	if err != nil || id.Kind != game.Kind || c.req.principal.allow(ev.Stream) != nil {
-		return nil
-	}
-	var d game.ScoreUpdated
-	if err := json.Unmarshal(ev.Data, &d); err != nil {
-		return nil
-	}
-	data, err := json.Marshal(scoreFrame{Game: id.ID, Team: d.Team, Score: d.Score})
-	if err != nil {
-		return nil
-	}
-	if !c.send(data) {
-		return errStopFollow
-	}
-	return nil
-}
+// maxMember bounds the user a subscribe joins presence as, in characters.
+const maxMember = 64
 
 // /ws: the engine protocol.
 
@@ -264,21 +101,21 @@ func parseFrame(data []byte) (clientFrame, *string, error) {
 }
 
 // wsProblem classifies an error for an error frame, logging a 500.
-func (s *Server) wsProblem(c *wsConn, err error) (problem, bool) {
+func (s *Server) wsProblem(c *Conn, err error) (problem, bool) {
 	p, internal := classify(err)
 	if internal {
-		s.log.Error("websocket request failed", "path", c.ep.path, "request_id", c.req.requestID, "err", err)
+		s.log.Error("websocket request failed", "path", c.ep.Path, "request_id", c.req.requestID, "err", err)
 	}
 	return p, internal
 }
 
-func (c *wsConn) replyError(ref *string, err error) {
+func (c *Conn) replyError(ref *string, err error) {
 	p, _ := c.s.wsProblem(c, err)
 	c.sendJSON(errorFrame{Op: "error", Ref: ref, Code: p.Code, Message: p.Detail})
 }
 
 // limited applies the client's rate limit to one request frame.
-func (s *Server) limited(c *wsConn) bool {
+func (s *Server) limited(c *Conn) bool {
 	if s.limiter == nil {
 		return false
 	}
@@ -286,7 +123,7 @@ func (s *Server) limited(c *wsConn) bool {
 	return !ok
 }
 
-func engineFrame(c *wsConn, typ int, data []byte) {
+func engineFrame(c *Conn, typ int, data []byte) {
 	if typ != websocket.TextMessage {
 		c.replyError(nil, badRequest("frames must be text: one JSON object each"))
 		return
@@ -317,17 +154,14 @@ func engineFrame(c *wsConn, typ int, data []byte) {
 }
 
 // checkStreamFor validates a frame's stream and the principal's right to it.
-func (c *wsConn) checkStreamFor(stream string) error {
+func (c *Conn) checkStreamFor(stream string) error {
 	if stream == "" {
 		return badRequest("stream is required")
 	}
-	if err := checkStream(stream); err != nil {
-		return err
-	}
-	return c.req.principal.allow(stream)
+	return c.s.checkStream(c.req.principal, stream)
 }
 
-func (c *wsConn) opSubscribe(ref *string, f *clientFrame) {
+func (c *Conn) opSubscribe(ref *string, f *clientFrame) {
 	if err := c.checkStreamFor(f.Stream); err != nil {
 		c.replyError(ref, err)
 		return
@@ -338,8 +172,8 @@ func (c *wsConn) opSubscribe(ref *string, f *clientFrame) {
 	}
 	member := f.User
 	if member != "" {
-		if n := utf8.RuneCountInString(member); n > room.MaxUser {
-			c.replyError(ref, badRequest("user must be 1-%d characters", room.MaxUser))
+		if n := utf8.RuneCountInString(member); n > maxMember {
+			c.replyError(ref, badRequest("user must be 1-%d characters", maxMember))
 			return
 		}
 		if u := c.req.principal.userName(); u != "" && member != u {
@@ -364,12 +198,12 @@ func (c *wsConn) opSubscribe(ref *string, f *clientFrame) {
 	c.subs[stream] = sub
 }
 
-func (c *wsConn) opUnsubscribe(ref *string, f *clientFrame) {
+func (c *Conn) opUnsubscribe(ref *string, f *clientFrame) {
 	if f.Stream == "" {
 		c.replyError(ref, badRequest("stream is required"))
 		return
 	}
-	if err := checkStream(f.Stream); err != nil {
+	if err := c.s.cfg.API.Check(f.Stream); err != nil {
 		c.replyError(ref, err)
 		return
 	}
@@ -380,7 +214,7 @@ func (c *wsConn) opUnsubscribe(ref *string, f *clientFrame) {
 	c.sendJSON(streamFrame{Op: "unsubscribed", Stream: f.Stream, Ref: ref})
 }
 
-func (c *wsConn) opCommand(ref *string, f *clientFrame) {
+func (c *Conn) opCommand(ref *string, f *clientFrame) {
 	if err := c.checkStreamFor(f.Stream); err != nil {
 		c.replyError(ref, err)
 		return
@@ -419,7 +253,7 @@ func (c *wsConn) opCommand(ref *string, f *clientFrame) {
 	}
 }
 
-func (c *wsConn) isDraining() bool {
+func (c *Conn) isDraining() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.draining

@@ -29,36 +29,28 @@ const (
 	maxKeyLength = 128
 )
 
-// checkStream validates a stream id: its syntax, and a kind the protocol
-// knows (room, game, order, user, kitchen).
-func checkStream(stream string) error {
-	id, err := events.ParseStreamID(stream)
-	if err != nil {
-		return err
-	}
-	switch id.Kind {
-	case "room", "game", "order", "user", "kitchen":
-		return nil
-	}
-	return fmt.Errorf("%w: %q", actors.ErrUnknownKind, id.Kind)
-}
-
 // streamParam reads, unescapes, copies and validates the :stream route
-// parameter, and checks the principal may touch it.
-func streamParam(c *fiber.Ctx) (string, error) {
+// parameter: a stream the runtime serves, which the principal may touch.
+func (s *Server) streamParam(c *fiber.Ctx) (string, error) {
 	raw := c.Params("stream")
-	s, err := url.PathUnescape(raw)
+	stream, err := unescape(raw)
 	if err != nil {
 		return "", badRequest("stream id %q is not valid percent-encoding", clip(raw))
 	}
-	s = strings.Clone(s) // Params aliases a buffer Fiber reuses
-	if err := checkStream(s); err != nil {
+	if err := s.checkStream(principalOf(c), stream); err != nil {
 		return "", err
 	}
-	if err := principalOf(c).allow(s); err != nil {
+	return stream, nil
+}
+
+// unescape percent-decodes a path parameter into a copy: Params aliases a
+// buffer Fiber reuses.
+func unescape(raw string) (string, error) {
+	v, err := url.PathUnescape(raw)
+	if err != nil {
 		return "", err
 	}
-	return s, nil
+	return strings.Clone(v), nil
 }
 
 // clip bounds client input quoted in messages.
@@ -196,7 +188,7 @@ func etag(v uint64) string { return `"` + strconv.FormatUint(v, 10) + `"` }
 
 // postCommand: POST /streams/{stream}/commands.
 func (s *Server) postCommand(c *fiber.Ctx) error {
-	stream, err := streamParam(c)
+	stream, err := s.streamParam(c)
 	if err != nil {
 		return err
 	}
@@ -243,7 +235,7 @@ func (s *Server) postCommand(c *fiber.Ctx) error {
 
 // getState: GET /streams/{stream}.
 func (s *Server) getState(c *fiber.Ctx) error {
-	stream, err := streamParam(c)
+	stream, err := s.streamParam(c)
 	if err != nil {
 		return err
 	}
@@ -265,7 +257,7 @@ type eventsReply struct {
 
 // getEvents: GET /streams/{stream}/events?from=N&limit=M.
 func (s *Server) getEvents(c *fiber.Ctx) error {
-	stream, err := streamParam(c)
+	stream, err := s.streamParam(c)
 	if err != nil {
 		return err
 	}

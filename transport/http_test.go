@@ -1,43 +1,37 @@
-package transport
+package transport_test
 
 import (
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/b6368a97/engine/actors"
-	"github.com/b6368a97/engine/actors/user"
+	"github.com/b6368a97/engine/transport"
+	"github.com/b6368a97/engine/transport/transporttest"
 )
 
-func post(user, text string) string {
-	return fmt.Sprintf(`{"type":"PostMessage","data":{"user":%q,"text":%q}}`, user, text)
-}
-
 func TestProbes(t *testing.T) {
-	h := newHarness(t)
+	h := transporttest.New(t)
 	t.Run("healthz", func(t *testing.T) {
-		r := h.do("GET", "/healthz", "")
-		if r.status != 200 || !jsonEq(t, r.json(t), `{"status":"ok"}`) {
-			t.Fatalf("got %d %s", r.status, r.body)
+		r := h.Do("GET", "/healthz", "")
+		if r.Status != 200 || !transporttest.JSONEq(t, r.JSON(t), `{"status":"ok"}`) {
+			t.Fatalf("got %d %s", r.Status, r.Body)
 		}
 	})
 	t.Run("readyz", func(t *testing.T) {
-		if r := h.do("GET", "/readyz", ""); r.status != 200 {
-			t.Fatalf("ready: %d %s", r.status, r.body)
+		if r := h.Do("GET", "/readyz", ""); r.Status != 200 {
+			t.Fatalf("ready: %d %s", r.Status, r.Body)
 		}
-		h.srv.SetReady(false)
-		wantProblem(t, h.do("GET", "/readyz", ""), 503, "unavailable")
-		h.srv.SetReady(true)
+		h.Srv.SetReady(false)
+		transporttest.WantProblem(t, h.Do("GET", "/readyz", ""), 503, "unavailable")
+		h.Srv.SetReady(true)
 	})
 	t.Run("metrics", func(t *testing.T) {
-		if r := h.do("POST", "/streams/room:m/commands", post("ann", "hi")); r.status != 200 {
-			t.Fatalf("command: %d %s", r.status, r.body)
+		if r := h.Do("POST", "/streams/room:m/commands", transporttest.PostMessage("ann", "hi")); r.Status != 200 {
+			t.Fatalf("command: %d %s", r.Status, r.Body)
 		}
 		want := []string{
 			"engine_connections ",
@@ -50,13 +44,13 @@ func TestProbes(t *testing.T) {
 			"go_goroutines ",
 		}
 		// The runtime reports a command as it finishes, which may be just
-		// after the reply.
+		// after the transporttest.Reply.
 		var missing []string
-		eventually(t, "every metric", func() bool {
-			r := h.do("GET", "/metrics", "")
+		transporttest.Eventually(t, "every metric", func() bool {
+			r := h.Do("GET", "/metrics", "")
 			missing = missing[:0]
 			for _, name := range want {
-				if r.status != 200 || !strings.Contains(string(r.body), name) {
+				if r.Status != 200 || !strings.Contains(string(r.Body), name) {
 					missing = append(missing, name)
 				}
 			}
@@ -66,39 +60,39 @@ func TestProbes(t *testing.T) {
 }
 
 func TestStreamRoutes(t *testing.T) {
-	h := newHarness(t)
+	h := transporttest.New(t)
 
-	r := h.do("POST", "/streams/room:lobby/commands", post("ann", "hi"))
-	if r.status != 200 {
-		t.Fatalf("command: %d %s", r.status, r.body)
+	r := h.Do("POST", "/streams/room:lobby/commands", transporttest.PostMessage("ann", "hi"))
+	if r.Status != 200 {
+		t.Fatalf("command: %d %s", r.Status, r.Body)
 	}
-	m := r.json(t)
-	if m["stream"] != "room:lobby" || m["version"] != float64(1) || r.header.Get("ETag") != `"1"` {
-		t.Fatalf("reply %s, ETag %s", r.body, r.header.Get("ETag"))
+	m := r.JSON(t)
+	if m["stream"] != "room:lobby" || m["version"] != float64(1) || r.Header.Get("ETag") != `"1"` {
+		t.Fatalf("transporttest.Reply %s, ETag %s", r.Body, r.Header.Get("ETag"))
 	}
 	evs := m["events"].([]any)
 	ev := evs[0].(map[string]any)
 	if len(evs) != 1 || ev["type"] != "MessagePosted" || ev["version"] != float64(1) || ev["stream"] != "room:lobby" ||
-		!jsonEq(t, ev["data"], `{"user":"ann","text":"hi"}`) || ev["id"] == "" || ev["position"] == nil || ev["time"] == nil {
+		!transporttest.JSONEq(t, ev["data"], `{"user":"ann","text":"hi"}`) || ev["id"] == "" || ev["position"] == nil || ev["time"] == nil {
 		t.Fatalf("events %v", evs)
 	}
 
 	// A percent-encoded stream id is the same stream.
-	r = h.do("POST", "/streams/room%3Alobby/commands", post("bob", "yo"))
-	if r.status != 200 || r.json(t)["version"] != float64(2) {
-		t.Fatalf("encoded: %d %s", r.status, r.body)
+	r = h.Do("POST", "/streams/room%3Alobby/commands", transporttest.PostMessage("bob", "yo"))
+	if r.Status != 200 || r.JSON(t)["version"] != float64(2) {
+		t.Fatalf("encoded: %d %s", r.Status, r.Body)
 	}
 
 	t.Run("state", func(t *testing.T) {
-		r := h.do("GET", "/streams/room%3Alobby", "")
-		if r.status != 200 || r.header.Get("ETag") != `"2"` {
-			t.Fatalf("%d %s", r.status, r.body)
+		r := h.Do("GET", "/streams/room%3Alobby", "")
+		if r.Status != 200 || r.Header.Get("ETag") != `"2"` {
+			t.Fatalf("%d %s", r.Status, r.Body)
 		}
-		st := r.json(t)
+		st := r.JSON(t)
 		if st["stream"] != "room:lobby" || st["version"] != float64(2) || len(st["messages"].([]any)) != 2 {
-			t.Fatalf("state %s", r.body)
+			t.Fatalf("state %s", r.Body)
 		}
-		wantProblem(t, h.do("GET", "/streams/room:empty", ""), 404, "not_found")
+		transporttest.WantProblem(t, h.Do("GET", "/streams/room:empty", ""), 404, "not_found")
 	})
 
 	t.Run("events", func(t *testing.T) {
@@ -114,56 +108,56 @@ func TestStreamRoutes(t *testing.T) {
 			{"?limit=5000", []float64{1, 2}, 2},
 		} {
 			t.Run(c.query, func(t *testing.T) {
-				r := h.do("GET", "/streams/room:lobby/events"+c.query, "")
-				if r.status != 200 {
-					t.Fatalf("%d %s", r.status, r.body)
+				r := h.Do("GET", "/streams/room:lobby/events"+c.query, "")
+				if r.Status != 200 {
+					t.Fatalf("%d %s", r.Status, r.Body)
 				}
-				m := r.json(t)
+				m := r.JSON(t)
 				got := m["events"].([]any)
 				if len(got) != len(c.versions) || m["next"] != c.next {
-					t.Fatalf("got %s", r.body)
+					t.Fatalf("got %s", r.Body)
 				}
 				for i, e := range got {
 					if e.(map[string]any)["version"] != c.versions[i] {
-						t.Fatalf("got %s", r.body)
+						t.Fatalf("got %s", r.Body)
 					}
 				}
 			})
 		}
-		r := h.do("GET", "/streams/game:none/events", "")
-		if r.status != 200 || !jsonEq(t, r.json(t), `{"events":[],"next":0}`) {
-			t.Fatalf("empty stream: %d %s", r.status, r.body)
+		r := h.Do("GET", "/streams/game:none/events", "")
+		if r.Status != 200 || !transporttest.JSONEq(t, r.JSON(t), `{"events":[],"next":0}`) {
+			t.Fatalf("empty stream: %d %s", r.Status, r.Body)
 		}
 	})
 
 	t.Run("if-match", func(t *testing.T) {
-		wantProblem(t, h.do("POST", "/streams/room:lobby/commands", post("ann", "x"), "If-Match", "1"), 409, "wrong_expected_version")
-		r := h.do("POST", "/streams/room:lobby/commands", post("ann", "x"), "If-Match", `"2"`)
-		if r.status != 200 || r.json(t)["version"] != float64(3) {
-			t.Fatalf("quoted If-Match: %d %s", r.status, r.body)
+		transporttest.WantProblem(t, h.Do("POST", "/streams/room:lobby/commands", transporttest.PostMessage("ann", "x"), "If-Match", "1"), 409, "wrong_expected_version")
+		r := h.Do("POST", "/streams/room:lobby/commands", transporttest.PostMessage("ann", "x"), "If-Match", `"2"`)
+		if r.Status != 200 || r.JSON(t)["version"] != float64(3) {
+			t.Fatalf("quoted If-Match: %d %s", r.Status, r.Body)
 		}
-		r = h.do("POST", "/streams/room:lobby/commands", post("ann", "y"), "If-Match", "3")
-		if r.status != 200 || r.json(t)["version"] != float64(4) {
-			t.Fatalf("bare If-Match: %d %s", r.status, r.body)
+		r = h.Do("POST", "/streams/room:lobby/commands", transporttest.PostMessage("ann", "y"), "If-Match", "3")
+		if r.Status != 200 || r.JSON(t)["version"] != float64(4) {
+			t.Fatalf("bare If-Match: %d %s", r.Status, r.Body)
 		}
 	})
 
 	t.Run("idempotency-key", func(t *testing.T) {
-		first := h.do("POST", "/streams/room:idem/commands", post("ann", "once"), "Idempotency-Key", "k-1")
-		again := h.do("POST", "/streams/room:idem/commands", post("ann", "once"), "Idempotency-Key", "k-1")
-		if first.status != 200 || again.status != 200 || string(first.body) != string(again.body) {
-			t.Fatalf("first %d %s, again %d %s", first.status, first.body, again.status, again.body)
+		first := h.Do("POST", "/streams/room:idem/commands", transporttest.PostMessage("ann", "once"), "Idempotency-Key", "k-1")
+		again := h.Do("POST", "/streams/room:idem/commands", transporttest.PostMessage("ann", "once"), "Idempotency-Key", "k-1")
+		if first.Status != 200 || again.Status != 200 || string(first.Body) != string(again.Body) {
+			t.Fatalf("first %d %s, again %d %s", first.Status, first.Body, again.Status, again.Body)
 		}
-		r := h.do("GET", "/streams/room:idem/events", "")
-		if n := len(r.json(t)["events"].([]any)); n != 1 {
+		r := h.Do("GET", "/streams/room:idem/events", "")
+		if n := len(r.JSON(t)["events"].([]any)); n != 1 {
 			t.Fatalf("%d events stored, want 1", n)
 		}
 	})
 }
 
 func TestHTTPErrors(t *testing.T) {
-	h := newHarness(t)
-	h.do("POST", "/streams/game:over/commands", `{"type":"EndGame"}`)
+	h := transporttest.New(t)
+	h.Do("POST", "/streams/game:over/commands", `{"type":"EndGame"}`)
 	for _, c := range []struct {
 		name, method, path, body string
 		headers                  []string
@@ -176,15 +170,15 @@ func TestHTTPErrors(t *testing.T) {
 		{"data not an object", "POST", "/streams/room:a/commands", `{"type":"PostMessage","data":[1]}`, nil, 400, "bad_request"},
 		{"missing type", "POST", "/streams/room:a/commands", `{"data":{}}`, nil, 400, "bad_request"},
 		{"empty body", "POST", "/streams/room:a/commands", ``, nil, 400, "bad_request"},
-		{"unknown stream kind", "POST", "/streams/planet:mars/commands", post("ann", "hi"), nil, 400, "bad_request"},
-		{"bad stream id", "POST", "/streams/room:a%20b/commands", post("ann", "hi"), nil, 400, "bad_request"},
+		{"unknown stream kind", "POST", "/streams/planet:mars/commands", transporttest.PostMessage("ann", "hi"), nil, 400, "bad_request"},
+		{"bad stream id", "POST", "/streams/room:a%20b/commands", transporttest.PostMessage("ann", "hi"), nil, 400, "bad_request"},
 		{"stream without kind", "GET", "/streams/lobby", "", nil, 400, "bad_request"},
-		{"failed validation", "POST", "/streams/room:a/commands", post("ann", ""), nil, 400, "bad_request"},
+		{"failed validation", "POST", "/streams/room:a/commands", transporttest.PostMessage("ann", ""), nil, 400, "bad_request"},
 		{"unknown command", "POST", "/streams/room:a/commands", `{"type":"Shout","data":{}}`, nil, 400, "bad_request"},
 		{"conflict", "POST", "/streams/game:over/commands", `{"type":"EndGame"}`, nil, 409, "conflict"},
-		{"bad If-Match", "POST", "/streams/room:a/commands", post("ann", "hi"), []string{"If-Match", "abc"}, 400, "bad_request"},
-		{"bad Idempotency-Key", "POST", "/streams/room:a/commands", post("ann", "hi"), []string{"Idempotency-Key", strings.Repeat("k", 129)}, 400, "bad_request"},
-		{"not JSON", "POST", "/streams/room:a/commands", post("ann", "hi"), []string{"Content-Type", "text/plain"}, 415, "unsupported_media_type"},
+		{"bad If-Match", "POST", "/streams/room:a/commands", transporttest.PostMessage("ann", "hi"), []string{"If-Match", "abc"}, 400, "bad_request"},
+		{"bad Idempotency-Key", "POST", "/streams/room:a/commands", transporttest.PostMessage("ann", "hi"), []string{"Idempotency-Key", strings.Repeat("k", 129)}, 400, "bad_request"},
+		{"not JSON", "POST", "/streams/room:a/commands", transporttest.PostMessage("ann", "hi"), []string{"Content-Type", "text/plain"}, 415, "unsupported_media_type"},
 		{"too large", "POST", "/streams/room:a/commands", `{"type":"PostMessage","data":{"user":"ann","text":"` + strings.Repeat("x", 70<<10) + `"}}`, nil, 413, "too_large"},
 		{"bad from", "GET", "/streams/room:a/events?from=-1", "", nil, 400, "bad_request"},
 		{"bad limit", "GET", "/streams/room:a/events?limit=0", "", nil, 400, "bad_request"},
@@ -201,55 +195,55 @@ func TestHTTPErrors(t *testing.T) {
 		{"update-score bad game", "POST", "/update-score?game=a%20b&team=home&score=1", "", nil, 400, "bad_request"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			m := wantProblem(t, h.do(c.method, c.path, c.body, c.headers...), c.status, c.code)
+			m := transporttest.WantProblem(t, h.Do(c.method, c.path, c.body, c.headers...), c.status, c.code)
 			if m["detail"] == "" {
 				t.Fatalf("no detail: %v", m)
 			}
 		})
 	}
 	// Bad input does not disturb the server.
-	if r := h.do("POST", "/streams/room:a/commands", post("ann", "still here")); r.status != 200 {
-		t.Fatalf("after errors: %d %s", r.status, r.body)
+	if r := h.Do("POST", "/streams/room:a/commands", transporttest.PostMessage("ann", "still here")); r.Status != 200 {
+		t.Fatalf("after errors: %d %s", r.Status, r.Body)
 	}
 }
 
 func TestHTTPFaults(t *testing.T) {
 	t.Run("internal error leaks nothing", func(t *testing.T) {
-		h := newHarness(t)
-		h.api.failType("PostMessage", errors.New("disk on fire at /var/secret"))
-		m := wantProblem(t, h.do("POST", "/streams/room:a/commands", post("ann", "hi")), 500, "internal")
+		h := transporttest.New(t)
+		h.API.FailType("PostMessage", errors.New("disk on fire at /var/secret"))
+		m := transporttest.WantProblem(t, h.Do("POST", "/streams/room:a/commands", transporttest.PostMessage("ann", "hi")), 500, "internal")
 		if strings.Contains(fmt.Sprint(m), "secret") || strings.Contains(fmt.Sprint(m), "fire") {
 			t.Fatalf("internal detail leaked: %v", m)
 		}
 	})
 	t.Run("runtime unavailable", func(t *testing.T) {
-		h := newHarness(t)
-		h.api.failType("PostMessage", fmt.Errorf("%w: stopping", actors.ErrUnavailable))
-		r := h.do("POST", "/streams/room:a/commands", post("ann", "hi"))
-		wantProblem(t, r, 503, "unavailable")
-		if r.header.Get("Retry-After") == "" {
+		h := transporttest.New(t)
+		h.API.FailType("PostMessage", fmt.Errorf("%w: stopping", actors.ErrUnavailable))
+		r := h.Do("POST", "/streams/room:a/commands", transporttest.PostMessage("ann", "hi"))
+		transporttest.WantProblem(t, r, 503, "unavailable")
+		if r.Header.Get("Retry-After") == "" {
 			t.Fatal("no Retry-After")
 		}
 	})
 	t.Run("actor answers too late", func(t *testing.T) {
-		h := newHarness(t, func(c *Config) { c.CommandTimeout = 50 * time.Millisecond })
-		hold := h.api.holdType("PostMessage")
-		defer hold.open()
-		m := wantProblem(t, h.do("POST", "/streams/room:a/commands", post("ann", "hi")), 503, "unavailable")
+		h := transporttest.New(t, func(c *transport.Config) { c.CommandTimeout = 50 * time.Millisecond })
+		hold := h.API.HoldType("PostMessage")
+		defer hold.Open()
+		m := transporttest.WantProblem(t, h.Do("POST", "/streams/room:a/commands", transporttest.PostMessage("ann", "hi")), 503, "unavailable")
 		if !strings.Contains(m["detail"].(string), "in time") {
 			t.Fatalf("detail %v", m["detail"])
 		}
 	})
 }
 
-func TestRequestIDAndLog(t *testing.T) {
-	h := newHarness(t)
-	r := h.do("GET", "/healthz", "", "X-Request-Id", "req-42")
-	if got := r.header.Get("X-Request-Id"); got != "req-42" {
+func ServeRequestIDAndLog(t *testing.T) {
+	h := transporttest.New(t)
+	r := h.Do("GET", "/healthz", "", "X-Request-Id", "req-42")
+	if got := r.Header.Get("X-Request-Id"); got != "req-42" {
 		t.Fatalf("X-Request-Id %q, want req-42", got)
 	}
-	r = h.do("GET", "/nope", "")
-	gen := r.header.Get("X-Request-Id")
+	r = h.Do("GET", "/nope", "")
+	gen := r.Header.Get("X-Request-Id")
 	if gen == "" {
 		t.Fatal("no generated X-Request-Id")
 	}
@@ -257,7 +251,7 @@ func TestRequestIDAndLog(t *testing.T) {
 		id, path string
 		status   int64
 	}{{"req-42", "/healthz", 200}, {gen, "/nope", 404}} {
-		rec := h.logs.find(func(m map[string]any) bool { return m["msg"] == "http request" && m["request_id"] == c.id })
+		rec := h.Logs.Find(func(m map[string]any) bool { return m["msg"] == "http request" && m["request_id"] == c.id })
 		if rec == nil {
 			t.Fatalf("no log line for %s", c.id)
 		}
@@ -267,87 +261,11 @@ func TestRequestIDAndLog(t *testing.T) {
 	}
 }
 
-func TestSeedRoutes(t *testing.T) {
-	h := newHarness(t)
-	t.Run("signup", func(t *testing.T) {
-		r := h.do("POST", "/signup", `{"email":"Ann@Example.com","name":"Ann"}`)
-		id, _ := user.IDForEmail("ann@example.com")
-		if r.status != 202 || !jsonEq(t, r.json(t), `{"message":"Welcome!","user":"user:`+id+`"}`) {
-			t.Fatalf("%d %s", r.status, r.body)
-		}
-		wantProblem(t, h.do("POST", "/signup", `{"email":" ann@example.COM ","name":"Ann again"}`), 409, "conflict")
-	})
-	t.Run("orders", func(t *testing.T) {
-		r := h.do("POST", "/orders", `{"items":[{"name":"tea","qty":2}],"email":"bob@example.com"}`)
-		if r.status != 202 {
-			t.Fatalf("%d %s", r.status, r.body)
-		}
-		m := r.json(t)
-		stream, _ := m["order"].(string)
-		if !strings.HasPrefix(stream, "order:") || m["status"] != "placed" || m["version"] != float64(1) {
-			t.Fatalf("reply %s", r.body)
-		}
-		eventually(t, "the order to be ready", func() bool {
-			st := h.do("GET", "/streams/"+stream, "")
-			return st.status == 200 && st.json(t)["status"] == "ready"
-		})
-		// The same Idempotency-Key places one order.
-		a := h.do("POST", "/orders", `{"items":[{"name":"tea","qty":1}]}`, "Idempotency-Key", "order-7")
-		b := h.do("POST", "/orders", `{"items":[{"name":"tea","qty":1}]}`, "Idempotency-Key", "order-7")
-		if a.status != 202 || string(a.body) != string(b.body) {
-			t.Fatalf("retry: %s then %s", a.body, b.body)
-		}
-	})
-	t.Run("order item waits until ready", func(t *testing.T) {
-		const n = 8
-		var wg sync.WaitGroup
-		replies := make([]reply, n)
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				req, _ := http.NewRequest("POST", h.base+fmt.Sprintf("/order/fish%%20%d", i), nil)
-				resp, err := h.http.Do(req)
-				if err != nil {
-					replies[i] = reply{status: -1, body: []byte(err.Error())}
-					return
-				}
-				defer resp.Body.Close()
-				b, _ := io.ReadAll(resp.Body)
-				replies[i] = reply{status: resp.StatusCode, body: b}
-			}()
-		}
-		wg.Wait()
-		for i, r := range replies {
-			if r.status != 200 || !jsonEq(t, r.json(t), fmt.Sprintf(`{"order":"fish %d","status":"ready!"}`, i)) {
-				t.Fatalf("order %d: %d %s", i, r.status, r.body)
-			}
-		}
-	})
-	t.Run("order item that fails", func(t *testing.T) {
-		wantProblem(t, h.do("POST", "/order/"+strings.Repeat("x", 65), ""), 400, "bad_request")
-	})
-	t.Run("update-score", func(t *testing.T) {
-		r := h.do("POST", "/update-score?game=g1&team=home&score=3", "")
-		if r.status != 200 || !jsonEq(t, r.json(t), `{"updated":true}`) {
-			t.Fatalf("%d %s", r.status, r.body)
-		}
-		if r := h.do("POST", "/update-score?team=away&score=1", ""); r.status != 200 {
-			t.Fatalf("default game: %d %s", r.status, r.body)
-		}
-		st := h.do("GET", "/streams/game:g1", "").json(t)
-		main := h.do("GET", "/streams/game:main", "").json(t)
-		if !jsonEq(t, st["scores"], `{"home":3}`) || !jsonEq(t, main["scores"], `{"away":1}`) {
-			t.Fatalf("g1 %v, main %v", st, main)
-		}
-	})
-}
-
 func TestReadyzWhileDraining(t *testing.T) {
-	h := newHarness(t)
-	h.srv.draining.Store(true)
-	defer h.srv.draining.Store(false)
-	resp, err := h.srv.app.Test(httptest.NewRequest("GET", "/readyz", nil), -1)
+	h := transporttest.New(t)
+	transport.Draining(h.Srv).Store(true)
+	defer transport.Draining(h.Srv).Store(false)
+	resp, err := transport.ServeRequest(h.Srv, httptest.NewRequest("GET", "/readyz", nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +273,7 @@ func TestReadyzWhileDraining(t *testing.T) {
 	if resp.StatusCode != 503 {
 		t.Fatalf("readyz while draining: %d", resp.StatusCode)
 	}
-	resp, err = h.srv.app.Test(httptest.NewRequest("POST", "/streams/room:a/commands", strings.NewReader(post("ann", "hi"))), -1)
+	resp, err = transport.ServeRequest(h.Srv, httptest.NewRequest("POST", "/streams/room:a/commands", strings.NewReader(transporttest.PostMessage("ann", "hi"))))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package transport
+package transport_test
 
 import (
 	"context"
@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/b6368a97/engine/transport"
+	"github.com/b6368a97/engine/transport/transporttest"
 	"github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 )
@@ -43,53 +45,53 @@ func (l smallSendBuffers) Accept() (net.Conn, error) {
 }
 
 func TestSlowConsumer(t *testing.T) {
-	h := newHarnessLn(t, func(ln net.Listener) net.Listener { return smallSendBuffers{ln} }, func(c *Config) { c.SendQueueFrames = 16 })
-	slow := h.dial(t, "/ws", smallBuffers())
-	slow.send(`{"op":"subscribe","stream":"room:flood","ref":"s"}`)
-	if f := slow.frame(); f["op"] != "subscribed" {
+	h := transporttest.NewLn(t, func(ln net.Listener) net.Listener { return smallSendBuffers{ln} }, func(c *transport.Config) { c.SendQueueFrames = 16 })
+	slow := h.Dial(t, "/ws", smallBuffers())
+	slow.Send(`{"op":"subscribe","stream":"room:flood","ref":"s"}`)
+	if f := slow.Frame(); f["op"] != "subscribed" {
 		t.Fatalf("got %v", f)
 	}
-	fine := h.dial(t, "/ws")
-	fine.send(`{"op":"subscribe","stream":"room:flood"}`)
-	fine.frameOp("subscribed")
+	fine := h.Dial(t, "/ws")
+	fine.Send(`{"op":"subscribe","stream":"room:flood"}`)
+	fine.FrameOp("subscribed")
 
 	// Flood with large messages until the server gives up on the client
 	// that does not read (its socket buffers fill, then its send queue).
 	text := strings.Repeat("x", 4000)
-	for i := 0; h.metric("engine_slow_consumer_closes_total") == 0; i++ {
+	for i := 0; h.Metric("engine_slow_consumer_closes_total") == 0; i++ {
 		if i > 20000 {
 			t.Fatal("no slow consumer close after 20000 events")
 		}
-		if r := h.do("POST", "/streams/room:flood/commands", post("ann", text)); r.status != 200 {
-			t.Fatalf("command %d: %d %s", i, r.status, r.body)
+		if r := h.Do("POST", "/streams/room:flood/commands", transporttest.PostMessage("ann", text)); r.Status != 200 {
+			t.Fatalf("command %d: %d %s", i, r.Status, r.Body)
 		}
 		// The client that reads keeps up.
-		if f := fine.nonPresence(); f["op"] != "event" || f["version"] != float64(i+1) {
+		if f := fine.NonPresence(); f["op"] != "event" || f["version"] != float64(i+1) {
 			t.Fatalf("fine client got %v at %d", f, i)
 		}
 	}
-	if code, reason := slow.closeStatus(); code != websocket.StatusPolicyViolation || reason != "slow consumer" {
+	if code, reason := slow.CloseStatus(); code != websocket.StatusPolicyViolation || reason != "slow consumer" {
 		t.Fatalf("close %v %q, want 1008 slow consumer", code, reason)
 	}
-	eventually(t, "the slow connection to be gone", func() bool { return h.metric("engine_connections") == 1 })
-	fine.send(`{"op":"ping","ref":"alive"}`)
-	fine.frameOp("pong", "event")
+	transporttest.Eventually(t, "the slow connection to be gone", func() bool { return h.Metric("engine_connections") == 1 })
+	fine.Send(`{"op":"ping","ref":"alive"}`)
+	fine.FrameOp("pong", "event")
 }
 
 func TestPongTimeout(t *testing.T) {
-	h := newHarness(t, func(c *Config) {
+	h := transporttest.New(t, func(c *transport.Config) {
 		c.PingInterval = 100 * time.Millisecond
 		c.PongTimeout = time.Second
 	})
 	// A client that never reads never answers pings: it is dropped.
-	silent := h.dial(t, "/chat")
-	eventually(t, "the silent peer to be dropped", func() bool { return h.metric("engine_connections") == 0 })
-	if _, _, err := silent.read(); err == nil {
+	silent := h.Dial(t, "/chat")
+	transporttest.Eventually(t, "the silent peer to be dropped", func() bool { return h.Metric("engine_connections") == 0 })
+	if _, _, err := silent.Read(); err == nil {
 		t.Fatal("the dropped connection still reads")
 	}
 	// A client that reads answers pings, and stays while silent for longer
 	// than PongTimeout.
-	alive := h.dial(t, "/chat")
+	alive := h.Dial(t, "/chat")
 	type frame struct {
 		data string
 		err  error
@@ -97,7 +99,7 @@ func TestPongTimeout(t *testing.T) {
 	frames := make(chan frame, 1)
 	go func() {
 		for {
-			_, b, err := alive.c.Read(context.Background())
+			_, b, err := alive.C.Read(context.Background())
 			frames <- frame{string(b), err}
 			if err != nil {
 				return
@@ -111,47 +113,47 @@ func TestPongTimeout(t *testing.T) {
 		t.Fatalf("the silent but answering client got %q %v", f.data, f.err)
 	case <-silence.C:
 	}
-	alive.send("still here")
+	alive.Send("still here")
 	if f := <-frames; f.err != nil || f.data != "You said: still here" {
 		t.Fatalf("got %q %v", f.data, f.err)
 	}
-	alive.c.CloseNow()
+	alive.C.CloseNow()
 	<-frames // the reader's error
 }
 
 func TestShutdown(t *testing.T) {
-	h := newHarness(t)
-	held := h.api.holdType("UpdateScore")
+	h := transporttest.New(t)
+	held := h.API.HoldType("UpdateScore")
 
-	ws := h.dial(t, "/ws")
-	ws.send(`{"op":"subscribe","stream":"room:sd","ref":"s"}`)
-	ws.frameOp("subscribed")
-	ws.send(`{"op":"command","stream":"game:sd","type":"UpdateScore","data":{"team":"home","score":1},"ref":"in-flight"}`)
-	<-held.entered
+	ws := h.Dial(t, "/ws")
+	ws.Send(`{"op":"subscribe","stream":"room:sd","ref":"s"}`)
+	ws.FrameOp("subscribed")
+	ws.Send(`{"op":"command","stream":"game:sd","type":"UpdateScore","data":{"team":"home","score":1},"ref":"in-flight"}`)
+	<-held.Entered
 
-	httpDone := make(chan reply, 1)
+	httpDone := make(chan transporttest.Reply, 1)
 	go func() {
-		httpDone <- h.do("POST", "/streams/game:sd2/commands", `{"type":"UpdateScore","data":{"team":"home","score":7}}`)
+		httpDone <- h.Do("POST", "/streams/game:sd2/commands", `{"type":"UpdateScore","data":{"team":"home","score":7}}`)
 	}()
-	<-held.entered
+	<-held.Entered
 
 	shutdownDone := make(chan error, 1)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), transporttest.Timeout)
 		defer cancel()
-		shutdownDone <- h.srv.Shutdown(ctx)
+		shutdownDone <- h.Srv.Shutdown(ctx)
 	}()
-	eventually(t, "draining", h.srv.draining.Load)
+	transporttest.Eventually(t, "draining", transport.Draining(h.Srv).Load)
 
-	// New commands are refused while draining; the connection stays.
-	ws.send(`{"op":"command","stream":"room:sd","type":"PostMessage","data":{"user":"ann","text":"late"},"ref":"late"}`)
-	if f := ws.nonPresence(); f["op"] != "error" || f["code"] != "unavailable" || f["ref"] != "late" {
+	// transporttest.New commands are refused while draining; the connection stays.
+	ws.Send(`{"op":"command","stream":"room:sd","type":"PostMessage","data":{"user":"ann","text":"late"},"ref":"late"}`)
+	if f := ws.NonPresence(); f["op"] != "error" || f["code"] != "unavailable" || f["ref"] != "late" {
 		t.Fatalf("late command: %v", f)
 	}
-	// New connections are refused.
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	// transporttest.New connections are refused.
+	ctx, cancel := context.WithTimeout(context.Background(), transporttest.Timeout)
 	defer cancel()
-	if c, _, err := websocket.Dial(ctx, h.wsBase+"/ws", nil); err == nil {
+	if c, _, err := websocket.Dial(ctx, h.WSBase+"/ws", nil); err == nil {
 		c.CloseNow()
 		t.Fatal("a new connection was accepted while draining")
 	}
@@ -161,22 +163,22 @@ func TestShutdown(t *testing.T) {
 	default:
 	}
 
-	held.open()
-	if f := ws.frame(); !jsonEq(t, f, `{"op":"ack","stream":"game:sd","version":1,"ref":"in-flight"}`) {
+	held.Open()
+	if f := ws.Frame(); !transporttest.JSONEq(t, f, `{"op":"ack","stream":"game:sd","version":1,"ref":"in-flight"}`) {
 		t.Fatalf("in-flight command: %v", f)
 	}
-	if code, reason := ws.closeStatus(); code != websocket.StatusGoingAway || reason != "going away" {
+	if code, reason := ws.CloseStatus(); code != websocket.StatusGoingAway || reason != "going away" {
 		t.Fatalf("close %v %q, want 1001 going away", code, reason)
 	}
-	if r := <-httpDone; r.status != 200 || r.json(t)["version"] != float64(1) {
-		t.Fatalf("in-flight HTTP command: %d %s", r.status, r.body)
+	if r := <-httpDone; r.Status != 200 || r.JSON(t)["version"] != float64(1) {
+		t.Fatalf("in-flight HTTP command: %d %s", r.Status, r.Body)
 	}
 	if err := <-shutdownDone; err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	// Both commands are durable.
 	for _, s := range []string{"game:sd", "game:sd2"} {
-		evs, err := h.store.ReadStream(context.Background(), s, 0, 0)
+		evs, err := h.Store.ReadStream(context.Background(), s, 0, 0)
 		if err != nil || len(evs) != 1 {
 			t.Fatalf("%s: %v %v", s, evs, err)
 		}
@@ -184,21 +186,21 @@ func TestShutdown(t *testing.T) {
 }
 
 func TestShutdownTimeout(t *testing.T) {
-	h := newHarness(t)
-	held := h.api.holdType("UpdateScore")
-	ws := h.dial(t, "/ws")
-	ws.send(`{"op":"command","stream":"game:stuck","type":"UpdateScore","data":{"team":"home","score":1}}`)
-	<-held.entered
+	h := transporttest.New(t)
+	held := h.API.HoldType("UpdateScore")
+	ws := h.Dial(t, "/ws")
+	ws.Send(`{"op":"command","stream":"game:stuck","type":"UpdateScore","data":{"team":"home","score":1}}`)
+	<-held.Entered
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if err := h.srv.Shutdown(ctx); err == nil {
+	if err := h.Srv.Shutdown(ctx); err == nil {
 		t.Fatal("Shutdown returned nil with a command stuck past its deadline")
 	}
 	// Everything was torn down anyway.
-	if n := h.metric("engine_connections"); n != 0 {
+	if n := h.Metric("engine_connections"); n != 0 {
 		t.Fatalf("%v connections left", n)
 	}
-	if code, _ := ws.closeStatus(); code == websocket.StatusGoingAway {
+	if code, _ := ws.CloseStatus(); code == websocket.StatusGoingAway {
 		t.Fatal("a forced close claims a graceful one")
 	}
 }
@@ -219,34 +221,34 @@ func goroutines() (int, string) {
 
 func TestGoroutinesAfterShutdown(t *testing.T) {
 	before, _ := goroutines()
-	h := newHarness(t)
-	c := h.dial(t, "/ws")
-	c.send(`{"op":"subscribe","stream":"room:g","from":0,"user":"ann"}`)
-	c.frameOp("subscribed")
-	c.send(`{"op":"command","stream":"room:g","type":"PostMessage","data":{"user":"ann","text":"hi"}}`)
-	c.frameOp("ack", "event", "presence")
-	ls := h.dial(t, "/live-score")
-	cr := h.dial(t, "/chat-room?user=bob")
-	cr.send("hello")
-	if got := cr.text(); got != "bob: hello" {
+	h := transporttest.New(t)
+	c := h.Dial(t, "/ws")
+	c.Send(`{"op":"subscribe","stream":"room:g","from":0,"user":"ann"}`)
+	c.FrameOp("subscribed")
+	c.Send(`{"op":"command","stream":"room:g","type":"PostMessage","data":{"user":"ann","text":"hi"}}`)
+	c.FrameOp("ack", "event", "presence")
+	ls := h.Dial(t, "/live-score")
+	cr := h.Dial(t, "/chat-room?user=bob")
+	cr.Send("hello")
+	if got := cr.Text(); got != "bob: hello" {
 		t.Fatalf("got %q", got)
 	}
-	if r := h.do("POST", "/order/tea", ""); r.status != 200 {
-		t.Fatalf("order: %d %s", r.status, r.body)
+	if r := h.Do("POST", "/order/tea", ""); r.Status != 200 {
+		t.Fatalf("order: %d %s", r.Status, r.Body)
 	}
 	// The clients read while the server shuts down, so that they answer
 	// its close frames.
 	var closes []<-chan websocket.StatusCode
-	for _, w := range []*wsClient{c, ls, cr} {
-		closes = append(closes, w.closeAsync())
+	for _, w := range []*transporttest.WSClient{c, ls, cr} {
+		closes = append(closes, w.CloseAsync())
 	}
-	h.close()
+	h.Close()
 	for _, ch := range closes {
 		if code := <-ch; code != websocket.StatusGoingAway {
 			t.Fatalf("close %v, want 1001", code)
 		}
 	}
-	deadline := time.Now().Add(testTimeout)
+	deadline := time.Now().Add(transporttest.Timeout)
 	for {
 		n, stacks := goroutines()
 		if n <= before {
@@ -261,7 +263,7 @@ func TestGoroutinesAfterShutdown(t *testing.T) {
 
 func TestAuth(t *testing.T) {
 	secret := []byte("test-secret")
-	h := newHarness(t, func(c *Config) { c.Auth.JWTSecret = secret })
+	h := transporttest.New(t, func(c *transport.Config) { c.Auth.JWTSecret = secret })
 	token := func(sub string, streams []string, exp time.Duration) string {
 		claims := jwt.MapClaims{"sub": sub, "exp": time.Now().Add(exp).Unix()}
 		if streams != nil {
@@ -283,15 +285,15 @@ func TestAuth(t *testing.T) {
 		status                          int
 		code                            string
 	}{
-		{"no token", "POST", "/streams/room:a/commands", post("ann", "hi"), "", 401, "unauthorized"},
+		{"no token", "POST", "/streams/room:a/commands", transporttest.PostMessage("ann", "hi"), "", 401, "unauthorized"},
 		{"garbage token", "GET", "/streams/room:a", "", "garbage", 401, "unauthorized"},
 		{"forged token", "GET", "/streams/room:a", "", forged, 401, "unauthorized"},
 		{"expired token", "GET", "/streams/room:a", "", expired, 401, "unauthorized"},
-		{"stream not allowed", "POST", "/streams/room:a/commands", post("ann", "hi"), gamesOnly, 403, "forbidden"},
-		{"other user in data", "POST", "/streams/room:a/commands", post("bob", "hi"), ann, 403, "forbidden"},
+		{"stream not allowed", "POST", "/streams/room:a/commands", transporttest.PostMessage("ann", "hi"), gamesOnly, 403, "forbidden"},
+		{"other user in data", "POST", "/streams/room:a/commands", transporttest.PostMessage("bob", "hi"), ann, 403, "forbidden"},
 		{"seed route not allowed", "POST", "/signup", `{"email":"a@b.co","name":"A"}`, gamesOnly, 403, "forbidden"},
 		{"seed route without token", "POST", "/update-score?team=home&score=1", "", "", 401, "unauthorized"},
-		{"allowed", "POST", "/streams/room:a/commands", post("ann", "hi"), ann, 200, ""},
+		{"allowed", "POST", "/streams/room:a/commands", transporttest.PostMessage("ann", "hi"), ann, 200, ""},
 		{"user taken from the token", "POST", "/streams/room:a/commands", `{"type":"PostMessage","data":{"text":"me"}}`, ann, 200, ""},
 		{"allowed by pattern", "POST", "/update-score?team=home&score=1", "", gamesOnly, 200, ""},
 		{"probes need no token", "GET", "/healthz", "", "", 200, ""},
@@ -301,50 +303,50 @@ func TestAuth(t *testing.T) {
 			if c.token != "" {
 				hdr = []string{"Authorization", "Bearer " + c.token}
 			}
-			r := h.do(c.method, c.path, c.body, hdr...)
+			r := h.Do(c.method, c.path, c.body, hdr...)
 			if c.code == "" {
-				if r.status != c.status {
-					t.Fatalf("%d %s", r.status, r.body)
+				if r.Status != c.status {
+					t.Fatalf("%d %s", r.Status, r.Body)
 				}
 				return
 			}
-			wantProblem(t, r, c.status, c.code)
-			if c.status == 401 && r.header.Get("WWW-Authenticate") == "" {
+			transporttest.WantProblem(t, r, c.status, c.code)
+			if c.status == 401 && r.Header.Get("WWW-Authenticate") == "" {
 				t.Fatal("401 without WWW-Authenticate")
 			}
 		})
 	}
-	st := h.do("GET", "/streams/room:a", "", "Authorization", "Bearer "+ann).json(t)
-	if !jsonEq(t, st["messages"].([]any)[1].(map[string]any)["user"], `"ann"`) {
+	st := h.Do("GET", "/streams/room:a", "", "Authorization", "Bearer "+ann).JSON(t)
+	if !transporttest.JSONEq(t, st["messages"].([]any)[1].(map[string]any)["user"], `"ann"`) {
 		t.Fatalf("state %v", st)
 	}
 
 	t.Run("websocket", func(t *testing.T) {
-		ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), transporttest.Timeout)
 		defer cancel()
-		if _, resp, err := websocket.Dial(ctx, h.wsBase+"/ws", nil); err == nil || resp == nil || resp.StatusCode != 401 {
+		if _, resp, err := websocket.Dial(ctx, h.WSBase+"/ws", nil); err == nil || resp == nil || resp.StatusCode != 401 {
 			t.Fatalf("no token: %v %v", resp, err)
 		}
-		if _, resp, err := websocket.Dial(ctx, h.wsBase+"/chat-room?user=bob&token="+ann, nil); err == nil || resp == nil || resp.StatusCode != 403 {
+		if _, resp, err := websocket.Dial(ctx, h.WSBase+"/chat-room?user=bob&token="+ann, nil); err == nil || resp == nil || resp.StatusCode != 403 {
 			t.Fatalf("chat-room as someone else: %v %v", resp, err)
 		}
-		w := h.dial(t, "/ws?token="+gamesOnly)
-		w.send(`{"op":"subscribe","stream":"room:a","ref":"r"}`)
-		if f := w.frame(); f["op"] != "error" || f["code"] != "forbidden" || f["ref"] != "r" {
+		w := h.Dial(t, "/ws?token="+gamesOnly)
+		w.Send(`{"op":"subscribe","stream":"room:a","ref":"r"}`)
+		if f := w.Frame(); f["op"] != "error" || f["code"] != "forbidden" || f["ref"] != "r" {
 			t.Fatalf("got %v", f)
 		}
-		w.send(`{"op":"subscribe","stream":"game:a","user":"bob","ref":"r2"}`)
-		if f := w.frame(); f["op"] != "error" || f["code"] != "forbidden" {
+		w.Send(`{"op":"subscribe","stream":"game:a","user":"bob","ref":"r2"}`)
+		if f := w.Frame(); f["op"] != "error" || f["code"] != "forbidden" {
 			t.Fatalf("joining as someone else: %v", f)
 		}
-		hw := h.dial(t, "/ws", &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + ann}}})
-		hw.send(`{"op":"command","stream":"room:a","type":"PostMessage","data":{"text":"via ws"},"ref":"c"}`)
-		if f := hw.frame(); f["op"] != "ack" {
+		hw := h.Dial(t, "/ws", &websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + ann}}})
+		hw.Send(`{"op":"command","stream":"room:a","type":"PostMessage","data":{"text":"via ws"},"ref":"c"}`)
+		if f := hw.Frame(); f["op"] != "ack" {
 			t.Fatalf("got %v", f)
 		}
-		cr := h.dial(t, "/chat-room?token="+ann)
-		cr.send("as ann")
-		if got := cr.text(); got != "ann: as ann" {
+		cr := h.Dial(t, "/chat-room?token="+ann)
+		cr.Send("as ann")
+		if got := cr.Text(); got != "ann: as ann" {
 			t.Fatalf("got %q", got)
 		}
 	})
@@ -352,26 +354,26 @@ func TestAuth(t *testing.T) {
 
 func TestRateLimit(t *testing.T) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	h := newHarness(t, func(c *Config) {
-		c.RateLimit = RateLimit{PerSecond: 1, Burst: 2}
+	h := transporttest.New(t, func(c *transport.Config) {
+		c.RateLimit = transport.RateLimit{PerSecond: 1, Burst: 2}
 		c.Now = func() time.Time { return now } // no refill: deterministic
 	})
 	for i := range 2 {
-		if r := h.do("POST", "/update-score?team=home&score=1", ""); r.status != 200 {
-			t.Fatalf("request %d: %d %s", i, r.status, r.body)
+		if r := h.Do("POST", "/update-score?team=home&score=1", ""); r.Status != 200 {
+			t.Fatalf("request %d: %d %s", i, r.Status, r.Body)
 		}
 	}
-	r := h.do("POST", "/update-score?team=home&score=1", "")
-	wantProblem(t, r, 429, "rate_limited")
-	if r.header.Get("Retry-After") != "1" {
-		t.Fatalf("Retry-After %q", r.header.Get("Retry-After"))
+	r := h.Do("POST", "/update-score?team=home&score=1", "")
+	transporttest.WantProblem(t, r, 429, "rate_limited")
+	if r.Header.Get("Retry-After") != "1" {
+		t.Fatalf("Retry-After %q", r.Header.Get("Retry-After"))
 	}
-	if r := h.do("GET", "/healthz", ""); r.status != 200 {
-		t.Fatalf("probes are not throttled: %d", r.status)
+	if r := h.Do("GET", "/healthz", ""); r.Status != 200 {
+		t.Fatalf("probes are not throttled: %d", r.Status)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), transporttest.Timeout)
 	defer cancel()
-	if _, resp, err := websocket.Dial(ctx, h.wsBase+"/ws", nil); err == nil || resp == nil || resp.StatusCode != 429 {
+	if _, resp, err := websocket.Dial(ctx, h.WSBase+"/ws", nil); err == nil || resp == nil || resp.StatusCode != 429 {
 		t.Fatalf("upgrade over the limit: %v %v", resp, err)
 	}
 }

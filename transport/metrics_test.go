@@ -1,4 +1,4 @@
-package transport
+package transport_test
 
 import (
 	"testing"
@@ -6,11 +6,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/b6368a97/engine/actors"
+	"github.com/b6368a97/engine/transport"
 )
 
 func TestMetricsStepAttempts(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg)
+	m, err := transport.NewMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ type Server struct {
 	httpActive activity
 
 	mu        sync.Mutex
-	conns     map[*wsConn]struct{}
+	conns     map[*Conn]struct{}
 	noConns   chan struct{} // closed when draining and conns is empty
 	listeners []net.Listener
 	stopping  bool          // Shutdown has begun
@@ -76,7 +76,7 @@ func New(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		metrics: m,
-		conns:   make(map[*wsConn]struct{}),
+		conns:   make(map[*Conn]struct{}),
 		stopped: make(chan struct{}),
 	}
 	if cfg.RateLimit.PerSecond > 0 {
@@ -121,28 +121,36 @@ func (s *Server) routes() {
 	}))
 	app.Use(s.guard)
 
+	// The public routes, all of them: probes for orchestrators.
 	app.Get("/healthz", s.healthz)
 	app.Get("/readyz", s.readyz)
 	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})))
 
-	app.Post("/streams/:stream/commands", s.authHTTP, s.postCommand)
-	app.Get("/streams/:stream/events", s.authHTTP, s.getEvents)
-	app.Get("/streams/:stream", s.authHTTP, s.getState)
+	// Everything else is registered through post, get and websocket,
+	// which authenticate first.
+	s.post("/streams/:stream/commands", s.postCommand)
+	s.get("/streams/:stream/events", s.getEvents)
+	s.get("/streams/:stream", s.getState)
+	s.websocket(&Endpoint{Path: "/ws", Frame: engineFrame, Render: renderEvent, Presence: true})
 
-	app.Post("/signup", s.authHTTP, s.signup)
-	app.Post("/orders", s.authHTTP, s.postOrders)
-	app.Post("/order/:item", s.authHTTP, s.postOrderItem)
-	app.Post("/update-score", s.authHTTP, s.updateScore)
+	r := &Routes{s: s}
+	for _, ext := range s.cfg.Extensions {
+		ext(r)
+	}
+}
 
+// get and post register a route behind authHTTP.
+func (s *Server) get(path string, h fiber.Handler)  { s.app.Get(path, s.authHTTP, h) }
+func (s *Server) post(path string, h fiber.Handler) { s.app.Post(path, s.authHTTP, h) }
+
+// websocket registers an endpoint behind upgrade, which authenticates.
+func (s *Server) websocket(ep *Endpoint) {
 	wsCfg := websocket.Config{
 		// Origins are checked by upgrade, which answers with a problem.
 		Origins:        []string{"*"},
 		RecoverHandler: s.wsRecover,
 	}
-	for _, ep := range s.endpoints() {
-		ep := ep
-		app.Get(ep.path, s.upgrade(ep), websocket.New(func(c *websocket.Conn) { s.serveWS(c, ep) }, wsCfg))
-	}
+	s.app.Get(ep.Path, s.upgrade(ep), websocket.New(func(c *websocket.Conn) { s.serveWS(c, ep) }, wsCfg))
 }
 
 // Serve accepts connections on ln until Shutdown. It returns nil after
@@ -185,7 +193,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.stopping = true
 	s.draining.Store(true)
-	conns := make([]*wsConn, 0, len(s.conns))
+	conns := make([]*Conn, 0, len(s.conns))
 	for c := range s.conns {
 		conns = append(conns, c)
 	}
@@ -258,7 +266,7 @@ func (s *Server) force() {
 	}
 }
 
-func (s *Server) register(c *wsConn) bool {
+func (s *Server) register(c *Conn) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopping {
@@ -268,7 +276,7 @@ func (s *Server) register(c *wsConn) bool {
 	return true
 }
 
-func (s *Server) unregister(c *wsConn) {
+func (s *Server) unregister(c *Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, c)

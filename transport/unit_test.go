@@ -19,7 +19,7 @@ import (
 )
 
 func TestConfig(t *testing.T) {
-	valid := func() Config { return Config{API: &faultAPI{}, Log: memstore.New()} }
+	valid := func() Config { return Config{API: stubAPI{}, Log: memstore.New()} }
 	t.Run("defaults", func(t *testing.T) {
 		c := valid()
 		if err := c.Validate(); err != nil {
@@ -28,7 +28,7 @@ func TestConfig(t *testing.T) {
 		c.setDefaults()
 		if c.BodyLimit != 64<<10 || c.ReadLimit != 64<<10 || c.SendQueueFrames != 1024 || c.SendQueueBytes != 4<<20 ||
 			c.PingInterval != 30*time.Second || c.PongTimeout != 60*time.Second || c.CommandTimeout <= 0 ||
-			c.WriteTimeout <= 0 || c.MaxInflight <= 0 || c.OrderTimeout <= 0 || c.Logger == nil || c.Now == nil ||
+			c.WriteTimeout <= 0 || c.MaxInflight <= 0 || c.Logger == nil || c.Now == nil ||
 			c.Registerer == nil || c.Gatherer == nil {
 			t.Fatalf("defaults: %+v", c)
 		}
@@ -357,3 +357,6 @@ func TestSendQueue(t *testing.T) {
 		}
 	})
 }
+
+// stubAPI is an actors.API for tests that build a Config and never call it.
+type stubAPI struct{ actors.API }

@@ -20,42 +20,44 @@ import (
 	"github.com/b6368a97/engine/events"
 )
 
-// endpoint is one WebSocket path's behaviour on top of the common
-// connection machinery.
-type endpoint struct {
-	path string
-	// check runs on the upgrade request, before the upgrade: a refusal is
-	// an HTTP problem.
-	check func(s *Server, req *wsRequest) error
-	// start runs once the connection is registered and its writer runs.
-	start func(c *wsConn) error
-	// frame handles one data frame from the client, on the reader
-	// goroutine.
-	frame func(c *wsConn, typ int, data []byte)
-	// render turns an event delivered to one of the connection's
+// Endpoint is one WebSocket path's behaviour on top of the common
+// connection machinery (one reader, one writer, a capped send queue).
+type Endpoint struct {
+	Path string
+	// Check, when set, runs on the upgrade request, before the upgrade,
+	// after the token and origin checks: a refusal is an HTTP problem.
+	Check func(s *Server, req *Upgrade) error
+	// Start, when set, runs once the connection is registered and its
+	// writer runs; an error closes the connection.
+	Start func(c *Conn) error
+	// Frame handles one data frame from the client, on the reader
+	// goroutine. Nil ignores what the client sends.
+	Frame func(c *Conn, typ int, data []byte)
+	// Render turns an event delivered to one of the connection's
 	// subscriptions into its frame; ok false skips the event.
-	render func(ev *events.Event) (data []byte, ok bool)
-	// presence: forward presence changes of subscribed rooms.
-	presence bool
+	Render func(ev *events.Event) (data []byte, ok bool)
+	// Presence: forward presence changes of subscribed rooms.
+	Presence bool
 }
 
-// wsRequest is what the upgrade request tells a connection, copied out of
+// Upgrade is what the upgrade request tells a connection, copied out of
 // the Fiber context before the upgrade.
-type wsRequest struct {
+type Upgrade struct {
 	principal *principal
 	user      string // ?user=
 	requestID string
 	ip        string
-	head      uint64 // /live-score: the log's head at the upgrade
+	// Data is the endpoint's own, set by its Check for its Start.
+	Data any
 }
 
 // upgrade checks a WebSocket upgrade request before contrib/websocket
 // takes it over: that it is one, its Origin, its token, the rate limit
 // (in guard) and the endpoint's own check. Refusals are HTTP problems.
-func (s *Server) upgrade(ep *endpoint) fiber.Handler {
+func (s *Server) upgrade(ep *Endpoint) fiber.Handler {
 	return func(c *fiber.Ctx) error {
 		if !websocket.IsWebSocketUpgrade(c) {
-			return badRequest("%s is a WebSocket endpoint: send an upgrade request", ep.path)
+			return badRequest("%s is a WebSocket endpoint: send an upgrade request", ep.Path)
 		}
 		if origin := c.Get(fiber.HeaderOrigin); origin != "" && len(s.cfg.AllowedOrigins) > 0 && !slices.Contains(s.cfg.AllowedOrigins, origin) {
 			return newClientError(decider.ErrForbidden, "origin %q is not allowed", clip(origin))
@@ -68,14 +70,14 @@ func (s *Server) upgrade(ep *endpoint) fiber.Handler {
 		if err != nil {
 			return err
 		}
-		req := &wsRequest{
+		req := &Upgrade{
 			principal: p,
 			user:      strings.Clone(c.Query("user")),
 			requestID: requestID(c),
 			ip:        c.IP(),
 		}
-		if ep.check != nil {
-			if err := ep.check(s, req); err != nil {
+		if ep.Check != nil {
+			if err := ep.Check(s, req); err != nil {
 				return err
 			}
 		}
@@ -92,7 +94,7 @@ func (s *Server) wsRecover(c *websocket.Conn) {
 	}
 }
 
-// wsConn is one WebSocket connection.
+// Conn is one WebSocket connection.
 //
 // Goroutines: the handler goroutine reads (readLoop) and, when the reader
 // ends, tears the connection down; the writer goroutine (writeLoop) owns
@@ -102,11 +104,11 @@ func (s *Server) wsRecover(c *websocket.Conn) {
 // recycles the *websocket.Conn for another client once it returns.
 // Actors never see the connection: they call Enqueue on a wsSub, which
 // only touches q.
-type wsConn struct {
+type Conn struct {
 	s   *Server
-	ep  *endpoint
+	ep  *Endpoint
 	ws  *websocket.Conn
-	req *wsRequest
+	req *Upgrade
 	q   *sendQueue
 
 	ctx    context.Context // ends with the connection
@@ -132,13 +134,13 @@ type wsConn struct {
 	subs map[string]*wsSub // the reader goroutine's only
 }
 
-func (s *Server) serveWS(ws *websocket.Conn, ep *endpoint) {
-	req, _ := ws.Locals(localWS).(*wsRequest)
+func (s *Server) serveWS(ws *websocket.Conn, ep *Endpoint) {
+	req, _ := ws.Locals(localWS).(*Upgrade)
 	if req == nil {
-		req = &wsRequest{}
+		req = &Upgrade{}
 	}
 	ctx, cancel := context.WithCancel(s.base)
-	c := &wsConn{
+	c := &Conn{
 		s:          s,
 		ep:         ep,
 		ws:         ws,
@@ -164,8 +166,8 @@ func (s *Server) serveWS(ws *websocket.Conn, ep *endpoint) {
 	// teardown runs even if a handler panics: the writer must be gone
 	// before this function returns.
 	defer func() { c.teardown(readErr) }()
-	if ep.start != nil {
-		if err := ep.start(c); err != nil {
+	if ep.Start != nil {
+		if err := ep.Start(c); err != nil {
 			c.closeFor(err)
 		}
 	}
@@ -173,10 +175,10 @@ func (s *Server) serveWS(ws *websocket.Conn, ep *endpoint) {
 }
 
 // closeFor closes the connection because setting it up failed.
-func (c *wsConn) closeFor(err error) {
+func (c *Conn) closeFor(err error) {
 	p, internal := classify(err)
 	if internal {
-		c.s.log.Error("websocket setup failed", "path", c.ep.path, "request_id", c.req.requestID, "err", err)
+		c.s.log.Error("websocket setup failed", "path", c.ep.Path, "request_id", c.req.requestID, "err", err)
 	}
 	code := websocket.CloseInternalServerErr
 	if p.Code == codeUnavailable {
@@ -185,7 +187,7 @@ func (c *wsConn) closeFor(err error) {
 	c.q.closeWith(code, p.Code, true)
 }
 
-func (c *wsConn) teardown(readErr error) {
+func (c *Conn) teardown(readErr error) {
 	c.cancel()
 	for _, sub := range c.subs {
 		c.dropSub(sub)
@@ -197,7 +199,7 @@ func (c *wsConn) teardown(readErr error) {
 	}
 	c.wg.Wait()
 	if c.s.log.Enabled(context.Background(), slog.LevelDebug) {
-		c.s.log.Debug("websocket closed", "path", c.ep.path, "request_id", c.req.requestID, "err", readErr)
+		c.s.log.Debug("websocket closed", "path", c.ep.Path, "request_id", c.req.requestID, "err", readErr)
 	}
 }
 
@@ -206,14 +208,14 @@ func (c *wsConn) teardown(readErr error) {
 // the write timeout passes: closing a socket with unread data would reset
 // the connection and could destroy the close frame before the peer reads
 // it.
-func (c *wsConn) linger() {
+func (c *Conn) linger() {
 	nc := c.ws.NetConn()
 	_ = nc.SetReadDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
 	_, _ = io.Copy(io.Discard, io.LimitReader(nc, 4*c.s.cfg.ReadLimit+1<<20))
 }
 
 // extendRead pushes the read deadline PongTimeout ahead, unless closing.
-func (c *wsConn) extendRead() {
+func (c *Conn) extendRead() {
 	c.dlMu.Lock()
 	defer c.dlMu.Unlock()
 	if !c.closing {
@@ -223,14 +225,14 @@ func (c *wsConn) extendRead() {
 
 // closingIn gives the reader d more time (the peer's close frame), and no
 // more extensions.
-func (c *wsConn) closingIn(d time.Duration) {
+func (c *Conn) closingIn(d time.Duration) {
 	c.dlMu.Lock()
 	defer c.dlMu.Unlock()
 	c.closing = true
 	_ = c.ws.SetReadDeadline(time.Now().Add(d))
 }
 
-func (c *wsConn) isClosing() bool {
+func (c *Conn) isClosing() bool {
 	c.dlMu.Lock()
 	defer c.dlMu.Unlock()
 	return c.closing
@@ -238,14 +240,14 @@ func (c *wsConn) isClosing() bool {
 
 // forceClose unblocks the reader and the writer at once. The server calls
 // it, holding its registry lock, when Shutdown runs out of time.
-func (c *wsConn) forceClose() {
+func (c *Conn) forceClose() {
 	c.cancel()
 	c.q.stopNow()
 	c.closingIn(0)
 	_ = c.ws.NetConn().SetWriteDeadline(time.Now())
 }
 
-func (c *wsConn) readLoop() error {
+func (c *Conn) readLoop() error {
 	c.ws.SetReadLimit(c.s.cfg.ReadLimit)
 	c.extendRead()
 	c.ws.SetPongHandler(func(string) error {
@@ -267,11 +269,11 @@ func (c *wsConn) readLoop() error {
 			continue // waiting for the peer's close frame
 		}
 		c.extendRead()
-		c.ep.frame(c, typ, data)
+		c.ep.Frame(c, typ, data)
 	}
 }
 
-func (c *wsConn) writeLoop() {
+func (c *Conn) writeLoop() {
 	defer close(c.writerDone)
 	ticker := time.NewTicker(c.s.cfg.PingInterval)
 	defer ticker.Stop()
@@ -325,16 +327,16 @@ func (c *wsConn) writeLoop() {
 }
 
 // abort ends a connection whose writes fail: the reader is unblocked now.
-func (c *wsConn) abort() {
+func (c *Conn) abort() {
 	c.q.stopNow()
 	c.closingIn(0)
 }
 
-func (c *wsConn) write(it *outItem) error {
+func (c *Conn) write(it *outItem) error {
 	data := it.data
 	if it.ev != nil {
 		var ok bool
-		if data, ok = c.ep.render(it.ev); !ok {
+		if data, ok = c.ep.Render(it.ev); !ok {
 			return nil
 		}
 	}
@@ -349,12 +351,12 @@ func (c *wsConn) write(it *outItem) error {
 }
 
 // send queues an encoded text frame.
-func (c *wsConn) send(data []byte) bool {
+func (c *Conn) send(data []byte) bool {
 	return c.q.push(outItem{typ: websocket.TextMessage, data: data, size: len(data)})
 }
 
 // sendJSON queues v as a text frame.
-func (c *wsConn) sendJSON(v any) bool {
+func (c *Conn) sendJSON(v any) bool {
 	data, err := json.Marshal(v)
 	if err != nil {
 		c.s.log.Error("encode websocket frame", "err", err)
@@ -367,7 +369,7 @@ func (c *wsConn) sendJSON(v any) bool {
 // stream run one at a time, in the order received; different streams run
 // concurrently. It waits while MaxInflight commands are in flight, and
 // returns false when the connection is draining or ending.
-func (c *wsConn) submit(stream string, fn func()) bool {
+func (c *Conn) submit(stream string, fn func()) bool {
 	select {
 	case c.slots <- struct{}{}:
 	case <-c.ctx.Done():
@@ -390,7 +392,7 @@ func (c *wsConn) submit(stream string, fn func()) bool {
 	return true
 }
 
-func (c *wsConn) runLane(stream string) {
+func (c *Conn) runLane(stream string) {
 	defer c.wg.Done()
 	for {
 		c.mu.Lock()
@@ -419,7 +421,7 @@ func (c *wsConn) runLane(stream string) {
 }
 
 // startDrain refuses further commands (they get 503 unavailable).
-func (c *wsConn) startDrain() {
+func (c *Conn) startDrain() {
 	c.mu.Lock()
 	c.draining = true
 	c.mu.Unlock()
@@ -427,7 +429,7 @@ func (c *wsConn) startDrain() {
 
 // waitIdle waits until no command is in flight; after startDrain, their
 // replies are then queued.
-func (c *wsConn) waitIdle(ctx context.Context) error {
+func (c *Conn) waitIdle(ctx context.Context) error {
 	c.mu.Lock()
 	if c.inflight == 0 {
 		c.mu.Unlock()
@@ -449,7 +451,7 @@ func (c *wsConn) waitIdle(ctx context.Context) error {
 // wsSub is one subscription of a connection; it is the actors.Sink the
 // runtime delivers to. Its fields after stream are guarded by c.q.mu.
 type wsSub struct {
-	c      *wsConn
+	c      *Conn
 	stream string
 	sub    actors.Subscription // set once Subscribe returned
 	stop   context.CancelFunc  // ends its catch-up
@@ -460,14 +462,14 @@ type wsSub struct {
 	held   []outItem
 }
 
-func (c *wsConn) newSub(stream string) *wsSub {
+func (c *Conn) newSub(stream string) *wsSub {
 	return &wsSub{c: c, stream: stream, active: true, stop: func() {}}
 }
 
 // Enqueue implements actors.Sink. It never blocks.
 func (s *wsSub) Enqueue(d actors.Delivery) bool {
 	if d.Event == nil || d.Presence {
-		if !s.c.ep.presence {
+		if !s.c.ep.Presence {
 			return true
 		}
 		members := d.Members
@@ -494,7 +496,7 @@ func (s *wsSub) Overflow() { s.c.q.overflow() }
 // Subscribe returns). Events with version > from are then delivered: from
 // the log up to v by a paced catch-up, then live. from nil means live
 // only.
-func (c *wsConn) subscribe(stream, member string, from *uint64, onVersion func(v uint64)) (*wsSub, error) {
+func (c *Conn) subscribe(stream, member string, from *uint64, onVersion func(v uint64)) (*wsSub, error) {
 	sub := c.newSub(stream)
 	var once sync.Once
 	started := func(v uint64) {
@@ -523,7 +525,7 @@ func (c *wsConn) subscribe(stream, member string, from *uint64, onVersion func(v
 	return sub, nil
 }
 
-func (c *wsConn) startDelivery(sub *wsSub, from *uint64, v uint64) {
+func (c *Conn) startDelivery(sub *wsSub, from *uint64, v uint64) {
 	switch {
 	case from == nil:
 		c.q.startLive(sub, v, true)
@@ -543,7 +545,7 @@ const catchUpPage = 256
 
 // catchUp queues the stored events of sub in (after, to], paced by the
 // writer, then makes sub live.
-func (c *wsConn) catchUp(ctx context.Context, sub *wsSub, after, to uint64) {
+func (c *Conn) catchUp(ctx context.Context, sub *wsSub, after, to uint64) {
 	defer c.wg.Done()
 	for after < to {
 		page, err := c.s.cfg.Log.ReadStream(ctx, sub.stream, after, int(min(to-after, catchUpPage)))
@@ -574,7 +576,7 @@ func (c *wsConn) catchUp(ctx context.Context, sub *wsSub, after, to uint64) {
 }
 
 // dropSub ends a subscription: nothing more of it is sent.
-func (c *wsConn) dropSub(sub *wsSub) {
+func (c *Conn) dropSub(sub *wsSub) {
 	c.q.deactivate(sub)
 	sub.stop()
 	if sub.sub != nil {

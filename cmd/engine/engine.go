@@ -23,6 +23,7 @@ import (
 	"github.com/b6368a97/engine/events"
 	"github.com/b6368a97/engine/events/pebblestore"
 	"github.com/b6368a97/engine/transport"
+	"github.com/b6368a97/engine/transport/seed"
 )
 
 // Main is the running engine: store, actor runtime and HTTP/WebSocket
@@ -104,6 +105,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.server, err = transport.New(transport.Config{
 		API:             m.runtime,
 		Log:             m.store,
+		Extensions:      []transport.Extension{seed.Routes(seed.Config{Log: m.store})},
 		Logger:          m.Logger,
 		BodyLimit:       m.Config.BodyLimit,
 		ReadLimit:       int64(m.Config.ReadLimit),

@@ -1,4 +1,4 @@
-package transport
+package seed
 
 import (
 	"context"
@@ -8,9 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -22,10 +20,54 @@ import (
 	"github.com/b6368a97/engine/actors/order"
 	"github.com/b6368a97/engine/actors/user"
 	"github.com/b6368a97/engine/events"
+	"github.com/b6368a97/engine/transport"
 )
 
-// The seed application's routes: thin shortcuts over stream commands that
-// existing clients call.
+// Config configures the seed routes. Zero values take the defaults.
+type Config struct {
+	// Log is the global log /live-score follows. Required; pass the
+	// events.Store.
+	Log Log
+	// OrderTimeout bounds how long POST /order/{item} waits for the order
+	// to be ready. Default 30 s.
+	OrderTimeout time.Duration
+}
+
+// DefaultOrderTimeout is Config.OrderTimeout's default.
+const DefaultOrderTimeout = 30 * time.Second
+
+// Log is the part of the event log /live-score reads. events.Store
+// satisfies it.
+type Log interface {
+	Follow(ctx context.Context, after uint64, fn func(events.Event) error) error
+	Head(ctx context.Context) (uint64, error)
+}
+
+// Routes returns the extension that registers the seed application's
+// routes and WebSocket endpoints on a transport.Server.
+func Routes(cfg Config) transport.Extension {
+	if cfg.OrderTimeout <= 0 {
+		cfg.OrderTimeout = DefaultOrderTimeout
+	}
+	return func(r *transport.Routes) {
+		h := &handlers{s: r.Server(), cfg: cfg}
+		r.Post("/signup", h.signup)
+		r.Post("/orders", h.postOrders)
+		r.Post("/order/:item", h.postOrderItem)
+		r.Post("/update-score", h.updateScore)
+		ls := liveScore{log: cfg.Log}
+		r.WebSocket(&transport.Endpoint{Path: "/chat", Frame: chatFrame})
+		r.WebSocket(&transport.Endpoint{Path: "/chat-room", Check: chatRoomCheck, Start: chatRoomStart, Frame: chatRoomFrame, Render: chatRoomRender})
+		r.WebSocket(&transport.Endpoint{Path: "/live-score", Check: ls.check, Start: ls.start})
+	}
+}
+
+// handlers are the seed's HTTP routes: thin shortcuts over stream
+// commands that existing clients call.
+type handlers struct {
+	s   *transport.Server
+	cfg Config
+}
 
 // newStreamID is a random stream id: 96 bits, hex.
 func newStreamID() string {
@@ -41,45 +83,22 @@ func keyedStreamID(key string) string {
 	return hex.EncodeToString(sum[:12])
 }
 
-// run executes a command built by a seed route, after the auth checks a
-// stream route makes.
-func (s *Server) run(c *fiber.Ctx, stream, typ string, data []byte, key string) (actors.Result, error) {
-	if err := checkStream(stream); err != nil {
-		return actors.Result{}, err
-	}
-	p := principalOf(c)
-	if err := p.allow(stream); err != nil {
-		return actors.Result{}, err
-	}
-	return s.execute(s.base, decider.Command{
-		Stream: stream,
-		Type:   typ,
-		Data:   data,
-		ID:     key,
-		User:   p.userName(),
-		Time:   s.cfg.Now(),
-	}, events.AnyVersion)
-}
-
 type signupBody struct {
 	Email string `json:"email"`
 	Name  string `json:"name"`
 }
 
 // signup: POST /signup {"email","name"} → 202 {"message":"Welcome!","user":"user:ID"}.
-func (s *Server) signup(c *fiber.Ctx) error {
-	if err := requireJSON(c); err != nil {
-		return err
-	}
+func (h *handlers) signup(c *fiber.Ctx) error {
 	var body signupBody
-	if err := decodeStrict(c.Body(), &body); err != nil {
+	if err := transport.DecodeJSON(c, &body); err != nil {
 		return err
 	}
 	id, err := user.IDForEmail(body.Email)
 	if err != nil {
 		return err
 	}
-	key, err := idempotencyKey(c)
+	key, err := transport.IdempotencyKey(c)
 	if err != nil {
 		return err
 	}
@@ -88,7 +107,7 @@ func (s *Server) signup(c *fiber.Ctx) error {
 		return err
 	}
 	stream := user.Kind + ":" + id
-	if _, err := s.run(c, stream, user.CommandSignUp, data, key); err != nil {
+	if _, err := h.s.Command(c, stream, user.CommandSignUp, data, key); err != nil {
 		return err
 	}
 	return c.Status(fiber.StatusAccepted).JSON(fiber.Map{"message": "Welcome!", "user": stream})
@@ -102,15 +121,12 @@ type ordersBody struct {
 }
 
 // postOrders: POST /orders {"items","email"?} → 202 {"order","status","version"}.
-func (s *Server) postOrders(c *fiber.Ctx) error {
-	if err := requireJSON(c); err != nil {
-		return err
-	}
+func (h *handlers) postOrders(c *fiber.Ctx) error {
 	var body ordersBody
-	if err := decodeStrict(c.Body(), &body); err != nil {
+	if err := transport.DecodeJSON(c, &body); err != nil {
 		return err
 	}
-	key, err := idempotencyKey(c)
+	key, err := transport.IdempotencyKey(c)
 	if err != nil {
 		return err
 	}
@@ -127,7 +143,7 @@ func (s *Server) postOrders(c *fiber.Ctx) error {
 		id = keyedStreamID(key)
 	}
 	stream := order.Kind + ":" + id
-	res, err := s.run(c, stream, order.CommandPlaceOrder, data, key)
+	res, err := h.s.Command(c, stream, order.CommandPlaceOrder, data, key)
 	if err != nil {
 		return err
 	}
@@ -139,14 +155,12 @@ var errOrderFailed = errors.New("the order could not be prepared")
 
 // postOrderItem: POST /order/{item} places a one-item order and answers
 // once it is ready: 200 {"order":"ITEM","status":"ready!"}.
-func (s *Server) postOrderItem(c *fiber.Ctx) error {
-	raw := c.Params("item")
-	item, err := url.PathUnescape(raw)
+func (h *handlers) postOrderItem(c *fiber.Ctx) error {
+	item, err := transport.PathParam(c, "item")
 	if err != nil {
-		return badRequest("item %q is not valid percent-encoding", clip(raw))
+		return err
 	}
-	item = strings.Clone(item)
-	key, err := idempotencyKey(c)
+	key, err := transport.IdempotencyKey(c)
 	if err != nil {
 		return err
 	}
@@ -155,10 +169,6 @@ func (s *Server) postOrderItem(c *fiber.Ctx) error {
 		id = keyedStreamID(key)
 	}
 	stream := order.Kind + ":" + id
-	p := principalOf(c)
-	if err := p.allow(stream); err != nil {
-		return err
-	}
 	data, err := json.Marshal(order.PlaceOrder{Items: []order.Item{{Name: item, Qty: 1}}})
 	if err != nil {
 		return err
@@ -168,18 +178,16 @@ func (s *Server) postOrderItem(c *fiber.Ctx) error {
 	// step's event can be missed, even on a retried key.
 	w := newWaitSink()
 	from := uint64(0)
-	ctx, cancel := context.WithTimeout(s.base, s.cfg.CommandTimeout)
-	sub, err := s.cfg.API.Subscribe(ctx, actors.SubscribeRequest{Stream: stream, From: &from, Sink: w})
-	cancel()
+	sub, err := h.s.Subscribe(c, actors.SubscribeRequest{Stream: stream, From: &from, Sink: w})
 	if err != nil {
 		return fmt.Errorf("subscribe %s: %w", stream, err)
 	}
 	defer sub.Cancel()
 
-	if _, err := s.run(c, stream, order.CommandPlaceOrder, data, key); err != nil {
+	if _, err := h.s.Command(c, stream, order.CommandPlaceOrder, data, key); err != nil {
 		return err
 	}
-	timer := time.NewTimer(s.cfg.OrderTimeout)
+	timer := time.NewTimer(h.cfg.OrderTimeout)
 	defer timer.Stop()
 	for {
 		select {
@@ -193,16 +201,16 @@ func (s *Server) postOrderItem(c *fiber.Ctx) error {
 				var f order.StepFailed
 				_ = json.Unmarshal(ev.Data, &f)
 				if f.Step == order.StepKitchen || f.Step == order.StepCook {
-					s.log.Warn("order failed", "stream", stream, "step", f.Step, "err", f.Error)
-					return newClientError(errOrderFailed, "order %s failed at its %s step", stream, f.Step)
+					h.s.Logger().Warn("order failed", "stream", stream, "step", f.Step, "err", f.Error)
+					return transport.ClientError(errOrderFailed, "order %s failed at its %s step", stream, f.Step)
 				}
 			}
 		case <-w.overflow:
 			return fmt.Errorf("order %s: %w", stream, errOrderFailed)
 		case <-timer.C:
-			return newClientError(actors.ErrUnavailable, "order %s was not ready within %s; it goes on: GET /streams/%s", stream, s.cfg.OrderTimeout, stream)
-		case <-s.base.Done():
-			return errDraining
+			return transport.ClientError(actors.ErrUnavailable, "order %s was not ready within %s; it goes on: GET /streams/%s", stream, h.cfg.OrderTimeout, stream)
+		case <-h.s.Context().Done():
+			return transport.ErrDraining
 		}
 	}
 }
@@ -237,15 +245,15 @@ func (w *waitSink) Enqueue(d actors.Delivery) bool {
 func (w *waitSink) Overflow() { w.once.Do(func() { close(w.overflow) }) }
 
 // updateScore: POST /update-score?game=G&team=T&score=S → 200 {"updated":true}.
-func (s *Server) updateScore(c *fiber.Ctx) error {
-	g := strings.Clone(c.Query("game", "main"))
-	team := strings.Clone(c.Query("team"))
+func (h *handlers) updateScore(c *fiber.Ctx) error {
+	g := transport.QueryParam(c, "game", "main")
+	team := transport.QueryParam(c, "team", "")
 	q := c.Query("score")
 	score, err := strconv.ParseInt(q, 10, 64)
 	if err != nil {
-		return badRequest("score must be a whole number, got %q", clip(q))
+		return transport.BadRequest("score must be a whole number, got %q", transport.Clip(q))
 	}
-	key, err := idempotencyKey(c)
+	key, err := transport.IdempotencyKey(c)
 	if err != nil {
 		return err
 	}
@@ -253,7 +261,7 @@ func (s *Server) updateScore(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.run(c, game.Kind+":"+g, game.CommandUpdateScore, data, key); err != nil {
+	if _, err := h.s.Command(c, game.Kind+":"+g, game.CommandUpdateScore, data, key); err != nil {
 		return err
 	}
 	return c.JSON(fiber.Map{"updated": true})
