@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/b6368a97/engine/events"
+	"github.com/b6368a97/engine/mail"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -524,7 +525,7 @@ func TestStopAnswersAndRefuses(t *testing.T) {
 		store := rtMemStore(t)
 		cfg := rtConfig(store)
 		cfg.CookTime = time.Hour // a step that would never end by itself
-		cfg.Mailer = NewOutboxMailer(t.TempDir())
+		cfg.Mailer = mail.NewOutbox(t.TempDir())
 		r, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)

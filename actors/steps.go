@@ -292,7 +292,7 @@ func permanent(err error) error { return permanentError{err} }
 
 // isPermanent: errors that say the request itself is wrong are not
 // retried. A Mailer (or anything else in the chain) marks such an error
-// with a method Permanent() bool, the way actors/mailer does.
+// with a method Permanent() bool, the way package mail does.
 func isPermanent(err error) bool {
 	var p interface{ Permanent() bool }
 	if errors.As(err, &p) && p.Permanent() {

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/b6368a97/engine/events"
+	"github.com/b6368a97/engine/mail"
 )
 
 // rtMailer counts sends per key and fails the first failFirst of them
@@ -75,7 +76,7 @@ func TestBackgroundSteps(t *testing.T) {
 	store := rtMemStore(t)
 	outbox := t.TempDir()
 	cfg := rtConfig(store)
-	cfg.Mailer = NewOutboxMailer(outbox)
+	cfg.Mailer = mail.NewOutbox(outbox)
 	r := rtStart(t, cfg)
 	ctx := rtCtx(t)
 
@@ -199,7 +200,7 @@ func TestFailingStepDoesNotBlockCommands(t *testing.T) {
 func TestStepsResumeAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	outbox := filepath.Join(t.TempDir(), "outbox")
-	mailer := &rtMailer{next: NewOutboxMailer(outbox)}
+	mailer := &rtMailer{next: mail.NewOutbox(outbox)}
 
 	store := rtOpenPebble(t, dir)
 	cfg := rtConfig(store)

@@ -21,6 +21,7 @@ import (
 	"github.com/b6368a97/engine/actors/kinds"
 	"github.com/b6368a97/engine/events"
 	"github.com/b6368a97/engine/events/memstore"
+	"github.com/b6368a97/engine/mail"
 )
 
 // testTimeout bounds every wait of a test: a deadline, never a sleep.
@@ -68,7 +69,7 @@ func newHarnessLn(t testing.TB, wrap func(net.Listener) net.Listener, opts ...op
 		Kinds:       kinds.All(),
 		CookTime:    5 * time.Millisecond,
 		StepBackoff: time.Millisecond,
-		Mailer:      actors.NewOutboxMailer(t.TempDir()),
+		Mailer:      mail.NewOutbox(t.TempDir()),
 		Observer:    m,
 		Logger:      slog.New(slog.DiscardHandler),
 	})

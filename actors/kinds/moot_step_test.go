@@ -11,6 +11,7 @@ import (
 	"github.com/b6368a97/engine/actors/kinds"
 	"github.com/b6368a97/engine/events"
 	"github.com/b6368a97/engine/events/memstore"
+	"github.com/b6368a97/engine/mail"
 )
 
 // An order cancelled while it cooks must not wait for the cook step: the
@@ -23,7 +24,7 @@ func TestCancelWhileCookingReleasesTicketAtOnce(t *testing.T) {
 		Store:    store,
 		Kinds:    kinds.All(),
 		CookTime: time.Hour,
-		Mailer:   actors.NewOutboxMailer(t.TempDir()),
+		Mailer:   mail.NewOutbox(t.TempDir()),
 		Logger:   slog.New(slog.DiscardHandler),
 	})
 	if err != nil {

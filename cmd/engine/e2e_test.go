@@ -31,6 +31,7 @@ import (
 
 	"github.com/b6368a97/engine/actors"
 	"github.com/b6368a97/engine/events"
+	"github.com/b6368a97/engine/mail"
 )
 
 // e2eTimeout bounds every wait of a test. It is generous on purpose: the
@@ -678,7 +679,7 @@ func TestE2ESignupAnswersBeforeTheMailer(t *testing.T) {
 	dir := t.TempDir()
 	outbox := filepath.Join(dir, "outbox")
 	mailer := &heldMailer{
-		inner:   actors.NewOutboxMailer(outbox),
+		inner:   mail.NewOutbox(outbox),
 		entered: make(chan string, 8),
 		release: make(chan struct{}),
 	}

@@ -18,9 +18,9 @@ import (
 
 	"github.com/b6368a97/engine/actors"
 	"github.com/b6368a97/engine/actors/kinds"
-	"github.com/b6368a97/engine/actors/mailer"
 	"github.com/b6368a97/engine/events"
 	"github.com/b6368a97/engine/events/pebblestore"
+	"github.com/b6368a97/engine/mail"
 	"github.com/b6368a97/engine/transport"
 )
 
@@ -143,18 +143,18 @@ func (m *Main) mailer() (actors.Mailer, error) {
 	case m.Mailer != nil:
 		return m.Mailer, nil
 	case m.Config.SMTPURL != "":
-		cfg, err := mailer.ParseURL(m.Config.SMTPURL)
+		cfg, err := mail.ParseURL(m.Config.SMTPURL)
 		if err != nil {
 			// ParseURL's errors never repeat the password.
 			return nil, fmt.Errorf("ENGINE_SMTP_URL: %w", err)
 		}
 		cfg.Logger = m.Logger
 		m.Logger.Info("mailer: smtp", "url", cfg.String())
-		return mailer.NewSMTP(cfg), nil
+		return mail.NewSMTP(cfg), nil
 	default:
 		dir := filepath.Join(m.Config.DataDir, "outbox")
 		m.Logger.Info("mailer: outbox", "dir", dir)
-		return actors.NewOutboxMailer(dir), nil
+		return mail.NewOutbox(dir), nil
 	}
 }
 

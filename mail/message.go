@@ -1,4 +1,4 @@
-package mailer
+package mail
 
 import (
 	"bytes"
@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/b6368a97/engine/actors"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -40,7 +39,7 @@ func render(from *mail.Address, now time.Time, key string, msg events.Email) (me
 	if err != nil {
 		return message{}, permanent(fmt.Errorf("mailer: recipient %q: %w", msg.To, err))
 	}
-	id := actors.MessageID(key)
+	id := MessageID(key)
 
 	var b bytes.Buffer
 	header := func(name, value string) {

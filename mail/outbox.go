@@ -1,4 +1,4 @@
-package actors
+package mail
 
 import (
 	"bytes"
@@ -19,14 +19,14 @@ import (
 	"github.com/b6368a97/engine/events"
 )
 
-// OutboxMailer "sends" email by writing one RFC 5322 message per step key
+// Outbox "sends" email by writing one RFC 5322 message per step key
 // into a directory (the engine uses <data>/outbox/), where a person or a
 // relay picks it up. The file is named after the key and written
 // atomically (a temporary file renamed into place), and a key whose file
 // exists is not written again: a repeated step leaves exactly one message.
 //
 // Safe for concurrent use; steps with distinct keys write distinct files.
-type OutboxMailer struct {
+type Outbox struct {
 	// Dir is the outbox directory; it is created on first use.
 	Dir string
 	// From is the sender address. Default "engine <noreply@engine.local>".
@@ -35,16 +35,16 @@ type OutboxMailer struct {
 	Now func() time.Time
 }
 
-// NewOutboxMailer returns an OutboxMailer writing into dir.
-func NewOutboxMailer(dir string) Mailer {
-	return &OutboxMailer{Dir: dir}
+// NewOutbox returns an Outbox writing into dir.
+func NewOutbox(dir string) *Outbox {
+	return &Outbox{Dir: dir}
 }
 
 // messageIDDomain is the right-hand side of every Message-ID.
 const messageIDDomain = "engine.local"
 
-// Send implements Mailer.
-func (m *OutboxMailer) Send(ctx context.Context, key string, msg events.Email) error {
+// Send implements Sender.
+func (m *Outbox) Send(ctx context.Context, key string, msg events.Email) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -71,7 +71,7 @@ func (m *OutboxMailer) Send(ctx context.Context, key string, msg events.Email) e
 	return writeAtomic(m.Dir, path, body)
 }
 
-func (m *OutboxMailer) render(key string, to *mail.Address, msg events.Email) ([]byte, error) {
+func (m *Outbox) render(key string, to *mail.Address, msg events.Email) ([]byte, error) {
 	from := m.From
 	if from == "" {
 		from = "engine <noreply@" + messageIDDomain + ">"
@@ -126,7 +126,7 @@ func MessageID(key string) string {
 	return "<" + hex.EncodeToString(sum[:16]) + "@" + messageIDDomain + ">"
 }
 
-// OutboxFileName is the file an OutboxMailer writes for key: the key with
+// OutboxFileName is the file an Outbox writes for key: the key with
 // every character outside [A-Za-z0-9._-] replaced by '_', plus ".eml"
 // ("order:42/receipt" -> "order_42_receipt.eml"). Keys longer than 200
 // bytes are cut and suffixed with a hash of the whole key.

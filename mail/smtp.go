@@ -1,4 +1,4 @@
-package mailer
+package mail
 
 import (
 	"context"
@@ -11,12 +11,11 @@ import (
 	"net/smtp"
 	"strconv"
 
-	"github.com/b6368a97/engine/actors"
 	"github.com/b6368a97/engine/events"
 )
 
 // SMTP sends each message over its own SMTP connection. It implements
-// actors.Mailer and is safe for concurrent use: it holds only its
+// Sender and is safe for concurrent use: it holds only its
 // configuration.
 type SMTP struct {
 	cfg  Config
@@ -27,8 +26,6 @@ type SMTP struct {
 	err error
 	log *slog.Logger
 }
-
-var _ actors.Mailer = (*SMTP)(nil)
 
 // NewSMTP returns a mailer for cfg. An invalid cfg (see Config.Validate)
 // makes every Send fail permanently; check Validate first to fail early.
@@ -43,7 +40,7 @@ func NewSMTP(cfg Config) *SMTP {
 	return m
 }
 
-// Send delivers msg to msg.To with Message-ID actors.MessageID(key). It
+// Send delivers msg to msg.To with Message-ID MessageID(key). It
 // returns nil once the server has accepted the message (250 after DATA);
 // a failure after that point (QUIT) is only logged, because sending again
 // would deliver a second copy. Errors that a retry will not fix satisfy

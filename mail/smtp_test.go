@@ -1,4 +1,4 @@
-package mailer
+package mail
 
 import (
 	"bytes"
@@ -18,7 +18,6 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/b6368a97/engine/actors"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -161,7 +160,7 @@ func TestSendDelivers(t *testing.T) {
 					t.Fatalf("Subject header not RFC 2047 encoded: %q", p.header.Get("Subject"))
 				}
 			}
-			if got, want := p.header.Get("Message-ID"), actors.MessageID(tt.key); got != want {
+			if got, want := p.header.Get("Message-ID"), MessageID(tt.key); got != want {
 				t.Fatalf("Message-ID = %q, want %q", got, want)
 			}
 			if date, err := p.header.Date(); err != nil || !date.Equal(testNow) {
@@ -348,7 +347,7 @@ func TestSendTransientThenSuccess(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("server holds %d messages, want 1", len(msgs))
 	}
-	if id := parse(t, msgs[0].data).header.Get("Message-ID"); id != actors.MessageID("order:42/receipt") {
+	if id := parse(t, msgs[0].data).header.Get("Message-ID"); id != MessageID("order:42/receipt") {
 		t.Fatalf("Message-ID = %q", id)
 	}
 }

@@ -1,6 +1,5 @@
-// Package mailer is the SMTP implementation of actors.Mailer: it sends the
-// email of a StepEmail step to a real mail server (ENGINE_SMTP_URL), where
-// actors.OutboxMailer only writes .eml files.
+// Package mail sends the email of a StepEmail step: SMTP to a real mail
+// server (ENGINE_SMTP_URL), or Outbox, which only writes .eml files.
 //
 // What it owns:
 //
@@ -12,7 +11,7 @@
 //     credentials are configured (only over TLS or to localhost), MAIL
 //     FROM, RCPT TO, DATA, QUIT.
 //   - The message: an RFC 5322 text/plain UTF-8 message, quoted-printable,
-//     CRLF line endings, RFC 2047 subject, Message-ID actors.MessageID(key)
+//     CRLF line endings, RFC 2047 subject, Message-ID MessageID(key)
 //     (the same id the outbox uses). CR or LF in the recipient or subject
 //     is refused, never repaired: header injection is impossible.
 //   - Error classification: IsPermanent for 5xx replies, invalid messages
@@ -35,4 +34,4 @@
 // Send starts no goroutine of its own beyond a context.AfterFunc that
 // closes the connection when ctx ends, stopped before Send returns, so a
 // stalled server never outlives the caller's context (or Config.Timeout).
-package mailer
+package mail
