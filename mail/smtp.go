@@ -51,7 +51,7 @@ func (m *SMTP) Send(ctx context.Context, key string, msg events.Email) error {
 		return permanent(m.err)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("mailer: %w", err)
+		return fmt.Errorf("smtp: %w", err)
 	}
 	mm, err := render(m.from, m.cfg.Now(), key, msg)
 	if err != nil {
@@ -111,7 +111,7 @@ func (m *SMTP) deliver(ctx context.Context, mm message) (err error) {
 				return m.fail(ctx, "starttls", err)
 			}
 		} else if m.cfg.TLS == TLSRequired {
-			return permanent(fmt.Errorf("mailer: %s does not offer STARTTLS and tls=required", addr))
+			return permanent(fmt.Errorf("smtp: %s does not offer STARTTLS and tls=required", addr))
 		}
 	}
 	if m.cfg.Username != "" {
@@ -184,10 +184,10 @@ func (m *SMTP) tlsConfig() *tls.Config {
 // failure stays transient.
 func (m *SMTP) fail(ctx context.Context, stage string, err error) error {
 	if IsPermanent(err) {
-		return fmt.Errorf("mailer: %s: %w", stage, err)
+		return fmt.Errorf("smtp: %s: %w", stage, err)
 	}
 	if cerr := ctx.Err(); cerr != nil {
-		return fmt.Errorf("mailer: %s: %w: %w", stage, cerr, err)
+		return fmt.Errorf("smtp: %s: %w: %w", stage, cerr, err)
 	}
-	return classify(fmt.Errorf("mailer: %s %s: %w", stage, m.cfg.Host, err))
+	return classify(fmt.Errorf("smtp: %s %s: %w", stage, m.cfg.Host, err))
 }
