@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/mail"
 	"net/url"
 	"strconv"
 	"strings"
@@ -136,8 +135,9 @@ func (c Config) Validate() error {
 	if strings.ContainsAny(c.Username+c.Password, "\r\n") {
 		errs = append(errs, errors.New("credentials contain a line break"))
 	}
-	if _, err := mail.ParseAddress(c.From); err != nil {
-		errs = append(errs, fmt.Errorf("from %q: %w", c.From, err))
+	// The sender goes into the From header: the header policy applies.
+	if _, err := parseAddress("from", c.From); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.TLS {
 	case TLSStartTLS, TLSRequired, TLSNone, TLSImplicit:

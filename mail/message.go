@@ -2,6 +2,8 @@ package mail
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"mime"
@@ -13,6 +15,12 @@ import (
 	"github.com/b6368a97/engine/events"
 )
 
+// ErrInvalidHeader is in the chain of every refusal by the header policy
+// (see the package documentation): a To or Subject with a line break or
+// another control character, a To that is not one valid address. Such an
+// error is also permanent.
+var ErrInvalidHeader = errors.New("invalid header")
+
 // message is one rendered email: its envelope and its RFC 5322 text.
 type message struct {
 	rcpt string // envelope recipient, a bare address
@@ -20,51 +28,55 @@ type message struct {
 	data []byte // headers and body, CRLF line endings, not dot-stuffed
 }
 
-// render builds the message for key. Every error is permanent: the input
-// will be just as wrong next time.
+// render builds the message for key: the one place where headers are
+// built and checked, for the Outbox and SMTP alike. Every error is
+// permanent: the input will be just as wrong next time.
 func render(from *mail.Address, now time.Time, key string, msg events.Email) (message, error) {
 	if key == "" {
-		return message{}, permanent(errors.New("mailer: empty key"))
+		return message{}, permanent(errors.New("mail: empty key"))
 	}
 	// A CR or LF in a header value would let the step's input add headers
 	// (a Bcc) or end the headers early; refuse rather than repair, so that
 	// a bad message is visible in the step's failure.
-	if hasControl(msg.To) {
-		return message{}, permanent(fmt.Errorf("mailer: recipient %q contains a control character", msg.To))
-	}
-	if hasControl(msg.Subject) {
-		return message{}, permanent(fmt.Errorf("mailer: subject %q contains a control character", msg.Subject))
-	}
-	to, err := mail.ParseAddress(msg.To)
+	to, err := parseAddress("recipient", msg.To)
 	if err != nil {
-		return message{}, permanent(fmt.Errorf("mailer: recipient %q: %w", msg.To, err))
+		return message{}, err
+	}
+	if err := checkValue("subject", msg.Subject); err != nil {
+		return message{}, err
 	}
 	id := MessageID(key)
-
+	fields := []struct{ name, value string }{
+		{"From", from.String()},
+		{"To", to.String()},
+		// QEncoding leaves a printable ASCII subject as it is.
+		{"Subject", mime.QEncoding.Encode("utf-8", msg.Subject)},
+		{"Date", now.Format(time.RFC1123Z)},
+		{"Message-ID", id},
+		{"MIME-Version", "1.0"},
+		{"Content-Type", "text/plain; charset=utf-8"},
+		// Quoted-printable keeps the body 7-bit clean and its lines short
+		// whatever it holds, so no server can reject or rewrap it; hard
+		// line breaks (CRLF, LF or a lone CR) become CRLF.
+		{"Content-Transfer-Encoding", "quoted-printable"},
+	}
 	var b bytes.Buffer
-	header := func(name, value string) {
-		b.WriteString(fold(name+": "+value, 78))
+	for _, f := range fields {
+		// The inputs were checked above; this holds every value written,
+		// whatever produced it, to the same rule.
+		if err := checkValue(f.name, f.value); err != nil {
+			return message{}, err
+		}
+		b.WriteString(fold(f.name+": "+f.value, 78))
 		b.WriteString("\r\n")
 	}
-	header("From", from.String())
-	header("To", to.String())
-	// QEncoding leaves a printable ASCII subject as it is.
-	header("Subject", mime.QEncoding.Encode("utf-8", msg.Subject))
-	header("Date", now.Format(time.RFC1123Z))
-	header("Message-ID", id)
-	header("MIME-Version", "1.0")
-	header("Content-Type", "text/plain; charset=utf-8")
-	// Quoted-printable keeps the body 7-bit clean and its lines short
-	// whatever it holds, so no server can reject or rewrap it; hard line
-	// breaks (CRLF, LF or a lone CR) become CRLF.
-	header("Content-Transfer-Encoding", "quoted-printable")
 	b.WriteString("\r\n")
 	qp := quotedprintable.NewWriter(&b)
 	if _, err := qp.Write([]byte(msg.Body)); err != nil {
-		return message{}, permanent(fmt.Errorf("mailer: encode body: %w", err))
+		return message{}, permanent(fmt.Errorf("mail: encode body: %w", err))
 	}
 	if err := qp.Close(); err != nil {
-		return message{}, permanent(fmt.Errorf("mailer: encode body: %w", err))
+		return message{}, permanent(fmt.Errorf("mail: encode body: %w", err))
 	}
 	if !bytes.HasSuffix(b.Bytes(), []byte("\r\n")) {
 		b.WriteString("\r\n")
@@ -72,11 +84,44 @@ func render(from *mail.Address, now time.Time, key string, msg events.Email) (me
 	return message{rcpt: to.Address, id: id, data: b.Bytes()}, nil
 }
 
-// hasControl reports ASCII control characters (CR, LF, NUL, …) and DEL,
-// none of which belongs in a one-line header value.
-func hasControl(s string) bool {
-	return strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f })
+// parseAddress checks an address header value (the recipient of a
+// message, a configured sender): no control characters, exactly one
+// RFC 5322 address. Its errors are permanent and match ErrInvalidHeader.
+func parseAddress(what, value string) (*mail.Address, error) {
+	if err := checkValue(what, value); err != nil {
+		return nil, err
+	}
+	a, err := mail.ParseAddress(value)
+	if err != nil {
+		return nil, permanent(fmt.Errorf("mail: %w: %s %q is not one valid address: %w", ErrInvalidHeader, what, value, err))
+	}
+	return a, nil
 }
+
+// checkValue refuses a header value holding a line break (CR or LF) or
+// another ASCII control character (NUL, …, DEL; a tab is allowed), none
+// of which belongs in a one-line header value.
+func checkValue(what, value string) error {
+	i := strings.IndexFunc(value, func(r rune) bool { return r < 0x20 && r != '\t' || r == 0x7f })
+	if i < 0 {
+		return nil
+	}
+	problem := "a line break (CR or LF)"
+	if c := value[i]; c != '\r' && c != '\n' {
+		problem = fmt.Sprintf("the control character %U", rune(c))
+	}
+	return permanent(fmt.Errorf("mail: %w: %s %q contains %s (refused, not repaired)", ErrInvalidHeader, what, value, problem))
+}
+
+// MessageID is the Message-ID of the email sent for key: derived from it,
+// so that a receiver can tell a repeat. The Outbox and SMTP use the same.
+func MessageID(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return "<" + hex.EncodeToString(sum[:16]) + "@" + messageIDDomain + ">"
+}
+
+// messageIDDomain is the right-hand side of every Message-ID.
+const messageIDDomain = "engine.local"
 
 // fold breaks a header line before spaces so that its lines stay within
 // limit where the words allow (RFC 5322 2.2.3). Unfolding removes only

@@ -1,16 +1,12 @@
 package mail
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
-	"mime"
-	"mime/quotedprintable"
-	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -35,25 +31,35 @@ type Outbox struct {
 	Now func() time.Time
 }
 
+// defaultOutboxFrom is the sender of an Outbox without From.
+const defaultOutboxFrom = "engine <noreply@" + messageIDDomain + ">"
+
 // NewOutbox returns an Outbox writing into dir.
 func NewOutbox(dir string) *Outbox {
 	return &Outbox{Dir: dir}
 }
 
-// messageIDDomain is the right-hand side of every Message-ID.
-const messageIDDomain = "engine.local"
-
-// Send implements Sender.
+// Send implements Sender. The message is built and checked (see render)
+// before the outbox is touched: a refused message writes nothing.
 func (m *Outbox) Send(ctx context.Context, key string, msg events.Email) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if key == "" {
-		return permanent(errors.New("outbox: empty key"))
+	fromText := m.From
+	if fromText == "" {
+		fromText = defaultOutboxFrom
 	}
-	to, err := mail.ParseAddress(msg.To)
+	from, err := parseAddress("sender", fromText)
 	if err != nil {
-		return permanent(fmt.Errorf("outbox: recipient %q: %w", msg.To, err))
+		return fmt.Errorf("outbox: %w", err)
+	}
+	now := time.Now
+	if m.Now != nil {
+		now = m.Now
+	}
+	mm, err := render(from, now(), key, msg)
+	if err != nil {
+		return err
 	}
 	path := filepath.Join(m.Dir, OutboxFileName(key))
 	if _, err := os.Stat(path); err == nil {
@@ -61,69 +67,10 @@ func (m *Outbox) Send(ctx context.Context, key string, msg events.Email) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("outbox: %w", err)
 	}
-	body, err := m.render(key, to, msg)
-	if err != nil {
-		return err
-	}
 	if err := os.MkdirAll(m.Dir, 0o755); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
-	return writeAtomic(m.Dir, path, body)
-}
-
-func (m *Outbox) render(key string, to *mail.Address, msg events.Email) ([]byte, error) {
-	from := m.From
-	if from == "" {
-		from = "engine <noreply@" + messageIDDomain + ">"
-	}
-	now := time.Now
-	if m.Now != nil {
-		now = m.Now
-	}
-	var b bytes.Buffer
-	header := func(name, value string) {
-		b.WriteString(name)
-		b.WriteString(": ")
-		b.WriteString(value)
-		b.WriteString("\r\n")
-	}
-	header("From", from)
-	header("To", to.String())
-	header("Subject", mime.QEncoding.Encode("utf-8", oneLine(msg.Subject)))
-	header("Date", now().Format(time.RFC1123Z))
-	header("Message-ID", MessageID(key))
-	header("MIME-Version", "1.0")
-	header("Content-Type", "text/plain; charset=utf-8")
-	header("Content-Transfer-Encoding", "quoted-printable")
-	b.WriteString("\r\n")
-	// Quoted-printable keeps lines under 78 characters and 7-bit clean
-	// whatever the body holds; hard line breaks become CRLF.
-	qp := quotedprintable.NewWriter(&b)
-	body := strings.ReplaceAll(msg.Body, "\r\n", "\n")
-	body = strings.ReplaceAll(body, "\n", "\r\n")
-	if _, err := qp.Write([]byte(body)); err != nil {
-		return nil, fmt.Errorf("outbox: encode body: %w", err)
-	}
-	if err := qp.Close(); err != nil {
-		return nil, fmt.Errorf("outbox: encode body: %w", err)
-	}
-	if !bytes.HasSuffix(b.Bytes(), []byte("\r\n")) {
-		b.WriteString("\r\n")
-	}
-	return b.Bytes(), nil
-}
-
-// oneLine keeps a header value on one line: a CR or LF in a subject would
-// otherwise inject headers.
-func oneLine(s string) string {
-	return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == '\r' || r == '\n' }), " ")
-}
-
-// MessageID is the Message-ID of the email sent for key: derived from it,
-// so that a receiver can tell a repeat.
-func MessageID(key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return "<" + hex.EncodeToString(sum[:16]) + "@" + messageIDDomain + ">"
+	return writeAtomic(m.Dir, path, mm.data)
 }
 
 // OutboxFileName is the file an Outbox writes for key: the key with
