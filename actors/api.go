@@ -25,7 +25,7 @@ type Config struct {
 	// CookTime is how long the StepWait action takes. Default 3 s.
 	CookTime time.Duration
 	// Mailer sends StepEmail steps. Default: none (email steps fail); the
-	// engine passes an OutboxMailer.
+	// engine passes a mail.Outbox or a mail.SMTP (package mail).
 	Mailer Mailer
 	// StepAttempts and StepBackoff bound the retries of a failing step: at
 	// most StepAttempts tries (default 5), waiting StepBackoff (default

@@ -33,7 +33,8 @@
 //     attempt is logged ("step attempt") and reported to
 //     Observer.StepAttempt. The store's pending index lets Start resume
 //     unfinished steps, including those interrupted in a back-off.
-//   - OutboxMailer, the Mailer that writes .eml files.
+//   - The Mailer interface that StepEmail steps call. Its implementations
+//     (the .eml outbox, SMTP) and the header policy live in package mail.
 //
 // Concurrency contract: Runtime's methods are safe for concurrent use.
 // Everything about one stream happens on its actor, one message at a

@@ -7,8 +7,8 @@ import (
 
 // PermanentError is a failure that sending the same message again will not
 // fix: the server rejected it with a 5xx reply (unknown recipient,
-// authentication refused, policy), the message itself is invalid, or the
-// configuration cannot work. Anything else (4xx replies, network errors,
+// authentication refused, policy), the message itself is invalid (see
+// ErrInvalidHeader), or the configuration cannot work. Anything else (4xx replies, network errors,
 // timeouts, cancellation) is transient.
 //
 // The server's reply, when there was one, is in the chain as a
@@ -20,8 +20,8 @@ type PermanentError struct {
 func (e *PermanentError) Error() string { return e.Err.Error() }
 func (e *PermanentError) Unwrap() error { return e.Err }
 
-// Permanent reports true. It lets a caller that cannot import this package
-// (the actors runtime) recognise the error through an interface.
+// Permanent reports true. It lets a caller that does not import this
+// package (the actors runtime) recognise the error through an interface.
 func (e *PermanentError) Permanent() bool { return true }
 
 // IsPermanent reports whether err says that a retry will not help.

@@ -39,8 +39,9 @@ func NewOutbox(dir string) *Outbox {
 	return &Outbox{Dir: dir}
 }
 
-// Send implements Sender. The message is built and checked (see render)
-// before the outbox is touched: a refused message writes nothing.
+// Send implements Sender. The message is built and checked against the
+// header policy (see the package documentation) before the outbox is
+// touched: a refused message writes nothing.
 func (m *Outbox) Send(ctx context.Context, key string, msg events.Email) error {
 	if err := ctx.Err(); err != nil {
 		return err
