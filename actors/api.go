@@ -50,15 +50,6 @@ type Config struct {
 	IdempotencyWindow int
 }
 
-// Mailer sends one email. key is the step's idempotency key: sending the
-// same key twice must deliver at most one message where the receiver can
-// tell (an outbox file named by key, a Message-ID derived from it). An
-// error with a method Permanent() bool that returns true is not retried
-// (a rejected recipient); any other error is retried with backoff.
-type Mailer interface {
-	Send(ctx context.Context, key string, msg decider.Email) error
-}
-
 // Result is the reply to a command, sent only once its events are durable.
 type Result struct {
 	Stream string

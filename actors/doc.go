@@ -33,7 +33,9 @@
 //     attempt is logged ("step attempt") and reported to
 //     Observer.StepAttempt. The store's pending index lets Start resume
 //     unfinished steps, including those interrupted in a back-off.
-//   - OutboxMailer, the Mailer that writes .eml files.
+//   - Step executors: the runtime runs decider.StepCommand itself; every
+//     other action runs through the Executor registered for it in
+//     Config.Executors (Wait here; the email executor in package mail).
 //
 // Concurrency contract: Runtime's methods are safe for concurrent use.
 // Everything about one stream happens on its actor, one message at a

@@ -23,6 +23,7 @@ import (
 	"github.com/b6368a97/engine/events"
 	"github.com/b6368a97/engine/events/memstore"
 	"github.com/b6368a97/engine/events/pebblestore"
+	"github.com/b6368a97/engine/mail"
 )
 
 // rtCounter is a counter kind: Inc, Add {by}, AddTwice, IfBelow {limit},
@@ -307,7 +308,7 @@ func cookFor(d time.Duration) Executor {
 
 func setCook(cfg *Config, d time.Duration) { cfg.Executors[decider.StepWait] = cookFor(d) }
 
-func setMailer(cfg *Config, m Mailer) { cfg.Executors[decider.StepEmail] = SendEmail(m) }
+func setMailer(cfg *Config, m mail.Sender) { cfg.Executors[decider.StepEmail] = mail.Executor(m) }
 
 // rtStart creates and starts a Runtime and stops it at cleanup.
 func rtStart(t testing.TB, cfg Config) *Runtime {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
+	"github.com/b6368a97/engine/mail"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -525,7 +526,7 @@ func TestStopAnswersAndRefuses(t *testing.T) {
 		store := rtMemStore(t)
 		cfg := rtConfig(store)
 		setCook(&cfg, time.Hour) // a step that would never end by itself
-		setMailer(&cfg, NewOutboxMailer(t.TempDir()))
+		setMailer(&cfg, mail.NewOutbox(t.TempDir()))
 		r, err := New(cfg)
 		if err != nil {
 			t.Fatal(err)

@@ -285,16 +285,6 @@ func Wait(ctx context.Context, st decider.Step) error {
 	return nil
 }
 
-// SendEmail is the executor of decider.StepEmail that sends through m.
-func SendEmail(m Mailer) Executor {
-	return func(ctx context.Context, st decider.Step) error {
-		if st.Email == nil {
-			return decider.Permanent(errors.New("email step without a message"))
-		}
-		return m.Send(ctx, st.Key, *st.Email)
-	}
-}
-
 // isPermanent: errors that say the request itself is wrong are not
 // retried: those an executor marks with decider.Permanent, and the
 // rejections of a command step.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
+	"github.com/b6368a97/engine/mail"
 )
 
 // rtMailer counts sends per key and fails the first failFirst of them
@@ -24,7 +25,7 @@ type rtMailer struct {
 	sends     map[string]int
 	failFirst int
 	permanent bool // fail with an error that says a retry cannot help
-	next      Mailer
+	next      mail.Sender
 }
 
 var rtRejected = decider.Permanent(errors.New("550 no such user"))
@@ -73,7 +74,7 @@ func TestBackgroundSteps(t *testing.T) {
 	store := rtMemStore(t)
 	outbox := t.TempDir()
 	cfg := rtConfig(store)
-	setMailer(&cfg, NewOutboxMailer(outbox))
+	setMailer(&cfg, mail.NewOutbox(outbox))
 	r := rtStart(t, cfg)
 	ctx := rtCtx(t)
 
@@ -197,7 +198,7 @@ func TestFailingStepDoesNotBlockCommands(t *testing.T) {
 func TestStepsResumeAfterRestart(t *testing.T) {
 	dir := t.TempDir()
 	outbox := filepath.Join(t.TempDir(), "outbox")
-	mailer := &rtMailer{next: NewOutboxMailer(outbox)}
+	mailer := &rtMailer{next: mail.NewOutbox(outbox)}
 
 	store := rtOpenPebble(t, dir)
 	cfg := rtConfig(store)

@@ -12,6 +12,7 @@ import (
 	"github.com/b6368a97/engine/actors/kinds"
 	"github.com/b6368a97/engine/events"
 	"github.com/b6368a97/engine/events/memstore"
+	"github.com/b6368a97/engine/mail"
 )
 
 // An order cancelled while it cooks must not wait for the cook step: the
@@ -25,7 +26,7 @@ func TestCancelWhileCookingReleasesTicketAtOnce(t *testing.T) {
 		Kinds: kinds.All(kinds.Config{CookTime: time.Hour}),
 		Executors: map[string]actors.Executor{
 			decider.StepWait:  actors.Wait,
-			decider.StepEmail: actors.SendEmail(actors.NewOutboxMailer(t.TempDir())),
+			decider.StepEmail: mail.Executor(mail.NewOutbox(t.TempDir())),
 		},
 		Logger: slog.New(slog.DiscardHandler),
 	})

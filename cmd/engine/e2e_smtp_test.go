@@ -14,7 +14,7 @@ import (
 	"io"
 	"log"
 	"net"
-	"net/mail"
+	netmail "net/mail"
 	"strings"
 	"sync"
 	"testing"
@@ -22,14 +22,14 @@ import (
 
 	"github.com/emersion/go-smtp"
 
-	"github.com/b6368a97/engine/actors"
+	"github.com/b6368a97/engine/mail"
 )
 
 // smtpMsg is one message the test server accepted.
 type smtpMsg struct {
 	from string
 	to   []string
-	msg  *mail.Message
+	msg  *netmail.Message
 	raw  string
 }
 
@@ -147,7 +147,7 @@ func (x *smtpSession) Data(r io.Reader) error {
 			return err
 		}
 	}
-	msg, err := mail.ReadMessage(strings.NewReader(string(raw)))
+	msg, err := netmail.ReadMessage(strings.NewReader(string(raw)))
 	if err != nil {
 		return &smtp.SMTPError{Code: 554, Message: "unparsable message: " + err.Error()}
 	}
@@ -267,7 +267,7 @@ func TestE2ESMTPDeliversWelcomeAndReceipt(t *testing.T) {
 			if got := m.msg.Header.Get("Subject"); got != tc.subject {
 				t.Errorf("Subject: %q, want %q", got, tc.subject)
 			}
-			if got, want := m.msg.Header.Get("Message-Id"), actors.MessageID(tc.key); got != want {
+			if got, want := m.msg.Header.Get("Message-Id"), mail.MessageID(tc.key); got != want {
 				t.Errorf("Message-ID: %q, want %q (derived from %s)", got, want, tc.key)
 			}
 		})

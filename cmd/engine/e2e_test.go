@@ -29,9 +29,9 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/b6368a97/engine/actors"
 	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
+	"github.com/b6368a97/engine/mail"
 )
 
 // e2eTimeout bounds every wait of a test. It is generous on purpose: the
@@ -654,7 +654,7 @@ func jsonEqual(t *testing.T, a, b string) bool {
 // heldMailer is a Mailer that holds every Send until the test releases it,
 // then hands it to the real outbox.
 type heldMailer struct {
-	inner   actors.Mailer
+	inner   mail.Sender
 	entered chan string // one key per Send that started
 	release chan struct{}
 	once    sync.Once
@@ -679,7 +679,7 @@ func TestE2ESignupAnswersBeforeTheMailer(t *testing.T) {
 	dir := t.TempDir()
 	outbox := filepath.Join(dir, "outbox")
 	mailer := &heldMailer{
-		inner:   actors.NewOutboxMailer(outbox),
+		inner:   mail.NewOutbox(outbox),
 		entered: make(chan string, 8),
 		release: make(chan struct{}),
 	}

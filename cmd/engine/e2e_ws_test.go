@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/b6368a97/engine/actors"
 	"github.com/b6368a97/engine/client"
 	"github.com/b6368a97/engine/events"
+	"github.com/b6368a97/engine/mail"
 )
 
 // dialClient connects the Go client to the engine's /ws; it is closed when
@@ -362,7 +362,7 @@ func TestE2ERestartResumesBackgroundSteps(t *testing.T) {
 	// both steps run again after the restart, and the email is sent once.
 	dir := t.TempDir()
 	outbox := filepath.Join(dir, "outbox")
-	mailer := &heldMailer{inner: actors.NewOutboxMailer(outbox), entered: make(chan string, 8), release: make(chan struct{})}
+	mailer := &heldMailer{inner: mail.NewOutbox(outbox), entered: make(chan string, 8), release: make(chan struct{})}
 	e1 := startEngine(t, dir, func(m *Main) {
 		m.Mailer = mailer
 		m.Config.CookTime = time.Minute // never ready before the restart

@@ -19,9 +19,9 @@ import (
 	"github.com/b6368a97/engine/actors"
 	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/actors/kinds"
-	"github.com/b6368a97/engine/actors/mailer"
 	"github.com/b6368a97/engine/events"
 	"github.com/b6368a97/engine/events/pebblestore"
+	"github.com/b6368a97/engine/mail"
 	"github.com/b6368a97/engine/transport"
 	"github.com/b6368a97/engine/transport/seed"
 )
@@ -33,7 +33,7 @@ type Main struct {
 	Logger *slog.Logger
 	// Mailer, when set before Open, sends the background emails instead
 	// of the outbox under DataDir (tests use it to hold a step).
-	Mailer actors.Mailer
+	Mailer mail.Sender
 
 	store    events.Store
 	runtime  *actors.Runtime
@@ -86,7 +86,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		IdleTimeout:   m.Config.IdleTimeout,
 		Executors: map[string]actors.Executor{
 			decider.StepWait:  actors.Wait,
-			decider.StepEmail: actors.SendEmail(mailer),
+			decider.StepEmail: mail.Executor(mailer),
 		},
 		StepAttempts: m.Config.StepAttempts,
 		StepBackoff:  m.Config.StepBackoff,
@@ -143,23 +143,23 @@ func (m *Main) Open(ctx context.Context) (err error) {
 
 // mailer is Main.Mailer when set, else the SMTP mailer of Config.SMTPURL,
 // else the outbox under DataDir. An invalid SMTP URL fails start-up.
-func (m *Main) mailer() (actors.Mailer, error) {
+func (m *Main) mailer() (mail.Sender, error) {
 	switch {
 	case m.Mailer != nil:
 		return m.Mailer, nil
 	case m.Config.SMTPURL != "":
-		cfg, err := mailer.ParseURL(m.Config.SMTPURL)
+		cfg, err := mail.ParseURL(m.Config.SMTPURL)
 		if err != nil {
 			// ParseURL's errors never repeat the password.
 			return nil, fmt.Errorf("ENGINE_SMTP_URL: %w", err)
 		}
 		cfg.Logger = m.Logger
 		m.Logger.Info("mailer: smtp", "url", cfg.String())
-		return mailer.NewSMTP(cfg), nil
+		return mail.NewSMTP(cfg), nil
 	default:
 		dir := filepath.Join(m.Config.DataDir, "outbox")
 		m.Logger.Info("mailer: outbox", "dir", dir)
-		return actors.NewOutboxMailer(dir), nil
+		return mail.NewOutbox(dir), nil
 	}
 }
 

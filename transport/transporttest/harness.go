@@ -27,6 +27,7 @@ import (
 	"github.com/b6368a97/engine/actors/kinds"
 	"github.com/b6368a97/engine/events"
 	"github.com/b6368a97/engine/events/memstore"
+	"github.com/b6368a97/engine/mail"
 	"github.com/b6368a97/engine/transport"
 	"github.com/b6368a97/engine/transport/seed"
 )
@@ -81,7 +82,7 @@ func NewLn(t testing.TB, wrap func(net.Listener) net.Listener, opts ...Option) *
 		StepBackoff: time.Millisecond,
 		Executors: map[string]actors.Executor{
 			decider.StepWait:  actors.Wait,
-			decider.StepEmail: actors.SendEmail(actors.NewOutboxMailer(t.TempDir())),
+			decider.StepEmail: mail.Executor(mail.NewOutbox(t.TempDir())),
 		},
 		Observer: m,
 		Logger:   slog.New(slog.DiscardHandler),

@@ -1,4 +1,4 @@
-package mailer
+package mail
 
 import (
 	"crypto/tls"
@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/mail"
 	"net/url"
 	"strconv"
 	"strings"
@@ -136,8 +135,9 @@ func (c Config) Validate() error {
 	if strings.ContainsAny(c.Username+c.Password, "\r\n") {
 		errs = append(errs, errors.New("credentials contain a line break"))
 	}
-	if _, err := mail.ParseAddress(c.From); err != nil {
-		errs = append(errs, fmt.Errorf("from %q: %w", c.From, err))
+	// The sender goes into the From header: the header policy applies.
+	if _, err := parseAddress("from", c.From); err != nil {
+		errs = append(errs, err)
 	}
 	switch c.TLS {
 	case TLSStartTLS, TLSRequired, TLSNone, TLSImplicit:
@@ -148,7 +148,7 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("local name %q", c.LocalName))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("mailer config: %w", err)
+		return fmt.Errorf("smtp config: %w", err)
 	}
 	return nil
 }
@@ -189,7 +189,7 @@ func ParseURL(raw string) (Config, error) {
 		if errors.As(err, &ue) {
 			err = ue.Err
 		}
-		return Config{}, fmt.Errorf("mailer url: %w", err)
+		return Config{}, fmt.Errorf("smtp url: %w", err)
 	}
 	var c Config
 	switch u.Scheme {
@@ -198,21 +198,21 @@ func ParseURL(raw string) (Config, error) {
 	case "smtps":
 		c.TLS = TLSImplicit
 	case "":
-		return Config{}, errors.New("mailer url: missing scheme (want smtp:// or smtps://)")
+		return Config{}, errors.New("smtp url: missing scheme (want smtp:// or smtps://)")
 	default:
-		return Config{}, fmt.Errorf("mailer url: unsupported scheme %q (want smtp or smtps)", u.Scheme)
+		return Config{}, fmt.Errorf("smtp url: unsupported scheme %q (want smtp or smtps)", u.Scheme)
 	}
 	if u.Opaque != "" || (u.Path != "" && u.Path != "/") || u.Fragment != "" {
-		return Config{}, errors.New("mailer url: want scheme://[user[:password]@]host[:port][?options], nothing else")
+		return Config{}, errors.New("smtp url: want scheme://[user[:password]@]host[:port][?options], nothing else")
 	}
 	c.Host = u.Hostname()
 	if c.Host == "" {
-		return Config{}, errors.New("mailer url: missing host")
+		return Config{}, errors.New("smtp url: missing host")
 	}
 	if p := u.Port(); p != "" {
 		n, err := strconv.Atoi(p)
 		if err != nil || n < 1 || n > 65535 {
-			return Config{}, fmt.Errorf("mailer url: port %q out of range", p)
+			return Config{}, fmt.Errorf("smtp url: port %q out of range", p)
 		}
 		c.Port = n
 	}
@@ -222,11 +222,11 @@ func ParseURL(raw string) (Config, error) {
 	}
 	q, err := url.ParseQuery(u.RawQuery)
 	if err != nil {
-		return Config{}, fmt.Errorf("mailer url: query: %w", err)
+		return Config{}, fmt.Errorf("smtp url: query: %w", err)
 	}
 	for key, vals := range q {
 		if len(vals) != 1 {
-			return Config{}, fmt.Errorf("mailer url: option %q given %d times", key, len(vals))
+			return Config{}, fmt.Errorf("smtp url: option %q given %d times", key, len(vals))
 		}
 		v := vals[0]
 		switch key {
@@ -237,21 +237,21 @@ func ParseURL(raw string) (Config, error) {
 		case "timeout":
 			d, err := time.ParseDuration(v)
 			if err != nil || d <= 0 {
-				return Config{}, fmt.Errorf("mailer url: timeout %q: want a positive duration such as 30s", v)
+				return Config{}, fmt.Errorf("smtp url: timeout %q: want a positive duration such as 30s", v)
 			}
 			c.Timeout = d
 		case "tls":
 			mode := TLSMode(v)
 			switch {
 			case c.TLS == TLSImplicit:
-				return Config{}, errors.New("mailer url: smtps:// is always TLS; the tls option is for smtp://")
+				return Config{}, errors.New("smtp url: smtps:// is always TLS; the tls option is for smtp://")
 			case mode == TLSNone, mode == TLSStartTLS, mode == TLSRequired:
 				c.TLS = mode
 			default:
-				return Config{}, fmt.Errorf("mailer url: tls=%q (want none, starttls or required; smtps:// for implicit TLS)", v)
+				return Config{}, fmt.Errorf("smtp url: tls=%q (want none, starttls or required; smtps:// for implicit TLS)", v)
 			}
 		default:
-			return Config{}, fmt.Errorf("mailer url: unknown option %q (want from, tls, helo or timeout)", key)
+			return Config{}, fmt.Errorf("smtp url: unknown option %q (want from, tls, helo or timeout)", key)
 		}
 	}
 	// Spell out the defaults that follow from the URL, so that the result

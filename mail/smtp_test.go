@@ -1,4 +1,4 @@
-package mailer
+package mail
 
 import (
 	"bytes"
@@ -16,10 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emersion/go-smtp"
-
-	"github.com/b6368a97/engine/actors"
 	"github.com/b6368a97/engine/actors/decider"
+	"github.com/emersion/go-smtp"
 )
 
 var testNow = time.Date(2026, 11, 25, 16, 37, 55, 0, time.UTC)
@@ -161,7 +159,7 @@ func TestSendDelivers(t *testing.T) {
 					t.Fatalf("Subject header not RFC 2047 encoded: %q", p.header.Get("Subject"))
 				}
 			}
-			if got, want := p.header.Get("Message-ID"), actors.MessageID(tt.key); got != want {
+			if got, want := p.header.Get("Message-ID"), MessageID(tt.key); got != want {
 				t.Fatalf("Message-ID = %q, want %q", got, want)
 			}
 			if date, err := p.header.Date(); err != nil || !date.Equal(testNow) {
@@ -202,7 +200,7 @@ func TestSendAuth(t *testing.T) {
 			err := NewSMTP(cfg).Send(context.Background(), "user:ann/welcome", decider.Email{To: "ann@example.com", Subject: "Hi", Body: "Hi"})
 			msgs := ts.messages()
 			if tt.permanent {
-				if err == nil || !IsPermanent(err) {
+				if err == nil || !decider.IsPermanent(err) {
 					t.Fatalf("Send = %v, want a permanent error", err)
 				}
 				if len(msgs) != 0 {
@@ -228,7 +226,7 @@ func TestSendAuthRefusesPlaintextToRemote(t *testing.T) {
 	cfg := ts.config(t)
 	cfg.Username, cfg.Password = "u", "p"
 	err := NewSMTP(cfg).Send(context.Background(), "k", decider.Email{To: "ann@example.com", Subject: "Hi", Body: "Hi"})
-	if err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), "unencrypted") {
+	if err == nil || !decider.IsPermanent(err) || !strings.Contains(err.Error(), "unencrypted") {
 		t.Fatalf("Send = %v, want a permanent refusal to send credentials unencrypted", err)
 	}
 	if n := len(ts.messages()); n != 0 {
@@ -289,8 +287,8 @@ func TestSendTLS(t *testing.T) {
 				if err == nil {
 					t.Fatal("Send succeeded, want an error")
 				}
-				if IsPermanent(err) != tt.permanent {
-					t.Fatalf("Send = %v, IsPermanent = %v, want %v", err, IsPermanent(err), tt.permanent)
+				if decider.IsPermanent(err) != tt.permanent {
+					t.Fatalf("Send = %v, IsPermanent = %v, want %v", err, decider.IsPermanent(err), tt.permanent)
 				}
 				if len(msgs) != 0 {
 					t.Fatalf("server holds %d messages, want 0", len(msgs))
@@ -330,7 +328,7 @@ func TestSendTransientThenSuccess(t *testing.T) {
 		if err == nil {
 			t.Fatalf("attempt %d succeeded, want 451", i)
 		}
-		if IsPermanent(err) {
+		if decider.IsPermanent(err) {
 			t.Fatalf("attempt %d: %v is permanent, want transient", i, err)
 		}
 		var te *textproto.Error
@@ -348,7 +346,7 @@ func TestSendTransientThenSuccess(t *testing.T) {
 	if len(msgs) != 1 {
 		t.Fatalf("server holds %d messages, want 1", len(msgs))
 	}
-	if id := parse(t, msgs[0].data).header.Get("Message-ID"); id != actors.MessageID("order:42/receipt") {
+	if id := parse(t, msgs[0].data).header.Get("Message-ID"); id != MessageID("order:42/receipt") {
 		t.Fatalf("Message-ID = %q", id)
 	}
 }
@@ -373,8 +371,8 @@ func TestSendPermanentRejection(t *testing.T) {
 			if err == nil || !errors.As(err, &te) || te.Code != tt.code {
 				t.Fatalf("Send = %v, want reply %d in the chain", err, tt.code)
 			}
-			if want := tt.code >= 500; IsPermanent(err) != want {
-				t.Fatalf("IsPermanent(%v) = %v, want %v", err, IsPermanent(err), want)
+			if want := tt.code >= 500; decider.IsPermanent(err) != want {
+				t.Fatalf("decider.IsPermanent(%v) = %v, want %v", err, decider.IsPermanent(err), want)
 			}
 			if n := len(ts.messages()); n != 0 {
 				t.Fatalf("server holds %d messages", n)
@@ -446,7 +444,7 @@ func TestSendContextEnds(t *testing.T) {
 				if !errors.Is(err, tt.want) {
 					t.Fatalf("Send = %v, want %v in the chain", err, tt.want)
 				}
-				if IsPermanent(err) {
+				if decider.IsPermanent(err) {
 					t.Fatalf("Send = %v is permanent, want transient", err)
 				}
 			case <-time.After(promptly):
@@ -480,14 +478,14 @@ func TestSendRejectsBadMessages(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := m.Send(context.Background(), tt.key, tt.msg)
-			if err == nil || !IsPermanent(err) {
+			if err == nil || !decider.IsPermanent(err) {
 				t.Fatalf("Send = %v, want a permanent error", err)
 			}
 		})
 	}
 	t.Run("a good message does dial", func(t *testing.T) {
 		err := m.Send(context.Background(), "k", decider.Email{To: "ann@example.com", Subject: "Hi", Body: "x"})
-		if err == nil || IsPermanent(err) {
+		if err == nil || decider.IsPermanent(err) {
 			t.Fatalf("Send = %v, want a transient dial error", err)
 		}
 	})
@@ -496,13 +494,13 @@ func TestSendRejectsBadMessages(t *testing.T) {
 func TestSendInvalidConfig(t *testing.T) {
 	m := NewSMTP(Config{Port: 25}) // no host
 	err := m.Send(context.Background(), "k", decider.Email{To: "ann@example.com", Subject: "Hi", Body: "x"})
-	if err == nil || !IsPermanent(err) || !strings.Contains(err.Error(), "host") {
+	if err == nil || !decider.IsPermanent(err) || !strings.Contains(err.Error(), "host") {
 		t.Fatalf("Send = %v, want a permanent configuration error", err)
 	}
 }
 
 func TestIsPermanent(t *testing.T) {
-	p := permanent(errors.New("no"))
+	p := decider.Permanent(errors.New("no"))
 	tests := []struct {
 		name string
 		err  error
@@ -517,15 +515,10 @@ func TestIsPermanent(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := IsPermanent(tt.err); got != tt.want {
-				t.Fatalf("IsPermanent(%v) = %v, want %v", tt.err, got, tt.want)
+			if got := decider.IsPermanent(tt.err); got != tt.want {
+				t.Fatalf("decider.IsPermanent(%v) = %v, want %v", tt.err, got, tt.want)
 			}
 		})
-	}
-	// The runtime, which cannot import this package, can test for this.
-	var iface interface{ Permanent() bool }
-	if !errors.As(p, &iface) || !iface.Permanent() {
-		t.Fatal("a permanent error does not offer Permanent() bool")
 	}
 }
 

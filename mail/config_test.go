@@ -1,4 +1,4 @@
-package mailer
+package mail
 
 import (
 	"reflect"
@@ -53,7 +53,7 @@ func TestParseURL(t *testing.T) {
 		{raw: "smtp://mail.example.com?timeout=soon", wantErr: "timeout"},
 		{raw: "smtp://mail.example.com?timeout=-1s", wantErr: "timeout"},
 		{raw: "smtp://mail.example.com?helo=a%20b", wantErr: "local name"},
-		{raw: "smtp://user:se%ZZcret@mail.example.com", wantErr: "mailer url"},
+		{raw: "smtp://user:se%ZZcret@mail.example.com", wantErr: "smtp url"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.raw, func(t *testing.T) {

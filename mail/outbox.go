@@ -1,16 +1,12 @@
-package actors
+package mail
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
-	"mime"
-	"mime/quotedprintable"
-	"net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,14 +15,14 @@ import (
 	"github.com/b6368a97/engine/actors/decider"
 )
 
-// OutboxMailer "sends" email by writing one RFC 5322 message per step key
+// Outbox "sends" email by writing one RFC 5322 message per step key
 // into a directory (the engine uses <data>/outbox/), where a person or a
 // relay picks it up. The file is named after the key and written
 // atomically (a temporary file renamed into place), and a key whose file
 // exists is not written again: a repeated step leaves exactly one message.
 //
 // Safe for concurrent use; steps with distinct keys write distinct files.
-type OutboxMailer struct {
+type Outbox struct {
 	// Dir is the outbox directory; it is created on first use.
 	Dir string
 	// From is the sender address. Default "engine <noreply@engine.local>".
@@ -35,25 +31,36 @@ type OutboxMailer struct {
 	Now func() time.Time
 }
 
-// NewOutboxMailer returns an OutboxMailer writing into dir.
-func NewOutboxMailer(dir string) Mailer {
-	return &OutboxMailer{Dir: dir}
+// defaultOutboxFrom is the sender of an Outbox without From.
+const defaultOutboxFrom = "engine <noreply@" + messageIDDomain + ">"
+
+// NewOutbox returns an Outbox writing into dir.
+func NewOutbox(dir string) *Outbox {
+	return &Outbox{Dir: dir}
 }
 
-// messageIDDomain is the right-hand side of every Message-ID.
-const messageIDDomain = "engine.local"
-
-// Send implements Mailer.
-func (m *OutboxMailer) Send(ctx context.Context, key string, msg decider.Email) error {
+// Send implements Sender. The message is built and checked against the
+// header policy (see the package documentation) before the outbox is
+// touched: a refused message writes nothing.
+func (m *Outbox) Send(ctx context.Context, key string, msg decider.Email) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if key == "" {
-		return decider.Permanent(errors.New("outbox: empty key"))
+	fromText := m.From
+	if fromText == "" {
+		fromText = defaultOutboxFrom
 	}
-	to, err := mail.ParseAddress(msg.To)
+	from, err := parseAddress("sender", fromText)
 	if err != nil {
-		return decider.Permanent(fmt.Errorf("outbox: recipient %q: %w", msg.To, err))
+		return fmt.Errorf("outbox: %w", err)
+	}
+	now := time.Now
+	if m.Now != nil {
+		now = m.Now
+	}
+	mm, err := render(from, now(), key, msg)
+	if err != nil {
+		return err
 	}
 	path := filepath.Join(m.Dir, OutboxFileName(key))
 	if _, err := os.Stat(path); err == nil {
@@ -61,72 +68,13 @@ func (m *OutboxMailer) Send(ctx context.Context, key string, msg decider.Email) 
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("outbox: %w", err)
 	}
-	body, err := m.render(key, to, msg)
-	if err != nil {
-		return err
-	}
 	if err := os.MkdirAll(m.Dir, 0o755); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
-	return writeAtomic(m.Dir, path, body)
+	return writeAtomic(m.Dir, path, mm.data)
 }
 
-func (m *OutboxMailer) render(key string, to *mail.Address, msg decider.Email) ([]byte, error) {
-	from := m.From
-	if from == "" {
-		from = "engine <noreply@" + messageIDDomain + ">"
-	}
-	now := time.Now
-	if m.Now != nil {
-		now = m.Now
-	}
-	var b bytes.Buffer
-	header := func(name, value string) {
-		b.WriteString(name)
-		b.WriteString(": ")
-		b.WriteString(value)
-		b.WriteString("\r\n")
-	}
-	header("From", from)
-	header("To", to.String())
-	header("Subject", mime.QEncoding.Encode("utf-8", oneLine(msg.Subject)))
-	header("Date", now().Format(time.RFC1123Z))
-	header("Message-ID", MessageID(key))
-	header("MIME-Version", "1.0")
-	header("Content-Type", "text/plain; charset=utf-8")
-	header("Content-Transfer-Encoding", "quoted-printable")
-	b.WriteString("\r\n")
-	// Quoted-printable keeps lines under 78 characters and 7-bit clean
-	// whatever the body holds; hard line breaks become CRLF.
-	qp := quotedprintable.NewWriter(&b)
-	body := strings.ReplaceAll(msg.Body, "\r\n", "\n")
-	body = strings.ReplaceAll(body, "\n", "\r\n")
-	if _, err := qp.Write([]byte(body)); err != nil {
-		return nil, fmt.Errorf("outbox: encode body: %w", err)
-	}
-	if err := qp.Close(); err != nil {
-		return nil, fmt.Errorf("outbox: encode body: %w", err)
-	}
-	if !bytes.HasSuffix(b.Bytes(), []byte("\r\n")) {
-		b.WriteString("\r\n")
-	}
-	return b.Bytes(), nil
-}
-
-// oneLine keeps a header value on one line: a CR or LF in a subject would
-// otherwise inject headers.
-func oneLine(s string) string {
-	return strings.Join(strings.FieldsFunc(s, func(r rune) bool { return r == '\r' || r == '\n' }), " ")
-}
-
-// MessageID is the Message-ID of the email sent for key: derived from it,
-// so that a receiver can tell a repeat.
-func MessageID(key string) string {
-	sum := sha256.Sum256([]byte(key))
-	return "<" + hex.EncodeToString(sum[:16]) + "@" + messageIDDomain + ">"
-}
-
-// OutboxFileName is the file an OutboxMailer writes for key: the key with
+// OutboxFileName is the file an Outbox writes for key: the key with
 // every character outside [A-Za-z0-9._-] replaced by '_', plus ".eml"
 // ("order:42/receipt" -> "order_42_receipt.eml"). Keys longer than 200
 // bytes are cut and suffixed with a hash of the whole key.

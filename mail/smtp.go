@@ -1,4 +1,4 @@
-package mailer
+package mail
 
 import (
 	"context"
@@ -11,12 +11,11 @@ import (
 	"net/smtp"
 	"strconv"
 
-	"github.com/b6368a97/engine/actors"
 	"github.com/b6368a97/engine/actors/decider"
 )
 
 // SMTP sends each message over its own SMTP connection. It implements
-// actors.Mailer and is safe for concurrent use: it holds only its
+// Sender and is safe for concurrent use: it holds only its
 // configuration.
 type SMTP struct {
 	cfg  Config
@@ -27,8 +26,6 @@ type SMTP struct {
 	err error
 	log *slog.Logger
 }
-
-var _ actors.Mailer = (*SMTP)(nil)
 
 // NewSMTP returns a mailer for cfg. An invalid cfg (see Config.Validate)
 // makes every Send fail permanently; check Validate first to fail early.
@@ -43,7 +40,7 @@ func NewSMTP(cfg Config) *SMTP {
 	return m
 }
 
-// Send delivers msg to msg.To with Message-ID actors.MessageID(key). It
+// Send delivers msg to msg.To with Message-ID MessageID(key). It
 // returns nil once the server has accepted the message (250 after DATA);
 // a failure after that point (QUIT) is only logged, because sending again
 // would deliver a second copy. Errors that a retry will not fix satisfy
@@ -51,10 +48,10 @@ func NewSMTP(cfg Config) *SMTP {
 // that matches ctx's error.
 func (m *SMTP) Send(ctx context.Context, key string, msg decider.Email) error {
 	if m.err != nil {
-		return permanent(m.err)
+		return decider.Permanent(m.err)
 	}
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("mailer: %w", err)
+		return fmt.Errorf("smtp: %w", err)
 	}
 	mm, err := render(m.from, m.cfg.Now(), key, msg)
 	if err != nil {
@@ -114,7 +111,7 @@ func (m *SMTP) deliver(ctx context.Context, mm message) (err error) {
 				return m.fail(ctx, "starttls", err)
 			}
 		} else if m.cfg.TLS == TLSRequired {
-			return permanent(fmt.Errorf("mailer: %s does not offer STARTTLS and tls=required", addr))
+			return decider.Permanent(fmt.Errorf("smtp: %s does not offer STARTTLS and tls=required", addr))
 		}
 	}
 	if m.cfg.Username != "" {
@@ -151,10 +148,10 @@ func (m *SMTP) deliver(ctx context.Context, mm message) (err error) {
 // early check makes the failure permanent and says why).
 func (m *SMTP) auth(c *smtp.Client) error {
 	if ok, _ := c.Extension("AUTH"); !ok {
-		return permanent(errors.New("server offers no AUTH but credentials are configured"))
+		return decider.Permanent(errors.New("server offers no AUTH but credentials are configured"))
 	}
 	if _, isTLS := c.TLSConnectionState(); !isTLS && !isLocalhost(m.cfg.Host) {
-		return permanent(errors.New("refusing to send credentials over an unencrypted connection (use STARTTLS or smtps://)"))
+		return decider.Permanent(errors.New("refusing to send credentials over an unencrypted connection (use STARTTLS or smtps://)"))
 	}
 	return c.Auth(smtp.PlainAuth("", m.cfg.Username, m.cfg.Password, m.cfg.Host))
 }
@@ -186,11 +183,11 @@ func (m *SMTP) tlsConfig() *tls.Config {
 // put in the chain (errors.Is(err, context.Canceled) holds) and the
 // failure stays transient.
 func (m *SMTP) fail(ctx context.Context, stage string, err error) error {
-	if IsPermanent(err) {
-		return fmt.Errorf("mailer: %s: %w", stage, err)
+	if decider.IsPermanent(err) {
+		return fmt.Errorf("smtp: %s: %w", stage, err)
 	}
 	if cerr := ctx.Err(); cerr != nil {
-		return fmt.Errorf("mailer: %s: %w: %w", stage, cerr, err)
+		return fmt.Errorf("smtp: %s: %w: %w", stage, cerr, err)
 	}
-	return classify(fmt.Errorf("mailer: %s %s: %w", stage, m.cfg.Host, err))
+	return classify(fmt.Errorf("smtp: %s %s: %w", stage, m.cfg.Host, err))
 }
