@@ -131,7 +131,7 @@ func TestStreamRoutes(t *testing.T) {
 			})
 		}
 		r := h.do("GET", "/streams/game:none/events", "")
-		if r.status != 200 || !jsonEq(t, r.json(t), `{"events":[],"next":0}`) {
+		if r.status != 200 || !jsonEq(t, r.json(t), `{"events":[],"next":0,"epoch":"`+h.store.Epoch()+`"}`) {
 			t.Fatalf("empty stream: %d %s", r.status, r.body)
 		}
 	})
