@@ -30,6 +30,17 @@
 // whatever the connection does. A live-only subscription (from nil)
 // becomes "from the version the server reported" once confirmed.
 //
+// Versions only count within one store: each confirmation carries the
+// server's store epoch (Subscription.Epoch), and every re-subscribe sends
+// it back with from. When the server's data has been wiped, restored or
+// replaced meanwhile, it refuses that resume (code epoch_changed) and the
+// client starts the subscription over from 0 instead of resuming: the
+// application gets an EpochChange (WithEpochChange) after the last event
+// of the old store and before version 1 of the new one. To resume safely
+// across restarts of the application itself, keep Epoch with Version and
+// pass it to Subscribe with WithEpoch; a mismatch then fails Subscribe
+// with an *Error of code CodeEpochChanged.
+//
 // Commands: Command waits for the ack or the error frame (*Error, code
 // as in the spec). A command with an id (the server's idempotency key) is
 // re-sent on the next connection when the reply was lost, and returns the

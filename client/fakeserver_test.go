@@ -51,6 +51,9 @@ type fakeServer struct {
 	closeOnce sync.Once
 
 	mu         sync.Mutex
+	epoch      string // the store's epoch; Wipe changes it
+	wipes      int
+	subReqs    []fakeReq // every subscribe request, in arrival order
 	logs       map[string][]events.Event
 	pos        uint64
 	byID       map[string]events.Event // command id → the event it appended
@@ -82,6 +85,7 @@ type fakeReq struct {
 	Type   string          `json:"type"`
 	Data   json.RawMessage `json:"data"`
 	ID     string          `json:"id"`
+	Epoch  string          `json:"epoch"`
 }
 
 // newFakeServer starts a server; configure sets fields such as token,
@@ -90,6 +94,7 @@ func newFakeServer(t testing.TB, configure ...func(*fakeServer)) *fakeServer {
 	f := &fakeServer{
 		t:         t,
 		readLimit: 64 << 10,
+		epoch:     "epoch-0",
 		logs:      map[string][]events.Event{},
 		byID:      map[string]events.Event{},
 		conns:     map[*fakeConn]struct{}{},
@@ -209,10 +214,15 @@ func (f *fakeServer) handle(fc *fakeConn, b []byte) {
 			fail("bad_request", "already subscribed")
 			return
 		}
+		f.subReqs = append(f.subReqs, req)
+		if req.From != nil && req.Epoch != "" && req.Epoch != f.epoch {
+			fail("epoch_changed", "the store was replaced; subscribe again from 0 without epoch")
+			return
+		}
 		f.subscribes++
 		fc.subs[req.Stream] = req.User
 		log := f.logs[req.Stream]
-		reply(map[string]any{"op": "subscribed", "stream": req.Stream, "version": len(log)})
+		reply(map[string]any{"op": "subscribed", "stream": req.Stream, "version": len(log), "epoch": f.epoch})
 		if req.From != nil {
 			from := min(*req.From, uint64(len(log)))
 			if f.sloppy {
@@ -379,6 +389,37 @@ func (f *fakeServer) Append(stream string) events.Event {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.appendLocked(stream, "Appended", json.RawMessage(`{"n":1}`), "")
+}
+
+// Wipe replaces the store by an empty one with a new epoch, as a restart
+// on a wiped data directory would, dropping every connection at the same
+// moment (a real server's epoch never changes under a live connection).
+func (f *fakeServer) Wipe() (epoch string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for fc := range f.conns {
+		f.drop(fc, websocket.StatusGoingAway)
+	}
+	f.wipes++
+	f.epoch = fmt.Sprintf("epoch-%d", f.wipes)
+	f.logs = map[string][]events.Event{}
+	f.byID = map[string]events.Event{}
+	f.pos = 0
+	return f.epoch
+}
+
+// Epoch is the store's current epoch.
+func (f *fakeServer) Epoch() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.epoch
+}
+
+// SubscribeRequests returns every subscribe request received so far.
+func (f *fakeServer) SubscribeRequests() []fakeReq {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]fakeReq(nil), f.subReqs...)
 }
 
 // DropAll ends every connection: code 0 abruptly, else with that close code.

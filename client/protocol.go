@@ -35,6 +35,7 @@ type outFrame struct {
 	Type   string          `json:"type,omitempty"`
 	Data   json.RawMessage `json:"data,omitempty"`
 	ID     string          `json:"id,omitempty"`
+	Epoch  string          `json:"epoch,omitempty"`
 }
 
 // inFrame is every server → client frame, decoded in one pass. Event frames
@@ -56,6 +57,7 @@ type inFrame struct {
 	Time     time.Time       `json:"time"`
 	Data     json.RawMessage `json:"data"`
 	Meta     events.Meta     `json:"meta"`
+	Epoch    string          `json:"epoch"` // subscribed: the server's store epoch
 }
 
 func (f *inFrame) event() events.Event {
@@ -89,6 +91,13 @@ func ErrorCode(err error) string {
 	}
 	return ""
 }
+
+// CodeEpochChanged is the error code with which the server refuses a
+// subscribe whose from counts versions of another store (its epoch is not
+// the store's). The client handles it by itself for a subscription it
+// resumes; Subscribe returns it (as *Error) when the epoch given with
+// WithEpoch is not the server's.
+const CodeEpochChanged = "epoch_changed"
 
 var (
 	// ErrClosed: the client was closed with Close.

@@ -18,6 +18,7 @@ type Subscription struct {
 	user       string
 	handler    func(events.Event)
 	onPresence func(members []string)
+	onEpoch    func(EpochChange)
 
 	ready     chan struct{} // closed at the first subscribed reply, a refusal or the end
 	readyOnce sync.Once
@@ -39,14 +40,42 @@ type Subscription struct {
 	ended      bool
 	err        error
 	queue      []item
+	// epoch is the server's store epoch from the latest subscribed reply
+	// (or WithEpoch's before the first); it goes out with from. "" while
+	// unknown, and after an epoch change until the next reply.
+	epoch string
+	// reset is set when the server refused a resume with epoch_changed:
+	// the subscription starts over from 0 and the change is queued for
+	// the handler with the next subscribed reply, which tells the new
+	// epoch.
+	reset *EpochChange
 }
 
 // item is one thing for the delivery goroutine: an event or, when
-// presence is set, a presence change.
+// presence is set, a presence change, or, when epoch is set, an epoch
+// change.
 type item struct {
 	ev       events.Event
 	members  []string
 	presence bool
+	epoch    *EpochChange
+}
+
+// EpochChange tells that the server's store is no longer the one whose
+// events a subscription had delivered: it was wiped, restored or replaced,
+// so versions counted under the old epoch mean nothing in the new one.
+// The client does not resume from its old version; it subscribes again
+// from 0, and the events that follow the EpochChange start at version 1
+// of the new store. An application that keeps state built from the
+// stream should drop it when it gets one and rebuild it from those events.
+type EpochChange struct {
+	Stream string
+	// Old is the epoch the delivered events were read under, New the
+	// store's epoch now.
+	Old, New string
+	// LastVersion is the last version queued for the handler under Old
+	// (every event up to it is delivered before the EpochChange).
+	LastVersion uint64
 }
 
 // SubscribeOption tunes one Subscribe call.
@@ -57,6 +86,26 @@ type SubscribeOption func(*Subscription)
 // order with the events.
 func WithPresence(fn func(members []string)) SubscribeOption {
 	return func(s *Subscription) { s.onPresence = fn }
+}
+
+// WithEpochChange sets a callback for epoch changes (see EpochChange). It
+// runs on the delivery goroutine, in order with the events: after the
+// last event of the old epoch and before the first of the new one, and
+// Version() is 0 once it has returned. Without it, an epoch change is
+// only logged and the handler sees versions start again at 1.
+func WithEpochChange(fn func(EpochChange)) SubscribeOption {
+	return func(s *Subscription) { s.onEpoch = fn }
+}
+
+// WithEpoch gives the epoch under which the from of Subscribe was read
+// (Subscription.Epoch of an earlier subscription, kept by the application
+// with the version, e.g. across a restart of the process). The server then
+// refuses the subscribe with an *Error of code CodeEpochChanged when its
+// store has another epoch, rather than resume from a version of other
+// data. Without it, the first subscribe cannot be checked; once confirmed,
+// the client sends the epoch the server reported with every resume itself.
+func WithEpoch(epoch string) SubscribeOption {
+	return func(s *Subscription) { s.epoch = epoch }
 }
 
 // From returns &v, for Subscribe's from argument: From(0) is the whole
@@ -75,6 +124,13 @@ func From(v uint64) *uint64 { return &v }
 // order, however often the connection drops. It runs on a goroutine of
 // the subscription, so it may call the client (Command, Unsubscribe); it
 // must not call Close. Events wait in an unbounded queue while it runs.
+//
+// The server's store epoch comes with each confirmation, and every resume
+// sends it back with from. If the server's store has been replaced since
+// (a wiped or restored data directory: the server refuses with
+// epoch_changed), the client does not resume from its old version: it
+// subscribes again from 0, tells the application through WithEpochChange,
+// and the handler then sees the new store's events from version 1.
 //
 // A client has at most one subscription per stream (ErrAlreadySubscribed).
 // A refusal is returned as *Error.
@@ -153,6 +209,17 @@ func (s *Subscription) Version() uint64 { return s.handled.Load() }
 // SubscribedAt is the stream's version that the server reported with the
 // latest confirmation (op subscribed).
 func (s *Subscription) SubscribedAt() uint64 { return s.subscribedAt.Load() }
+
+// Epoch is the server's store epoch reported with the latest confirmation
+// (before the first, the one given with WithEpoch). It is "" while the
+// client starts over after an epoch change, and with a server that does
+// not report one. An application that stores Version() to resume later
+// stores Epoch() with it and passes it back with WithEpoch.
+func (s *Subscription) Epoch() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.epoch
+}
 
 // Done is closed once the subscription has ended (Unsubscribe, Close, the
 // client giving up, or a refusal when re-subscribing) and its handler will
@@ -292,7 +359,10 @@ func (c *Client) subscribeFrame(sub *Subscription, s *session) ([]byte, error) {
 	}
 	f := outFrame{Op: opSubscribe, Ref: ref, Stream: sub.stream, User: sub.user}
 	if sub.hasBase {
+		// A resume: the epoch lets the server refuse it if the versions
+		// counted so far are another store's.
 		f.From = From(sub.last)
+		f.Epoch = sub.epoch
 	}
 	return marshal(f)
 }
@@ -383,9 +453,24 @@ func (s *Subscription) applyReply(from *session, f *inFrame) {
 		if f.Version < s.last {
 			s.c.log.Warn("client: server is behind the subscription", "stream", s.stream, "server", f.Version, "seen", s.last)
 		}
+		if f.Epoch != "" {
+			s.epoch = f.Epoch
+		}
+		signal := false
+		if r := s.reset; r != nil {
+			// The subscription from 0 that replaces the refused resume:
+			// the change goes before its first event.
+			s.reset = nil
+			r.New = f.Epoch
+			s.queue = append(s.queue, item{epoch: r})
+			signal = true
+		}
 		s.resyncing = false
 		s.confirmed = true
 		s.mu.Unlock()
+		if signal {
+			s.signal()
+		}
 		s.readyOnce.Do(func() { close(s.ready) })
 		return
 	}
@@ -398,6 +483,20 @@ func (s *Subscription) applyReply(from *session, f *inFrame) {
 		s.err = e // Subscribe returns it and cleans up
 		s.mu.Unlock()
 		s.readyOnce.Do(func() { close(s.ready) })
+		return
+	}
+	if f.Code == CodeEpochChanged {
+		// The store is not the one the delivered versions came from:
+		// start over from 0, on this connection, through the gap path.
+		if s.reset == nil {
+			s.reset = &EpochChange{Stream: s.stream, Old: s.epoch, LastVersion: s.last}
+		}
+		old, last := s.reset.Old, s.reset.LastVersion
+		s.last, s.epoch = 0, ""
+		s.resyncing, s.needResync = true, true
+		s.mu.Unlock()
+		s.c.log.Warn("client: the server's store changed epoch, subscribing again from 0", "stream", s.stream, "old_epoch", old, "last", last)
+		s.c.nudgeResync()
 		return
 	}
 	s.mu.Unlock()
@@ -459,6 +558,13 @@ func (s *Subscription) deliver() {
 			it := &batch[i]
 			if it.presence {
 				s.onPresence(it.members)
+				continue
+			}
+			if it.epoch != nil {
+				if s.onEpoch != nil {
+					s.onEpoch(*it.epoch)
+				}
+				s.handled.Store(0)
 				continue
 			}
 			if s.handler != nil {

@@ -77,7 +77,8 @@ type Snapshot struct {
 // Store is the durable event log. Every implementation passes the
 // conformance suite in events/storetest.
 //
-// Guarantees, for every method:
+// Guarantees, for every method (Epoch, which takes no context and cannot
+// fail, only the first):
 //   - Safe for concurrent use by any number of goroutines.
 //   - Honours ctx: a call whose context is already done returns ctx.Err()
 //     (wrapped) and has no effect; a call cancelled while waiting may or may
@@ -87,6 +88,21 @@ type Snapshot struct {
 //   - A stream id that does not parse returns ErrInvalidStream and has no
 //     effect.
 type Store interface {
+	// Epoch identifies the store's data: an id created together with the
+	// data (NewEpoch: 16 random bytes as 32 lower-case hex digits) and, in
+	// a durable store, written with it and read back on every later open.
+	// It is stable for the life of the data (across calls, restarts and
+	// reopens) and new when the data is new: a new or wiped data directory
+	// gets a new epoch, and so does an import into a fresh store (the
+	// importer's epoch, not the exporter's). A file-level copy of the data
+	// carries the epoch it was copied with. Clients compare epochs to
+	// notice that versions they remember belong to other data
+	// (docs/protocol.md, "Epochs"). Epoch is cheap (no I/O after open)
+	// and does not fail, also after Close; its value is 1 to MaxEpochLen
+	// visible ASCII characters, so that it travels unescaped in JSON, URL
+	// queries and headers.
+	Epoch() string
+
 	// Append writes events to the end of one stream, atomically: all of them
 	// or none. It returns only once the events are durable (a crash of the
 	// process or the machine right after the return loses nothing).

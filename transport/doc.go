@@ -56,6 +56,11 @@
 //     next is the last version returned, or from when none is. A stream of
 //     a known kind with no events is 200 with no events; an unknown kind is
 //     400 (as on every stream route).
+//   - Epochs (see Epochs below): the state of GET /streams/{s} gets an
+//     "epoch" member appended to the runtime's JSON object, and the page
+//     of GET /streams/{s}/events an "epoch" next to "next". A page read
+//     with ?from=N&epoch=E where E is not the store's epoch is 409
+//     epoch_changed; ?epoch= without from, or empty, is not checked.
 //   - A 500 has code "internal" and a fixed detail; its cause is logged with
 //     the request id. 401 carries WWW-Authenticate: Bearer; 429 carries
 //     Retry-After (seconds until a token is available); 503 Retry-After: 1.
@@ -152,8 +157,23 @@
 //     the connection stops reading until one is answered. The ack of a
 //     no-op or of a repeated id carries the stream's version as the runtime
 //     reports it.
+//   - subscribe may carry "epoch" (a string). With "from" and an epoch
+//     that is not the store's, the reply is an error epoch_changed and
+//     nothing changes: no subscription is made, and one the connection
+//     already has to the stream stays. Without "from" the epoch is not
+//     checked. subscribed carries the store's "epoch"; ack does not.
 //   - Error frames use the HTTP table's codes; "message" is the problem's
 //     detail.
+//
+// Epochs: every reply that tells a client a version also tells it the
+// store's epoch (Log.Epoch, i.e. events.Store.Epoch), an id that stays
+// the same for the life of the store's data and changes when the data is
+// new (a wiped data directory, an import into a fresh store). Versions
+// only mean something within one epoch, so a client resuming from a
+// version sends the epoch it read it under; when that is not the current
+// one the transport refuses the resume (409 / error frame epoch_changed,
+// mapped in errors.go) instead of sending the new store's events after
+// the client's old version, and the client starts over from 0.
 //
 // Metrics: the runtime reports engine_commands_total{kind,result} (result
 // being one of the actors.Result* constants), engine_append_seconds and

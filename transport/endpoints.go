@@ -32,12 +32,16 @@ type clientFrame struct {
 	Type   string          `json:"type"`
 	Data   json.RawMessage `json:"data"`
 	ID     string          `json:"id"`
+	Epoch  string          `json:"epoch"`
 }
 
+// subscribedFrame is the reply to subscribe and, without Epoch, to
+// command (op ack).
 type subscribedFrame struct {
 	Op      string  `json:"op"`
 	Stream  string  `json:"stream"`
 	Version uint64  `json:"version"`
+	Epoch   string  `json:"epoch,omitempty"`
 	Ref     *string `json:"ref,omitempty"`
 }
 
@@ -181,6 +185,13 @@ func (c *Conn) opSubscribe(ref *string, f *clientFrame) {
 			return
 		}
 	}
+	// A resume under another epoch is refused before anything changes: an
+	// existing subscription to the stream stays as it was.
+	epoch := c.s.cfg.Log.Epoch()
+	if err := checkEpoch(f.From != nil, f.Epoch, epoch, "subscribe again without from, or from 0 without epoch,"); err != nil {
+		c.replyError(ref, err)
+		return
+	}
 	// A second subscribe to a stream replaces the first (a resume with a
 	// new from).
 	if old := c.subs[f.Stream]; old != nil {
@@ -189,7 +200,7 @@ func (c *Conn) opSubscribe(ref *string, f *clientFrame) {
 	}
 	stream := f.Stream
 	sub, err := c.subscribe(stream, member, f.From, func(v uint64) {
-		c.sendJSON(subscribedFrame{Op: "subscribed", Stream: stream, Version: v, Ref: ref})
+		c.sendJSON(subscribedFrame{Op: "subscribed", Stream: stream, Version: v, Epoch: epoch, Ref: ref})
 	})
 	if err != nil {
 		c.replyError(ref, err)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 
 	"github.com/gofiber/fiber/v2"
 
@@ -26,6 +27,9 @@ const (
 	codeUnsupportedType = "unsupported_media_type"
 	codeRateLimited     = "rate_limited"
 	codeUnavailable     = "unavailable"
+	// codeEpochChanged refuses a resume (from with an epoch) whose epoch
+	// is not the store's: the versions it counts from are another store's.
+	codeEpochChanged = "epoch_changed"
 	// codeInternal is the code of a 500, which the protocol leaves
 	// unnamed: a server fault, its detail only in the server's log.
 	codeInternal = "internal"
@@ -39,6 +43,7 @@ var (
 	errUnsupportedMedia = errors.New("unsupported media type")
 	errRateLimited      = errors.New("rate limited")
 	errBodyTooLarge     = errors.New("request body too large")
+	errEpochChanged     = errors.New("epoch changed")
 	errDraining         = &clientError{actors.ErrUnavailable, "the server is shutting down"}
 )
 
@@ -54,6 +59,7 @@ var errorTable = []struct {
 	detail string
 }{
 	{events.ErrWrongExpectedVersion, http.StatusConflict, codeWrongVersion, true, ""},
+	{errEpochChanged, http.StatusConflict, codeEpochChanged, true, ""},
 	{events.ErrInvalidStream, http.StatusBadRequest, codeBadRequest, true, ""},
 	{decider.ErrInvalid, http.StatusBadRequest, codeBadRequest, true, ""},
 	{decider.ErrUnknownCommand, http.StatusBadRequest, codeBadRequest, true, ""},
@@ -158,6 +164,19 @@ func (e *clientError) Unwrap() error { return e.kind }
 // badRequest describes a client mistake (400 bad_request).
 func badRequest(format string, args ...any) error {
 	return &clientError{errBadRequest, fmt.Sprintf(format, args...)}
+}
+
+// checkEpoch refuses a resume under another epoch than the store's: from
+// given (a resume from a version the client has read) together with a
+// non-empty epoch that differs from current. Without from, or without
+// epoch, there is nothing to check. redo tells the client how to start
+// over.
+func checkEpoch(from bool, epoch, current, redo string) error {
+	if !from || epoch == "" || epoch == current {
+		return nil
+	}
+	return &clientError{errEpochChanged, "the store was restored or replaced since the versions you hold were read (epoch " +
+		strconv.Quote(clip(epoch)) + " is not the store's): " + redo + " and rebuild your state"}
 }
 
 // newClientError describes a failure of kind with a message for the client.

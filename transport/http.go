@@ -247,12 +247,36 @@ func (s *Server) getState(c *fiber.Ctx) error {
 	}
 	c.Set(fiber.HeaderETag, etag(view.Version))
 	c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
-	return c.Send(view.JSON)
+	return c.Send(withEpoch(view.JSON, s.cfg.Log.Epoch()))
+}
+
+// withEpoch adds "epoch":epoch as the last member of the JSON object obj
+// (a state as the runtime renders it). Anything but an object, and an
+// empty epoch, leave obj as it is.
+func withEpoch(obj []byte, epoch string) []byte {
+	body := bytes.TrimRight(obj, " \t\r\n")
+	if epoch == "" || len(body) < 2 || body[0] != '{' || body[len(body)-1] != '}' {
+		return obj
+	}
+	quoted, err := json.Marshal(epoch)
+	if err != nil {
+		return obj
+	}
+	inner := bytes.TrimSpace(body[1 : len(body)-1])
+	out := make([]byte, 0, len(body)+len(quoted)+10)
+	out = append(out, body[:len(body)-1]...)
+	if len(inner) > 0 {
+		out = append(out, ',')
+	}
+	out = append(out, `"epoch":`...)
+	out = append(out, quoted...)
+	return append(out, '}')
 }
 
 type eventsReply struct {
 	Events []events.Event `json:"events"`
 	Next   uint64         `json:"next"`
+	Epoch  string         `json:"epoch,omitempty"`
 }
 
 // getEvents: GET /streams/{stream}/events?from=N&limit=M.
@@ -262,10 +286,15 @@ func (s *Server) getEvents(c *fiber.Ctx) error {
 		return err
 	}
 	var from uint64
-	if q := c.Query("from"); q != "" {
+	q := c.Query("from")
+	if q != "" {
 		if from, err = strconv.ParseUint(q, 10, 64); err != nil {
 			return badRequest("from must be a version (0 or more), got %q", clip(q))
 		}
+	}
+	epoch := s.cfg.Log.Epoch()
+	if err := checkEpoch(q != "", c.Query("epoch"), epoch, "read again from 0 without epoch"); err != nil {
+		return err
 	}
 	limit := defaultReadLimit
 	if q := c.Query("limit"); q != "" {
@@ -287,5 +316,5 @@ func (s *Server) getEvents(c *fiber.Ctx) error {
 	} else {
 		evs = []events.Event{}
 	}
-	return c.JSON(eventsReply{Events: evs, Next: next})
+	return c.JSON(eventsReply{Events: evs, Next: next, Epoch: epoch})
 }

@@ -125,7 +125,7 @@ func TestStreamRoutes(t *testing.T) {
 			})
 		}
 		r := h.Do("GET", "/streams/game:none/events", "")
-		if r.Status != 200 || !transporttest.JSONEq(t, r.JSON(t), `{"events":[],"next":0}`) {
+		if r.Status != 200 || !transporttest.JSONEq(t, r.JSON(t), `{"events":[],"next":0,"epoch":"`+h.Store.Epoch()+`"}`) {
 			t.Fatalf("empty stream: %d %s", r.Status, r.Body)
 		}
 	})

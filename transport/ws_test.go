@@ -38,7 +38,7 @@ func TestEngineProtocol(t *testing.T) {
 	t.Run("subscribe with from catches up then goes live", func(t *testing.T) {
 		c := c.On(t)
 		c.Send(`{"op":"subscribe","stream":"room:r1","from":1,"ref":"s1"}`)
-		if f := c.Frame(); !transporttest.JSONEq(t, f, `{"op":"subscribed","stream":"room:r1","version":3,"ref":"s1"}`) {
+		if f := c.Frame(); !transporttest.JSONEq(t, f, `{"op":"subscribed","stream":"room:r1","version":3,"epoch":"`+h.Store.Epoch()+`","ref":"s1"}`) {
 			t.Fatalf("got %v", f)
 		}
 		for _, v := range []float64{2, 3} {
@@ -94,7 +94,7 @@ func TestEngineProtocol(t *testing.T) {
 		}
 		// Subscribed elsewhere, the next frames are that stream's only.
 		c.Send(`{"op":"subscribe","stream":"room:r2","ref":"s2"}`)
-		if f := c.Frame(); !transporttest.JSONEq(t, f, `{"op":"subscribed","stream":"room:r2","version":0,"ref":"s2"}`) {
+		if f := c.Frame(); !transporttest.JSONEq(t, f, `{"op":"subscribed","stream":"room:r2","version":0,"epoch":"`+h.Store.Epoch()+`","ref":"s2"}`) {
 			t.Fatalf("got %v", f)
 		}
 		c.Send(`{"op":"command","stream":"room:r2","type":"PostMessage","data":{"user":"ann","text":"first"}}`)

@@ -5,7 +5,8 @@ package main
 // WebSocket clients. This file holds the harness and the seed application's
 // routes; e2e_ws_test.go the /ws protocol and restarts, e2e_errors_test.go
 // bad input, e2e_lifecycle_test.go shutdown and the start-up line,
-// e2e_export_test.go `engine export` and `engine import`.
+// e2e_export_test.go `engine export` and `engine import`, e2e_epoch_test.go
+// a client resuming against a wiped store.
 //
 // Every wait is on a channel or a poll with a deadline (e2eTimeout); t.Fatal
 // is only called on the test goroutine, helper goroutines hand their errors

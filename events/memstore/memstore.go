@@ -15,7 +15,8 @@ import (
 // Store is an in-memory events.Store. Create it with New or NewWithClock;
 // the zero value is not usable.
 type Store struct {
-	now func() time.Time
+	now   func() time.Time
+	epoch string // set by NewWithClock, never changed
 
 	// wm is advanced after every commit and closed by Close; Follow waits
 	// on it. It has its own lock, so waiters never hold mu.
@@ -78,12 +79,17 @@ func NewWithClock(now func() time.Time) *Store {
 	}
 	return &Store{
 		now:       now,
+		epoch:     events.NewEpoch(),
 		streams:   make(map[string]*stream),
 		ids:       make(map[string]uint64),
 		snapshots: make(map[string]events.Snapshot),
 		pending:   make(map[string]struct{}),
 	}
 }
+
+// Epoch implements events.Store: a new random epoch per store, since the
+// data lives and dies with the Store value.
+func (s *Store) Epoch() string { return s.epoch }
 
 // Append implements events.Store.
 func (s *Store) Append(ctx context.Context, streamID string, expected events.ExpectedVersion, evs []events.Event) (events.AppendResult, error) {

@@ -17,7 +17,7 @@ import (
 //	'i' id                         -> stream 0x00 BE64(version)   idempotency index
 //	's' stream                     -> uvarint(version) snapshot-data
 //	'q' stream                     -> (empty)          pending index
-//	'm' name                       -> meta (format version)
+//	'm' name                       -> meta: "format" (format version), "epoch" (the store's epoch)
 //
 // The global log holds a full copy of each event rather than a pointer to
 // its stream key: a pointer would turn a sequential read of the log into
@@ -43,6 +43,13 @@ const (
 const formatVersion = 1
 
 var metaFormatKey = []byte{prefixMeta, 'f', 'o', 'r', 'm', 'a', 't'}
+
+// metaEpochKey holds the store's epoch (events.Store.Epoch) as its text,
+// written by the open that creates the store, in the same synced batch as
+// the format marker. It lives in the meta keyspace, whose names the store
+// alone chooses, so no stream, position or event id can produce it. A
+// store written before epochs existed gets one at its next open.
+var metaEpochKey = []byte{prefixMeta, 'e', 'p', 'o', 'c', 'h'}
 
 // errCorrupt marks a stored value that does not decode.
 var errCorrupt = errors.New("pebblestore: corrupt record")

@@ -124,9 +124,10 @@ func (c Config) Validate() error {
 
 // Store is the embedded event store. See the package documentation.
 type Store struct {
-	cfg Config
-	db  *pebble.DB
-	log *slog.Logger
+	cfg   Config
+	db    *pebble.DB
+	log   *slog.Logger
+	epoch string // read or created by open; never changed
 
 	// wm is the last durable position: the writer's acknowledger advances
 	// it after a batch's WAL sync returns, and every read is capped at it,
@@ -185,7 +186,7 @@ func open(dir string, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
 	}
-	last, err := checkFormat(db)
+	last, epoch, err := checkFormat(db)
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("pebblestore: open %s: %w", dir, err), db.Close())
 	}
@@ -193,6 +194,7 @@ func open(dir string, cfg Config) (*Store, error) {
 		cfg:      cfg,
 		db:       db,
 		log:      cfg.Logger,
+		epoch:    epoch,
 		reqs:     make(chan *request, cfg.QueueSize),
 		done:     make(chan struct{}),
 		scanDone: make(chan struct{}),
@@ -205,28 +207,65 @@ func open(dir string, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// checkFormat writes the format marker into a new store or checks it in an
-// existing one, and returns the last global position.
-func checkFormat(db *pebble.DB) (uint64, error) {
-	last, err := lastPosition(db)
-	if err != nil {
-		return 0, err
+// checkFormat writes the format marker and a new epoch into a new store,
+// or checks the marker and reads the epoch of an existing one (creating
+// the epoch of a store written before epochs), and returns the last global
+// position and the epoch. Whatever it writes is synced before it returns.
+func checkFormat(db *pebble.DB) (last uint64, epoch string, err error) {
+	if last, err = lastPosition(db); err != nil {
+		return 0, "", err
 	}
 	v, closer, err := db.Get(metaFormatKey)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
 		if last != 0 {
-			return 0, fmt.Errorf("%w: events without a format marker", errCorrupt)
+			return 0, "", fmt.Errorf("%w: events without a format marker", errCorrupt)
 		}
-		return 0, db.Set(metaFormatKey, binary.AppendUvarint(nil, formatVersion), pebble.Sync)
+		epoch = events.NewEpoch()
+		b := db.NewBatch()
+		defer b.Close()
+		if err := b.Set(metaFormatKey, binary.AppendUvarint(nil, formatVersion), nil); err != nil {
+			return 0, "", err
+		}
+		if err := b.Set(metaEpochKey, []byte(epoch), nil); err != nil {
+			return 0, "", err
+		}
+		return 0, epoch, b.Commit(pebble.Sync)
 	case err != nil:
-		return 0, err
+		return 0, "", err
+	}
+	f, k := binary.Uvarint(v)
+	closer.Close()
+	if k <= 0 || f != formatVersion {
+		return 0, "", fmt.Errorf("pebblestore: store format %x, this build reads %d", v, formatVersion)
+	}
+	if epoch, err = readEpoch(db); err != nil {
+		return 0, "", err
+	}
+	return last, epoch, nil
+}
+
+// readEpoch reads the stored epoch, creating (and syncing) one when the
+// store predates epochs.
+func readEpoch(db *pebble.DB) (string, error) {
+	v, closer, err := db.Get(metaEpochKey)
+	if errors.Is(err, pebble.ErrNotFound) {
+		epoch := events.NewEpoch()
+		return epoch, db.Set(metaEpochKey, []byte(epoch), pebble.Sync)
+	}
+	if err != nil {
+		return "", err
 	}
 	defer closer.Close()
-	if f, k := binary.Uvarint(v); k <= 0 || f != formatVersion {
-		return 0, fmt.Errorf("pebblestore: store format %x, this build reads %d", v, formatVersion)
+	if len(v) == 0 || len(v) > events.MaxEpochLen {
+		return "", fmt.Errorf("%w: epoch of %d bytes", errCorrupt, len(v))
 	}
-	return last, nil
+	for _, c := range v {
+		if c <= ' ' || c > '~' {
+			return "", fmt.Errorf("%w: epoch %q", errCorrupt, v)
+		}
+	}
+	return string(v), nil // string copies v, which is only valid until closer.Close
 }
 
 // lastPosition finds the last key of the global log with one seek.
@@ -263,6 +302,10 @@ func (s *Store) enter(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Epoch implements events.Store: the epoch stored under metaEpochKey,
+// read (or created) once by Open.
+func (s *Store) Epoch() string { return s.epoch }
 
 // Append implements events.Store.
 func (s *Store) Append(ctx context.Context, stream string, expected events.ExpectedVersion, evs []events.Event) (events.AppendResult, error) {

@@ -55,11 +55,14 @@
 // appends, after the head, callback errors, cancellation), calls with a
 // cancelled context, malformed input (each sentinel error, nothing
 // stored), the MaxEventSize boundary, and Close (a waiting Follow ends
-// with ErrClosed, appends racing with Close, every call afterwards). Under
-// "Durable", RunDurable adds: everything survives Close and reopen (events,
-// versions, positions, stream heads, snapshots, pending index, event ids),
-// an empty store reopens empty, repeated reopens, and every append that
-// returned success before Close is there after reopen and nothing else.
+// with ErrClosed, appends racing with Close, every call afterwards), and
+// the epoch (well-formed, stable across calls, writes and Close, different
+// for two new stores). Under "Durable", RunDurable adds: everything
+// survives Close and reopen (events, versions, positions, stream heads,
+// snapshots, pending index, event ids), an empty store reopens empty,
+// repeated reopens, every append that returned success before Close is
+// there after reopen and nothing else, and the epoch is the same after
+// every reopen of a directory and different in another directory.
 //
 // Concurrency contract of the package itself: Run and RunDurable must be
 // called from a test goroutine; they hold no state between calls.

@@ -52,6 +52,7 @@ func durableTests() []durableTest {
 		{"ReopenEmpty", testReopenEmpty},
 		{"ReopenRepeatedly", testReopenRepeatedly},
 		{"CloseKeepsCompletedAppends", testCloseKeepsCompletedAppends},
+		{"ReopenKeepsEpoch", testReopenKeepsEpoch},
 	}
 }
 

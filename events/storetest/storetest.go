@@ -87,6 +87,7 @@ func contractTests() []contractTest {
 		{"MaxEventSize", testMaxEventSize},
 		{"Close", testClose},
 		{"CloseRacingAppends", testCloseRacingAppends},
+		{"Epoch", testEpoch},
 	}
 }
 

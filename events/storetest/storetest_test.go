@@ -62,6 +62,9 @@ func (h *handle) enter() error {
 	return nil
 }
 
+// Epoch is the shared memstore's: the data's, whichever handle asks.
+func (h *handle) Epoch() string { return h.inner.Epoch() }
+
 func (h *handle) Append(ctx context.Context, s string, exp events.ExpectedVersion, evs []events.Event) (events.AppendResult, error) {
 	if err := h.enter(); err != nil {
 		return events.AppendResult{}, err
