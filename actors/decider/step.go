@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"time"
-	"unicode/utf8"
 
 	"github.com/b6368a97/engine/events"
 )
@@ -126,16 +125,7 @@ func WithAttempt(attempts map[string]StepAttempts, d StepAttemptFailed, at time.
 }
 
 // ClipError shortens a step error to MaxStepError bytes at a rune boundary.
-func ClipError(s string) string {
-	if len(s) <= MaxStepError {
-		return s
-	}
-	cut := MaxStepError
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut]
-}
+func ClipError(s string) string { return Clip(s, MaxStepError) }
 
 // PermanentError is a step failure that a retry cannot fix (a rejected
 // recipient, a step without what its action needs). The runtime records

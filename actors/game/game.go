@@ -7,8 +7,6 @@ import (
 	"maps"
 	"strconv"
 	"strings"
-	"unicode"
-	"unicode/utf8"
 
 	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
@@ -69,10 +67,10 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 			Team  string          `json:"team"`
 			Score json.RawMessage `json:"score"`
 		}
-		if err := events.DecodeData(c.Data, &d, decider.ErrInvalid); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		if err := decider.DecodeCommand(Kind, c, &d); err != nil {
+			return nil, err
 		}
-		if err := checkName("team", d.Team, MaxTeam); err != nil {
+		if err := decider.CheckName("team", d.Team, MaxTeam); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 		}
 		score, err := parseScore(d.Score)
@@ -88,8 +86,8 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 		}
 		return []events.Event{{Type: EventScoreUpdated, Data: data}}, nil
 	case CommandEndGame:
-		if err := events.DecodeData(c.Data, &struct{}{}, decider.ErrInvalid); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		if err := decider.DecodeCommand(Kind, c, &struct{}{}); err != nil {
+			return nil, err
 		}
 		if s.Ended {
 			return nil, fmt.Errorf("%s %s: %w: the game has ended already", Kind, c.Type, decider.ErrConflict)
@@ -134,8 +132,8 @@ func Evolve(s State, e events.Event) (State, error) {
 			Team  *string `json:"team"`
 			Score *int64  `json:"score"`
 		}
-		if err := events.DecodeData(e.Data, &d, events.ErrInvalidEvent); err != nil {
-			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+		if err := decider.DecodeEvent(Kind, e, &d); err != nil {
+			return s, err
 		}
 		if d.Team == nil || *d.Team == "" || d.Score == nil || *d.Score < 0 {
 			return s, fmt.Errorf("%s %s: %w: team and a score of 0 or more are required", Kind, e.Type, events.ErrInvalidEvent)
@@ -149,8 +147,8 @@ func Evolve(s State, e events.Event) (State, error) {
 		scores[*d.Team] = *d.Score
 		s.Scores = scores
 	case EventGameEnded:
-		if err := events.DecodeData(e.Data, &struct{}{}, events.ErrInvalidEvent); err != nil {
-			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+		if err := decider.DecodeEvent(Kind, e, &struct{}{}); err != nil {
+			return s, err
 		}
 		if s.Ended {
 			return s, fmt.Errorf("%s %s: %w: the game ended twice", Kind, e.Type, events.ErrInvalidEvent)
@@ -161,19 +159,6 @@ func Evolve(s State, e events.Event) (State, error) {
 	}
 	s.Stream, s.Version = e.Stream, e.Version
 	return s, nil
-}
-
-// checkName validates a short name: 1–max runes, no control characters.
-func checkName(field, v string, max int) error {
-	if n := utf8.RuneCountInString(v); n < 1 || n > max {
-		return fmt.Errorf("%w: %s must be 1-%d characters, got %d", decider.ErrInvalid, field, max, n)
-	}
-	for _, r := range v {
-		if unicode.IsControl(r) {
-			return fmt.Errorf("%w: %s must not hold control characters", decider.ErrInvalid, field)
-		}
-	}
-	return nil
 }
 
 // New returns the game kind, for the runtime and the replay.

@@ -86,8 +86,8 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 	switch c.Type {
 	case CommandAddTicket:
 		var d Ticket
-		if err := events.DecodeData(c.Data, &d, decider.ErrInvalid); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		if err := decider.DecodeCommand(Kind, c, &d); err != nil {
+			return nil, err
 		}
 		if err := checkOrder(d.Order); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
@@ -105,8 +105,8 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 		return []events.Event{{Type: EventTicketAdded, Data: data}}, nil
 	case CommandCloseTicket:
 		var d TicketClosed
-		if err := events.DecodeData(c.Data, &d, decider.ErrInvalid); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		if err := decider.DecodeCommand(Kind, c, &d); err != nil {
+			return nil, err
 		}
 		if err := checkOrder(d.Order); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
@@ -129,8 +129,8 @@ func Evolve(s State, e events.Event) (State, error) {
 	switch e.Type {
 	case EventTicketAdded:
 		var d Ticket
-		if err := events.DecodeData(e.Data, &d, events.ErrInvalidEvent); err != nil {
-			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+		if err := decider.DecodeEvent(Kind, e, &d); err != nil {
+			return s, err
 		}
 		if d.Order == "" || len(d.Items) == 0 {
 			return s, fmt.Errorf("%s %s: %w: order and items are required", Kind, e.Type, events.ErrInvalidEvent)
@@ -144,8 +144,8 @@ func Evolve(s State, e events.Event) (State, error) {
 		s.Tickets = append(tickets, d)
 	case EventTicketClosed:
 		var d TicketClosed
-		if err := events.DecodeData(e.Data, &d, events.ErrInvalidEvent); err != nil {
-			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+		if err := decider.DecodeEvent(Kind, e, &d); err != nil {
+			return s, err
 		}
 		i := s.index(d.Order)
 		if i < 0 {

@@ -1,10 +1,8 @@
 package order
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"maps"
 	"net/mail"
 	"strings"
 	"time"
@@ -159,26 +157,26 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 	switch c.Type {
 	case CommandPlaceOrder:
 		var d PlaceOrder
-		if err := events.DecodeData(c.Data, &d, decider.ErrInvalid); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		if err := decider.DecodeCommand(Kind, c, &d); err != nil {
+			return nil, err
 		}
 		if err := CheckItems(d.Items); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 		}
 		if d.Email != "" && !ValidEmail(d.Email) {
-			return nil, fmt.Errorf("%s %s: %w: email %q is not a valid address", Kind, c.Type, decider.ErrInvalid, clip(d.Email, 80))
+			return nil, fmt.Errorf("%s %s: %w: email %q is not a valid address", Kind, c.Type, decider.ErrInvalid, decider.Clip(d.Email, 80))
 		}
 		if s.Status != "" {
 			return nil, fmt.Errorf("%s %s: %w: the order was placed already", Kind, c.Type, decider.ErrConflict)
 		}
-		return event(EventOrderPlaced, OrderPlaced(d))
+		return decider.Event(Kind, EventOrderPlaced, OrderPlaced(d))
 	case CommandCancelOrder:
-		if err := events.DecodeData(c.Data, &struct{}{}, decider.ErrInvalid); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		if err := decider.DecodeCommand(Kind, c, &struct{}{}); err != nil {
+			return nil, err
 		}
 		switch s.Status {
 		case StatusPlaced, StatusInKitchen:
-			return event(EventOrderCancelled, struct{}{})
+			return decider.Event(Kind, EventOrderCancelled, struct{}{})
 		case "":
 			return nil, fmt.Errorf("%s %s: %w: no order was placed", Kind, c.Type, decider.ErrConflict)
 		default:
@@ -228,8 +226,8 @@ func Evolve(s State, e events.Event) (State, error) {
 	switch e.Type {
 	case EventOrderPlaced:
 		var d OrderPlaced
-		if err := events.DecodeData(e.Data, &d, events.ErrInvalidEvent); err != nil {
-			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+		if err := decider.DecodeEvent(Kind, e, &d); err != nil {
+			return s, err
 		}
 		if len(d.Items) == 0 {
 			return fail("no items")
@@ -287,13 +285,11 @@ func Evolve(s State, e events.Event) (State, error) {
 		}
 		next.Steps.Receipt = Done
 	case EventStepFailed:
-		var d StepFailed
-		if err := events.DecodeData(e.Data, &d, events.ErrInvalidEvent); err != nil {
-			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+		d, errs, err := decider.EvolveStepFailed(Kind, e, s.Errors, s.owes)
+		if err != nil {
+			return s, err
 		}
-		if !s.owes(d.Step) {
-			return fail(fmt.Sprintf("step %q is not owed", d.Step))
-		}
+		next.Errors = errs
 		switch d.Step {
 		case StepKitchen:
 			next.Steps = StepStates{Kitchen: Failed, Cook: skip(s.Steps.Cook), Receipt: skip(s.Steps.Receipt)}
@@ -307,21 +303,10 @@ func Evolve(s State, e events.Event) (State, error) {
 		case StepTicket:
 			next.Ticket = TicketFailed
 		}
-		errs := make(map[string]string, len(s.Errors)+1)
-		maps.Copy(errs, s.Errors)
-		errs[d.Step] = d.Error
-		next.Errors = errs
 	case EventStepAttemptFailed:
-		var d StepAttemptFailed
-		if err := events.DecodeData(e.Data, &d, events.ErrInvalidEvent); err != nil {
-			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
-		}
-		if !s.owes(d.Step) {
-			return fail(fmt.Sprintf("step %q is not owed", d.Step))
-		}
-		attempts, err := decider.WithAttempt(s.Attempts, d, e.Time)
+		attempts, err := decider.EvolveAttempt(Kind, e, s.Attempts, s.owes)
 		if err != nil {
-			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+			return s, err
 		}
 		next.Attempts = attempts
 	default:
@@ -435,17 +420,17 @@ func Complete(s State, r decider.StepResult) ([]events.Event, error) {
 		return nil, fmt.Errorf("%s: %w: step %s reported before step %s", Kind, decider.ErrConflict, r.Step, owed[0].Name)
 	}
 	if r.Err != "" {
-		return event(EventStepFailed, StepFailed{Step: r.Step, Error: decider.ClipError(r.Err), Attempts: r.Attempts})
+		return decider.StepFailedEvent(Kind, r)
 	}
 	switch r.Step {
 	case StepKitchen:
-		return event(EventKitchenNotified, struct{}{})
+		return decider.Event(Kind, EventKitchenNotified, struct{}{})
 	case StepCook:
-		return event(EventOrderReady, struct{}{})
+		return decider.Event(Kind, EventOrderReady, struct{}{})
 	case StepTicket:
-		return event(EventTicketReleased, struct{}{})
+		return decider.Event(Kind, EventTicketReleased, struct{}{})
 	default: // StepReceipt: owes knows no other step
-		return event(EventReceiptSent, struct{}{})
+		return decider.Event(Kind, EventReceiptSent, struct{}{})
 	}
 }
 
@@ -453,40 +438,13 @@ func Complete(s State, r decider.StepResult) ([]events.Event, error) {
 // retried into StepAttemptFailed; an attempt of any other step, or one
 // already recorded, records nothing.
 func RecordAttempt(s State, r decider.StepResult) ([]events.Event, error) {
-	owed := Steps(s)
-	if len(owed) == 0 || owed[0].Name != r.Step || r.Err == "" || r.Attempts <= s.Attempts[r.Step].Count {
+	if owed := Steps(s); len(owed) == 0 || owed[0].Name != r.Step {
 		return nil, nil
 	}
-	return event(EventStepAttemptFailed, StepAttemptFailed{Step: r.Step, Error: decider.ClipError(r.Err), Attempt: r.Attempts})
+	return decider.AttemptEvent(Kind, r, s.Attempts[r.Step])
 }
 
 // Attempts returns the recorded failed attempts of a step.
 func Attempts(s State, step string) Attempt { return s.Attempts[step] }
 
-func event(typ string, v any) ([]events.Event, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("%s: encode %s: %w", Kind, typ, err)
-	}
-	return []events.Event{{Type: typ, Data: bytes.TrimRight(b.Bytes(), "\n")}}, nil
-}
-
-// clip cuts s to at most n bytes without splitting a rune.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
-func decodeEmpty(e events.Event) error {
-	if err := events.DecodeData(e.Data, &struct{}{}, events.ErrInvalidEvent); err != nil {
-		return fmt.Errorf("%s %s: %w", Kind, e.Type, err)
-	}
-	return nil
-}
+func decodeEmpty(e events.Event) error { return decider.DecodeEvent(Kind, e, &struct{}{}) }

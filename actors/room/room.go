@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/b6368a97/engine/actors/decider"
@@ -93,8 +92,8 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 
 func postMessage(c decider.Command) ([]events.Event, error) {
 	var d PostMessage
-	if err := events.DecodeData(c.Data, &d, decider.ErrInvalid); err != nil {
-		return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+	if err := decider.DecodeCommand(Kind, c, &d); err != nil {
+		return nil, err
 	}
 	user := d.User
 	if c.User != "" {
@@ -103,7 +102,7 @@ func postMessage(c decider.Command) ([]events.Event, error) {
 		}
 		user = c.User
 	}
-	if err := checkName("user", user, MaxUser); err != nil {
+	if err := decider.CheckName("user", user, MaxUser); err != nil {
 		return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 	}
 	if n := utf8.RuneCountInString(d.Text); n < 1 || n > MaxText {
@@ -121,8 +120,8 @@ func Evolve(s State, e events.Event) (State, error) {
 	switch e.Type {
 	case EventMessagePosted:
 		var d MessagePosted
-		if err := events.DecodeData(e.Data, &d, events.ErrInvalidEvent); err != nil {
-			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+		if err := decider.DecodeEvent(Kind, e, &d); err != nil {
+			return s, err
 		}
 		if d.User == "" || d.Text == "" {
 			return s, fmt.Errorf("%s %s: %w: user and text are required", Kind, e.Type, events.ErrInvalidEvent)
@@ -158,19 +157,6 @@ func WithMembers(s State, members []string) State {
 	slices.Sort(m)
 	s.Members = slices.Compact(m)
 	return s
-}
-
-// checkName validates a short name: 1–max runes, no control characters.
-func checkName(field, v string, max int) error {
-	if n := utf8.RuneCountInString(v); n < 1 || n > max {
-		return fmt.Errorf("%w: %s must be 1-%d characters, got %d", decider.ErrInvalid, field, max, n)
-	}
-	for _, r := range v {
-		if unicode.IsControl(r) {
-			return fmt.Errorf("%w: %s must not hold control characters", decider.ErrInvalid, field)
-		}
-	}
-	return nil
 }
 
 // New returns the room kind, with presence, for the runtime and the replay.

@@ -1,12 +1,9 @@
 package user
 
 import (
-	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"maps"
 	"net/mail"
 	"strings"
 	"unicode"
@@ -87,7 +84,7 @@ func Initial(stream string) State { return State{Stream: stream} }
 func IDForEmail(email string) (string, error) {
 	n := strings.ToLower(strings.TrimSpace(email))
 	if !validEmail(n) {
-		return "", fmt.Errorf("%w: email %q is not a valid address", decider.ErrInvalid, clip(email, 80))
+		return "", fmt.Errorf("%w: email %q is not a valid address", decider.ErrInvalid, decider.Clip(email, 80))
 	}
 	sum := sha256.Sum256([]byte(n))
 	return hex.EncodeToString(sum[:16]), nil
@@ -99,12 +96,12 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 	switch c.Type {
 	case CommandSignUp:
 		var d SignUp
-		if err := events.DecodeData(c.Data, &d, decider.ErrInvalid); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		if err := decider.DecodeCommand(Kind, c, &d); err != nil {
+			return nil, err
 		}
 		d.Email = strings.TrimSpace(d.Email)
 		if !validEmail(d.Email) {
-			return nil, fmt.Errorf("%s %s: %w: email %q is not a valid address", Kind, c.Type, decider.ErrInvalid, clip(d.Email, 80))
+			return nil, fmt.Errorf("%s %s: %w: email %q is not a valid address", Kind, c.Type, decider.ErrInvalid, decider.Clip(d.Email, 80))
 		}
 		if n := utf8.RuneCountInString(d.Name); n < 1 || n > MaxName {
 			return nil, fmt.Errorf("%s %s: %w: name must be 1-%d characters, got %d", Kind, c.Type, decider.ErrInvalid, MaxName, n)
@@ -115,7 +112,7 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 		if s.Email != "" {
 			return nil, fmt.Errorf("%s %s: %w: %s is signed up already", Kind, c.Type, decider.ErrConflict, s.Stream)
 		}
-		return event(EventUserSignedUp, d)
+		return decider.Event(Kind, EventUserSignedUp, d)
 	default:
 		return nil, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownCommand, c.Type)
 	}
@@ -130,8 +127,8 @@ func Evolve(s State, e events.Event) (State, error) {
 	switch e.Type {
 	case EventUserSignedUp:
 		var d SignUp
-		if err := events.DecodeData(e.Data, &d, events.ErrInvalidEvent); err != nil {
-			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+		if err := decider.DecodeEvent(Kind, e, &d); err != nil {
+			return s, err
 		}
 		if d.Email == "" || d.Name == "" {
 			return fail("email and name are required")
@@ -141,37 +138,23 @@ func Evolve(s State, e events.Event) (State, error) {
 		}
 		next.Email, next.Name, next.WelcomeEmail = d.Email, d.Name, Pending
 	case EventWelcomeEmailSent:
-		if err := events.DecodeData(e.Data, &struct{}{}, events.ErrInvalidEvent); err != nil {
-			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+		if err := decider.DecodeEvent(Kind, e, &struct{}{}); err != nil {
+			return s, err
 		}
 		if s.WelcomeEmail != Pending {
 			return fail(fmt.Sprintf("welcome email is %q, not pending", s.WelcomeEmail))
 		}
 		next.WelcomeEmail = Done
 	case EventStepFailed:
-		var d StepFailed
-		if err := events.DecodeData(e.Data, &d, events.ErrInvalidEvent); err != nil {
-			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
-		}
-		if d.Step != StepWelcome || s.WelcomeEmail != Pending {
-			return fail(fmt.Sprintf("step %q is not owed", d.Step))
-		}
-		next.WelcomeEmail = Failed
-		errs := make(map[string]string, len(s.Errors)+1)
-		maps.Copy(errs, s.Errors)
-		errs[d.Step] = d.Error
-		next.Errors = errs
-	case EventStepAttemptFailed:
-		var d StepAttemptFailed
-		if err := events.DecodeData(e.Data, &d, events.ErrInvalidEvent); err != nil {
-			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
-		}
-		if !s.owes(d.Step) {
-			return fail(fmt.Sprintf("step %q is not owed", d.Step))
-		}
-		attempts, err := decider.WithAttempt(s.Attempts, d, e.Time)
+		_, errs, err := decider.EvolveStepFailed(Kind, e, s.Errors, s.owes)
 		if err != nil {
-			return s, fmt.Errorf("%s %s: %w", Kind, e.Type, err)
+			return s, err
+		}
+		next.WelcomeEmail, next.Errors = Failed, errs
+	case EventStepAttemptFailed:
+		attempts, err := decider.EvolveAttempt(Kind, e, s.Attempts, s.owes)
+		if err != nil {
+			return s, err
 		}
 		next.Attempts = attempts
 	default:
@@ -211,19 +194,19 @@ func Complete(s State, r decider.StepResult) ([]events.Event, error) {
 		return nil, nil
 	}
 	if r.Err != "" {
-		return event(EventStepFailed, StepFailed{Step: r.Step, Error: decider.ClipError(r.Err), Attempts: r.Attempts})
+		return decider.StepFailedEvent(Kind, r)
 	}
-	return event(EventWelcomeEmailSent, struct{}{})
+	return decider.Event(Kind, EventWelcomeEmailSent, struct{}{})
 }
 
 // RecordAttempt turns a failed attempt of the welcome step that will be
 // retried into StepAttemptFailed; an attempt of a step not owed, or one
 // already recorded, records nothing.
 func RecordAttempt(s State, r decider.StepResult) ([]events.Event, error) {
-	if !s.owes(r.Step) || r.Err == "" || r.Attempts <= s.Attempts[r.Step].Count {
+	if !s.owes(r.Step) {
 		return nil, nil
 	}
-	return event(EventStepAttemptFailed, StepAttemptFailed{Step: r.Step, Error: decider.ClipError(r.Err), Attempt: r.Attempts})
+	return decider.AttemptEvent(Kind, r, s.Attempts[r.Step])
 }
 
 // Attempts returns the recorded failed attempts of a step.
@@ -237,27 +220,6 @@ func validEmail(s string) bool {
 	}
 	a, err := mail.ParseAddress(s)
 	return err == nil && a.Name == "" && a.Address == s
-}
-
-func event(typ string, v any) ([]events.Event, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, fmt.Errorf("%s: encode %s: %w", Kind, typ, err)
-	}
-	return []events.Event{{Type: typ, Data: bytes.TrimRight(b.Bytes(), "\n")}}, nil
-}
-
-// clip cuts s to at most n bytes without splitting a rune.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }
 
 // New returns the user kind, with its welcome email step, for the runtime
