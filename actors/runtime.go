@@ -169,13 +169,6 @@ func (r *Runtime) Start(ctx context.Context) error {
 	return nil
 }
 
-// Running reports whether the runtime serves calls (started, not stopping).
-func (r *Runtime) Running() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.state == stateRunning
-}
-
 // Stop shuts the runtime down: new calls fail with ErrUnavailable, running
 // background steps are interrupted (they are still owed and resume after a
 // restart), in-flight calls are answered, then every actor is stopped and
