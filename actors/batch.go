@@ -1,12 +1,14 @@
 package actors
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -16,7 +18,8 @@ import (
 // that flush and join the queue, so a busy stream (a chat room, a game's
 // score) appends everything that accumulated during its previous append in
 // one store call, instead of one append per command. An idle stream pays
-// one extra message on its own mailbox, a few hundred nanoseconds.
+// one extra message on its own mailbox, a few hundred nanoseconds. A
+// command alone is a batch of one: every command takes the same path.
 
 // flushMsg tells a stream actor to decide and append its queued commands.
 type flushMsg struct{}
@@ -39,31 +42,21 @@ func (a *streamActor) enqueue(c actor.Context, m *execMsg) {
 func (a *streamActor) flush(c actor.Context) {
 	queue := a.queue
 	a.queue = nil
-	live := queue[:0]
-	for _, m := range queue {
-		if err := m.ctx.Err(); err != nil {
-			m.fail(unavailable(a.stream, err))
-			a.r.obs.CommandDone(a.kind.Name(), ResultUnavailable, 0)
-			continue
-		}
-		live = append(live, m)
-	}
-	switch len(live) {
-	case 0:
-		return
-	case 1:
-		a.onExec(c, live[0])
-		return
-	}
-	if a.dirty {
-		if err := a.load(); err != nil {
-			for _, m := range live {
-				m.fail(fmt.Errorf("reload %s: %w", a.stream, err))
-			}
-			return
-		}
-	}
-	a.execBatch(c, live)
+	a.execute(c, queue, true)
+}
+
+// batch is a list of commands decided one after the other, each on the
+// state the previous ones leave.
+type batch struct {
+	cmds    []staged
+	byID    map[string]int // command id → index of its first command
+	evs     []events.Event // the events of all commands, in order
+	next    decider.State  // the state after them
+	version uint64         // the version after them
+	// broken is the command whose events Evolve could not apply, or -1:
+	// the state is suspect from there on and the later commands are not
+	// decided.
+	broken int
 }
 
 // staged is one command of a batch and its outcome.
@@ -72,125 +65,210 @@ type staged struct {
 	res     Result
 	err     error
 	outcome string
-	first   int    // index of its first event in the batch
-	n       int    // its number of events
-	version uint64 // the stream's version after it
-	dupOf   int    // -1, or the index of an earlier command with the same id
+	first   int // index of its first event in the batch
+	n       int // its number of events
+	dupOf   int // -1, or the index of an earlier command with the same id
 }
 
-// execBatch decides the commands one after the other, each on the state
-// the previous ones leave, and appends all their events at once. Every
-// reply, errors included, waits for the append, since a rejection may
-// depend on an earlier command of the batch. If the append fails, the
-// stream is reloaded and each command runs again on its own, exactly as if
-// it had arrived alone: that path retries a conflict with another writer,
-// recognises repeats the store reports as duplicates, and reports a
-// failing store per command.
-func (a *streamActor) execBatch(c actor.Context, msgs []*execMsg) {
-	batch := make([]staged, len(msgs))
-	var evs []events.Event
-	next, version := a.state, a.version
-	byID := make(map[string]int)
-	for i, m := range msgs {
-		st := &batch[i]
-		st.m, st.dupOf = m, -1
-		cmd := m.cmd
-		if cmd.ID != "" {
-			if j, ok := byID[cmd.ID]; ok {
-				st.dupOf = j
-				continue
-			}
-			byID[cmd.ID] = i
-			if rec, ok := a.cmds.get(cmd.ID); ok {
-				st.res, st.err = a.resultOf(rec)
-				st.outcome = ResultIdempotent
-				if st.err != nil {
-					st.outcome = ResultError
-				}
-				continue
-			}
-		}
-		if m.expected != events.AnyVersion && !m.expected.Matches(version) {
-			st.err = &events.WrongExpectedVersionError{Stream: a.stream, Expected: m.expected, Current: version}
-			st.outcome = ResultWrongExpect
-			continue
-		}
-		out, err := func() (out []events.Event, err error) {
-			defer recoverInto(&err, "Decide")
-			return a.kind.Decide(next, cmd)
-		}()
-		if err != nil {
-			st.err, st.outcome = err, ResultRejected
-			continue
-		}
-		if len(out) == 0 {
-			st.res, st.outcome = Result{Stream: a.stream, Version: version}, ResultNoop
-			continue
-		}
-		a.stamp(out, cmd.Time, cmd.ID, cmd.ID)
-		a.dirty = true // Evolve may change the state in place
-		if next, err = a.fold(next, version, out); err != nil {
-			// A decider bug: this command fails; the others run alone.
-			m.fail(fmt.Errorf("%s: evolve a decided event: %w", a.stream, err))
-			a.r.obs.CommandDone(a.kind.Name(), ResultError, 0)
-			a.rerun(c, slices.Delete(slices.Clone(msgs), i, i+1))
-			return
-		}
-		st.first, st.n = len(evs), len(out)
-		version += uint64(len(out))
-		st.version, st.outcome = version, ResultOK
-		evs = append(evs, out...)
+// execute decides msgs in order and appends all their events in one store
+// call. Every reply, errors included, waits for the append, since a
+// rejection may depend on an earlier command of the batch.
+//
+// A failed append of several commands cannot be pinned on one of them, and
+// the later ones were decided on events that are not stored: the stream is
+// reloaded and each command runs again alone, so one bad command does not
+// fail the others. A command alone whose append fails because another
+// writer (a second runtime on the same store) moved the stream is decided
+// once more on the reloaded state if retry is set. A run alone never
+// retries again: every command is retried at most once.
+func (a *streamActor) execute(c actor.Context, msgs []*execMsg, retry bool) {
+	if msgs = a.admit(msgs); len(msgs) == 0 {
+		return
 	}
+	b := a.decideBatch(msgs)
+	if b.broken >= 0 {
+		// A decider bug fails this command only; the others are decided
+		// again on a reloaded state.
+		st := &b.cmds[b.broken]
+		a.done(st.m, Result{}, st.err, st.outcome, 0)
+		a.rerun(c, slices.Delete(slices.Clone(msgs), b.broken, b.broken+1))
+		return
+	}
+	var ar events.AppendResult
 	var dur time.Duration
-	if len(evs) > 0 {
-		ar, d, err := a.commit(next, evs)
-		if err != nil || ar.Duplicate {
+	var err error
+	if len(b.evs) > 0 {
+		ar, dur, err = a.commit(b.next, b.evs)
+		failed := err != nil || ar.Duplicate
+		if failed && (len(msgs) > 1 || retry && errors.Is(err, events.ErrWrongExpectedVersion)) {
 			a.rerun(c, msgs)
 			return
 		}
-		dur = d
-		for i := range batch {
-			if st := &batch[i]; st.dupOf < 0 && st.outcome == ResultOK {
-				stored := ar.Events[st.first : st.first+st.n]
-				st.res = Result{Stream: a.stream, Version: st.version, Events: stored}
-			}
-		}
-		evs = ar.Events
+		a.settle(b, ar, err)
 	}
-	for i := range batch {
-		st := &batch[i]
-		src, outcome, d := st, st.outcome, time.Duration(0)
-		if st.dupOf >= 0 {
-			src, outcome = &batch[st.dupOf], ResultIdempotent
-			if src.err != nil {
-				outcome = src.outcome
-			}
-		}
-		switch outcome {
-		case ResultOK:
-			d = dur
-			a.cmds.put(st.m.cmd.ID, recordOf(st.res.Events))
-		case ResultNoop:
-			a.cmds.put(st.m.cmd.ID, cmdRecord{last: st.res.Version})
-		}
-		st.m.reply <- execReply{res: src.res, err: src.err}
-		a.r.obs.CommandDone(a.kind.Name(), outcome, d)
-	}
-	if len(evs) > 0 {
-		a.afterAppend(c, evs, "")
+	a.answer(b, dur)
+	if len(b.evs) > 0 && err == nil && !ar.Duplicate {
+		a.afterAppend(c, ar.Events, "")
 	}
 }
 
-// rerun reloads the stream and runs each command on its own.
+// rerun runs each command alone, without a further retry. The stream is
+// dirty after a failed append, so the first of them reloads it.
 func (a *streamActor) rerun(c actor.Context, msgs []*execMsg) {
-	if err := a.load(); err != nil {
-		for _, m := range msgs {
-			m.fail(fmt.Errorf("reload %s: %w", a.stream, err))
-			a.r.obs.CommandDone(a.kind.Name(), ResultError, 0)
+	for _, m := range msgs {
+		a.execute(c, []*execMsg{m}, false)
+	}
+}
+
+// admit answers the commands whose caller has gone (deciding them now would
+// only waste the store) and reloads a dirty stream, answering every command
+// if that fails. It returns the commands left to decide.
+func (a *streamActor) admit(msgs []*execMsg) []*execMsg {
+	live := msgs[:0]
+	for _, m := range msgs {
+		if err := m.ctx.Err(); err != nil {
+			a.done(m, Result{}, unavailable(a.stream, err), ResultUnavailable, 0)
+			continue
 		}
+		live = append(live, m)
+	}
+	if len(live) == 0 || !a.dirty {
+		return live
+	}
+	if err := a.load(); err != nil {
+		for _, m := range live {
+			a.done(m, Result{}, fmt.Errorf("reload %s: %w", a.stream, err), ResultError, 0)
+		}
+		return nil
+	}
+	return live
+}
+
+// decideBatch decides the commands one after the other, each on the state
+// the previous ones leave, and folds their events into a tentative state.
+func (a *streamActor) decideBatch(msgs []*execMsg) *batch {
+	b := &batch{cmds: make([]staged, len(msgs)), next: a.state, version: a.version, broken: -1}
+	for i, m := range msgs {
+		b.cmds[i] = staged{m: m, dupOf: -1}
+		a.decideOne(b, i)
+		if b.broken >= 0 {
+			break
+		}
+	}
+	return b
+}
+
+// decideOne stages command i of b: an id repeated within the batch or
+// remembered by the window, a wrong expected version (against the version
+// the earlier commands leave), a rejection, a no-op, or events folded into
+// b.next.
+func (a *streamActor) decideOne(b *batch, i int) {
+	st := &b.cmds[i]
+	cmd, expected := st.m.cmd, st.m.expected
+	if cmd.ID != "" {
+		if j, ok := b.byID[cmd.ID]; ok {
+			st.dupOf = j
+			return
+		}
+		if b.byID == nil {
+			b.byID = make(map[string]int)
+		}
+		b.byID[cmd.ID] = i
+		if rec, ok := a.cmds.get(cmd.ID); ok {
+			st.res, st.err = a.resultOf(rec)
+			st.outcome = ResultIdempotent
+			if st.err != nil {
+				st.outcome = ResultError
+			}
+			return
+		}
+	}
+	if expected != events.AnyVersion && !expected.Matches(b.version) {
+		st.err = &events.WrongExpectedVersionError{Stream: a.stream, Expected: expected, Current: b.version}
+		st.outcome = ResultWrongExpect
 		return
 	}
-	for _, m := range msgs {
-		a.onExec(c, m)
+	evs, err := a.decide(b.next, cmd)
+	switch {
+	case err != nil:
+		st.err, st.outcome = err, ResultRejected
+		return
+	case len(evs) == 0:
+		st.res, st.outcome = Result{Stream: a.stream, Version: b.version}, ResultNoop
+		return
 	}
+	a.stamp(evs, cmd.Time, cmd.ID, cmd.ID)
+	a.dirty = true // Evolve may change the state in place
+	next, err := a.fold(b.next, b.version, evs)
+	if err != nil {
+		st.err, st.outcome = err, ResultError
+		b.broken = i
+		return
+	}
+	st.first, st.n, st.outcome = len(b.evs), len(evs), ResultOK
+	b.next, b.version = next, b.version+uint64(len(evs))
+	b.evs = append(b.evs, evs...)
+}
+
+// settle gives the commands whose events went to the store the append's
+// outcome. ar.Duplicate (every id stored already) makes them idempotent
+// repeats of commands this activation does not remember (see cmdWindow).
+func (a *streamActor) settle(b *batch, ar events.AppendResult, err error) {
+	for i := range b.cmds {
+		st := &b.cmds[i]
+		if st.n == 0 {
+			continue
+		}
+		switch {
+		case err == nil:
+			stored := ar.Events[st.first : st.first+st.n]
+			st.res = Result{Stream: a.stream, Version: stored[len(stored)-1].Version, Events: stored}
+			if ar.Duplicate {
+				st.outcome = ResultIdempotent
+			}
+		case errors.Is(err, events.ErrWrongExpectedVersion):
+			st.err, st.outcome = err, ResultWrongExpect
+		case errors.Is(err, events.ErrDuplicateID):
+			st.err = fmt.Errorf("%w: command %q was applied before with a different outcome: %w", decider.ErrConflict, st.m.cmd.ID, err)
+			st.outcome = ResultRejected
+		default:
+			st.err, st.outcome = fmt.Errorf("append %s: %w", a.stream, err), ResultError
+		}
+	}
+}
+
+// answer replies to every command of b, remembers the ids of those that
+// took effect and reports them; dur is the append's duration, reported for
+// the commands whose events it carried. A repeated id gets the reply of its
+// first command.
+func (a *streamActor) answer(b *batch, dur time.Duration) {
+	for i := range b.cmds {
+		st := &b.cmds[i]
+		if st.dupOf >= 0 {
+			src, outcome := &b.cmds[st.dupOf], ResultIdempotent
+			if src.err != nil {
+				outcome = src.outcome
+			}
+			a.done(st.m, src.res, src.err, outcome, 0)
+			continue
+		}
+		d := time.Duration(0)
+		if st.n > 0 {
+			d = dur
+		}
+		switch {
+		case st.err != nil:
+		case st.outcome == ResultNoop:
+			a.cmds.put(st.m.cmd.ID, cmdRecord{last: st.res.Version})
+		case st.n > 0:
+			a.cmds.put(st.m.cmd.ID, recordOf(st.res.Events))
+		}
+		a.done(st.m, st.res, st.err, st.outcome, d)
+	}
+}
+
+// done answers one command and reports it to the observer.
+func (a *streamActor) done(m *execMsg, res Result, err error, outcome string, dur time.Duration) {
+	m.reply <- execReply{res: res, err: err}
+	a.r.obs.CommandDone(a.kind.Name(), outcome, dur)
 }

@@ -9,13 +9,17 @@
 //     activation of a stream waits until the previous one has stopped.
 //   - Commands (Runtime.Execute): Decide, give the events ids and meta,
 //     append at the actor's version, fold, reply, publish, start owed
-//     steps. Nothing is answered before the append is durable. A conflict
-//     with another writer of the same store (a second runtime) reloads the
-//     stream and decides once more before it is reported. A command id
-//     makes a command idempotent: the event ids derive from it, and the
-//     actor remembers recent ids (see cmdWindow for the exact guarantee).
-//     Commands that queue up behind an append are decided in order and
-//     appended together in one store call (group commit, batch.go).
+//     steps. Nothing is answered before the append is durable. Commands
+//     that queue up behind an append are decided in order, each on the
+//     state the earlier ones leave, and appended together in one store
+//     call (group commit, batch.go); a command alone is a batch of one,
+//     and every command takes that one path. A failed append of several
+//     commands reloads the stream and runs each again alone; a command
+//     alone that conflicts with another writer of the same store (a
+//     second runtime) is decided once more on the reloaded stream before
+//     the conflict is reported. A command id makes a command idempotent:
+//     the event ids derive from it, and the actor remembers recent ids
+//     (see cmdWindow for the exact guarantee).
 //   - Snapshots every Config.SnapshotEvery events (a failure is logged).
 //   - Passivation after Config.IdleTimeout without messages, subscribers or
 //     a running step; the next message reactivates the stream.

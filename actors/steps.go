@@ -103,7 +103,7 @@ func (a *streamActor) onStepAttempt(c actor.Context, m *stepAttempt) {
 		return
 	}
 	a.stamp(evs, res.Time, "", key)
-	ar, _, err := a.persist(evs)
+	ar, err := a.persist(evs)
 	if err != nil || ar.Duplicate {
 		a.log.Warn("record step attempt", "step", key, "attempt", res.Attempts, "err", err)
 		return
@@ -146,7 +146,7 @@ func (a *streamActor) onStepDone(c actor.Context, m *stepDone) {
 		return
 	}
 	a.stamp(evs, res.Time, "", key)
-	ar, _, err := a.persist(evs)
+	ar, err := a.persist(evs)
 	if err != nil || ar.Duplicate {
 		// Typically another runtime wrote the stream. Catch up; if the step
 		// is still owed it runs again (its key makes the repeat harmless).

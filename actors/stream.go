@@ -246,77 +246,9 @@ func (a *streamActor) load() error {
 	return nil
 }
 
-func (a *streamActor) onExec(c actor.Context, m *execMsg) {
-	if err := m.ctx.Err(); err != nil {
-		// The caller has gone: deciding now would only waste the store.
-		m.fail(unavailable(a.stream, err))
-		a.r.obs.CommandDone(a.kind.Name(), ResultUnavailable, 0)
-		return
-	}
-	res, fresh, outcome, dur, err := a.execute(m.cmd, m.expected)
-	m.reply <- execReply{res: res, err: err}
-	a.r.obs.CommandDone(a.kind.Name(), outcome, dur)
-	if len(fresh) > 0 {
-		a.afterAppend(c, fresh, "")
-	}
-}
-
-// execute decides and appends one command. fresh are the events it newly
-// stored (nil for a no-op, an error or an idempotent repeat).
-func (a *streamActor) execute(cmd decider.Command, expected events.ExpectedVersion) (res Result, fresh []events.Event, outcome string, dur time.Duration, err error) {
-	for attempt := 0; ; attempt++ {
-		if cmd.ID != "" {
-			if rec, ok := a.cmds.get(cmd.ID); ok {
-				res, err := a.resultOf(rec)
-				if err != nil {
-					return Result{}, nil, ResultError, dur, err
-				}
-				return res, nil, ResultIdempotent, dur, nil
-			}
-		}
-		if expected != events.AnyVersion && !expected.Matches(a.version) {
-			return Result{}, nil, ResultWrongExpect, dur, &events.WrongExpectedVersionError{Stream: a.stream, Expected: expected, Current: a.version}
-		}
-		evs, err := a.decide(cmd)
-		if err != nil {
-			return Result{}, nil, ResultRejected, dur, err
-		}
-		if len(evs) == 0 {
-			a.cmds.put(cmd.ID, cmdRecord{last: a.version})
-			return Result{Stream: a.stream, Version: a.version}, nil, ResultNoop, dur, nil
-		}
-		a.stamp(evs, cmd.Time, cmd.ID, cmd.ID)
-		ar, d, err := a.persist(evs)
-		dur += d
-		switch {
-		case err == nil && ar.Duplicate:
-			// Every id is stored already: a repeat of a command this
-			// activation does not remember (see cmdWindow).
-			a.cmds.put(cmd.ID, recordOf(ar.Events))
-			return Result{Stream: a.stream, Version: ar.Version(), Events: ar.Events}, nil, ResultIdempotent, dur, nil
-		case err == nil:
-			a.cmds.put(cmd.ID, recordOf(ar.Events))
-			return Result{Stream: a.stream, Version: a.version, Events: ar.Events}, ar.Events, ResultOK, dur, nil
-		case errors.Is(err, events.ErrWrongExpectedVersion) && attempt == 0:
-			// Another writer (a second runtime on the same store) moved the
-			// stream: catch up and decide once more on the new state.
-			if err := a.load(); err != nil {
-				return Result{}, nil, ResultError, dur, fmt.Errorf("reload %s after a conflict: %w", a.stream, err)
-			}
-			continue
-		case errors.Is(err, events.ErrWrongExpectedVersion):
-			return Result{}, nil, ResultWrongExpect, dur, err
-		case errors.Is(err, events.ErrDuplicateID):
-			return Result{}, nil, ResultRejected, dur, fmt.Errorf("%w: command %q was applied before with a different outcome: %w", decider.ErrConflict, cmd.ID, err)
-		default:
-			return Result{}, nil, ResultError, dur, fmt.Errorf("append %s: %w", a.stream, err)
-		}
-	}
-}
-
-func (a *streamActor) decide(cmd decider.Command) (evs []events.Event, err error) {
+func (a *streamActor) decide(s decider.State, cmd decider.Command) (evs []events.Event, err error) {
 	defer recoverInto(&err, "Decide")
-	return a.kind.Decide(a.state, cmd)
+	return a.kind.Decide(s, cmd)
 }
 
 // stamp gives new events their ids, time and meta. With a command id the
@@ -339,22 +271,24 @@ func (a *streamActor) stamp(evs []events.Event, at time.Time, cmdID, correlation
 	}
 }
 
-// persist folds evs into a tentative state, marks the stream pending if
-// that state owes steps (before the append, so a crash in between cannot
-// lose the work), then appends at the actor's version. On success the
-// tentative state becomes the state; otherwise the actor is dirty (Evolve
-// may have mutated the old state in place) and reloads before its next use.
-func (a *streamActor) persist(evs []events.Event) (events.AppendResult, time.Duration, error) {
-	a.dirty = true
+// persist appends the events recording a step's outcome or attempt
+// (steps.go): it folds them into a tentative state and commits it.
+func (a *streamActor) persist(evs []events.Event) (events.AppendResult, error) {
+	a.dirty = true // Evolve may change the state in place
 	next, err := a.fold(a.state, a.version, evs)
 	if err != nil {
-		return events.AppendResult{}, 0, fmt.Errorf("%s: evolve a decided event: %w", a.stream, err)
+		return events.AppendResult{}, err
 	}
-	return a.commit(next, evs)
+	ar, _, err := a.commit(next, evs)
+	return ar, err
 }
 
-// commit appends evs, already folded into next, at the actor's version;
-// next becomes the state once they are durable. The caller has set dirty.
+// commit marks the stream pending if next, the tentative state with evs
+// folded in, owes steps (before the append, so a crash in between cannot
+// lose the work), then appends evs at the actor's version. Once they are
+// durable next becomes the state. Otherwise the actor stays dirty (the
+// caller has set it before folding: Evolve may have mutated the old state
+// in place) and reloads before its next use.
 func (a *streamActor) commit(next decider.State, evs []events.Event) (events.AppendResult, time.Duration, error) {
 	if !a.pending && len(a.kind.Steps(next)) > 0 {
 		if err := a.r.cfg.Store.SetPending(a.r.ctx, a.stream, true); err != nil {
@@ -379,6 +313,11 @@ func (a *streamActor) commit(next decider.State, evs []events.Event) (events.App
 // fold applies new events to s, numbering them from base+1 the way the
 // store will (Position is not known yet: kinds must not depend on it).
 func (a *streamActor) fold(s decider.State, base uint64, evs []events.Event) (_ decider.State, err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("%s: evolve a decided event: %w", a.stream, err)
+		}
+	}()
 	defer recoverInto(&err, "Evolve")
 	for i, ev := range evs {
 		ev.Version = base + uint64(i) + 1
