@@ -272,3 +272,113 @@ func (a *streamActor) done(m *execMsg, res Result, err error, outcome string, du
 	m.reply <- execReply{res: res, err: err}
 	a.r.obs.CommandDone(a.kind.Name(), outcome, dur)
 }
+
+func (a *streamActor) decide(s decider.State, cmd decider.Command) (evs []events.Event, err error) {
+	defer recoverInto(&err, "Decide")
+	return a.kind.Decide(s, cmd)
+}
+
+// stamp gives new events their ids, time and meta. With a command id the
+// ids derive from it, so a repeat is an idempotent retry for the store;
+// Causation records the command id, which lets a later activation
+// recognise the repeat (cmdWindow.noteEvent).
+func (a *streamActor) stamp(evs []events.Event, at time.Time, cmdID, correlation string) {
+	t := events.NormalizeTime(at, a.r.cfg.Now)
+	for i := range evs {
+		if cmdID != "" {
+			evs[i].ID = derivedID(a.stream, cmdID, i)
+		} else {
+			evs[i].ID = newID(t)
+		}
+		evs[i].Time = t
+		if correlation == "" {
+			correlation = evs[0].ID
+		}
+		evs[i].Meta = events.Meta{Correlation: correlation, Causation: cmdID}
+	}
+}
+
+// persist appends the events recording a step's outcome or attempt
+// (steps.go): it folds them into a tentative state and commits it.
+func (a *streamActor) persist(evs []events.Event) (events.AppendResult, error) {
+	a.dirty = true // Evolve may change the state in place
+	next, err := a.fold(a.state, a.version, evs)
+	if err != nil {
+		return events.AppendResult{}, err
+	}
+	ar, _, err := a.commit(next, evs)
+	return ar, err
+}
+
+// commit marks the stream pending if next, the tentative state with evs
+// folded in, owes steps (before the append, so a crash in between cannot
+// lose the work), then appends evs at the actor's version. Once they are
+// durable next becomes the state. Otherwise the actor stays dirty (the
+// caller has set it before folding: Evolve may have mutated the old state
+// in place) and reloads before its next use.
+func (a *streamActor) commit(next decider.State, evs []events.Event) (events.AppendResult, time.Duration, error) {
+	if !a.pending && len(a.kind.Steps(next)) > 0 {
+		if err := a.r.cfg.Store.SetPending(a.r.ctx, a.stream, true); err != nil {
+			return events.AppendResult{}, 0, fmt.Errorf("mark %s pending: %w", a.stream, err)
+		}
+		a.pending = true
+	}
+	t0 := time.Now()
+	ar, err := a.r.cfg.Store.Append(a.r.ctx, a.stream, events.Exactly(a.version), evs)
+	dur := time.Since(t0)
+	if err != nil || ar.Duplicate {
+		return ar, dur, err
+	}
+	if got, want := ar.Events[0].Version, a.version+1; got != want {
+		// Cannot happen with a store that keeps its contract.
+		return ar, dur, fmt.Errorf("append %s: store returned version %d, want %d", a.stream, got, want)
+	}
+	a.state, a.version, a.dirty = next, ar.Version(), false
+	return ar, dur, nil
+}
+
+// fold applies new events to s, numbering them from base+1 the way the
+// store will (Position is not known yet: kinds must not depend on it).
+func (a *streamActor) fold(s decider.State, base uint64, evs []events.Event) (_ decider.State, err error) {
+	defer func() {
+		if err != nil {
+			err = fmt.Errorf("%s: evolve a decided event: %w", a.stream, err)
+		}
+	}()
+	defer recoverInto(&err, "Evolve")
+	for i, ev := range evs {
+		ev.Version = base + uint64(i) + 1
+		ev.Stream = a.stream
+		if s, err = a.kind.Evolve(s, ev); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
+
+// afterAppend runs after the reply: publish, bookkeeping, next step.
+// completed is the key of the step whose completion was just recorded.
+func (a *streamActor) afterAppend(c actor.Context, fresh []events.Event, completed string) {
+	a.publish(fresh)
+	steps := a.kind.Steps(a.state)
+	if len(steps) == 0 && a.pending {
+		if err := a.r.cfg.Store.SetPending(a.r.ctx, a.stream, false); err != nil {
+			// A stale entry costs one activation at the next start.
+			a.log.Warn("clear pending", "err", err)
+		} else {
+			a.pending = false
+		}
+	}
+	if a.version-a.snapVersion >= uint64(a.r.cfg.SnapshotEvery) {
+		a.snapshot()
+	}
+	if a.step != nil && !slices.ContainsFunc(steps, func(st decider.Step) bool { return st.Key == a.step.step.Key }) {
+		// These events made the running step moot (an order cancelled
+		// while it cooks): stop it, so the steps now owed (releasing the
+		// kitchen ticket) need not wait for it. Its late report, if any,
+		// no longer matches a.step and is ignored.
+		c.Stop(a.step.pid)
+		a.step = nil
+	}
+	a.maybeStartStep(c, steps, 0, completed)
+}
