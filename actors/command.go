@@ -113,7 +113,8 @@ func (a *streamActor) execute(c actor.Context, msgs []*execMsg, retry bool) {
 }
 
 // rerun runs each command alone, without a further retry. The stream is
-// dirty after a failed append, so the first of them reloads it.
+// dirty after a failed append or a refused event, so admit reloads it
+// before the first of them is decided.
 func (a *streamActor) rerun(c actor.Context, msgs []*execMsg) {
 	for _, m := range msgs {
 		a.execute(c, []*execMsg{m}, false)
@@ -257,7 +258,7 @@ func (a *streamActor) answer(b *batch, dur time.Duration) {
 			d = dur
 		}
 		switch {
-		case st.err != nil:
+		case st.err != nil: // took no effect: nothing to remember
 		case st.outcome == ResultNoop:
 			a.cmds.put(st.m.cmd.ID, cmdRecord{last: st.res.Version})
 		case st.n > 0:
