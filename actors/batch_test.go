@@ -83,11 +83,15 @@ func (q *rtQueue) send(cmd decider.Command, exp events.ExpectedVersion) {
 
 func (q *rtQueue) reply(i int) execReply { return <-q.results[i] }
 
-func TestBatchedCommands(t *testing.T) {
+// rtBatchRuntime starts a runtime on a gated store, with an observer and
+// a queue to send commands in a known order; window sets
+// IdempotencyWindow when not 0.
+func rtBatchRuntime(t *testing.T, window int) (*rtGateStore, *rtObserver, *Runtime, *rtQueue) {
 	store := &rtGateStore{Store: rtMemStore(t)}
 	obs := &rtObserver{}
 	cfg := rtConfig(store)
 	cfg.Observer = obs
+	cfg.IdempotencyWindow = window
 	r, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -97,6 +101,11 @@ func TestBatchedCommands(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { rtStop(t, r) })
+	return store, obs, r, q
+}
+
+func TestBatchedCommands(t *testing.T) {
+	store, _, r, q := rtBatchRuntime(t, 0)
 	const stream = "counter:hot"
 	cmd := func(typ, data, id string) decider.Command {
 		return decider.Command{Stream: stream, Type: typ, Data: json.RawMessage(data), ID: id}
@@ -183,4 +192,77 @@ func TestBatchedCommands(t *testing.T) {
 			t.Fatalf("state = %+v", s)
 		}
 	})
+}
+
+// A failure within a batch stays with its command: an append the store
+// refuses runs the batch command by command, and an event Evolve refuses
+// fails its command while the others are decided again.
+func TestBatchFailuresStayWithTheirCommand(t *testing.T) {
+	store, obs, r, q := rtBatchRuntime(t, 1)
+	const stream = "counter:f"
+	cmd := func(typ, data, id string) decider.Command {
+		return decider.Command{Stream: stream, Type: typ, Data: json.RawMessage(data), ID: id}
+	}
+	twice, err := r.Execute(rtCtx(t), cmd("AddTwice", `{"by":2}`, "k"), events.AnyVersion) // v1, v2
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"j", "x"} { // v3, v4; the window keeps x only
+		if _, err := r.Execute(rtCtx(t), cmd("Inc", "", id), events.AnyVersion); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type want struct {
+		version uint64
+		err     error
+	}
+	check := func(t *testing.T, start int, wants []want) {
+		t.Helper()
+		for i, w := range wants {
+			rep := q.reply(start + i)
+			if w.err != nil {
+				if !errors.Is(rep.err, w.err) {
+					t.Fatalf("command %d: error %v, want %v", i, rep.err, w.err)
+				}
+				continue
+			}
+			if rep.err != nil || rep.res.Version != w.version {
+				t.Fatalf("command %d = v%d, %v; want v%d", i, rep.res.Version, rep.err, w.version)
+			}
+			if w.version == twice.Version && !reflect.DeepEqual(rep.res, twice) {
+				t.Fatalf("command %d = %+v, want the first result %+v", i, rep.res, twice)
+			}
+		}
+	}
+
+	t.Run("a refused append", func(t *testing.T) {
+		g := store.hold(0)
+		q.send(cmd("Inc", "", ""), events.AnyVersion) // 0: v5, held
+		<-g.entered
+		q.send(cmd("Inc", "", ""), events.AnyVersion)               // 1: v6
+		q.send(cmd("AddTwice", `{"by":2}`, "k"), events.AnyVersion) // 2: a repeat the window forgot
+		q.send(cmd("AddTwice", `{"by":2}`, "j"), events.AnyVersion) // 3: j's id with other events
+		q.send(cmd("Inc", "", ""), events.Exactly(6))               // 4: v7
+		close(g.release)
+		check(t, 0, []want{{5, nil}, {6, nil}, {2, nil}, {0, decider.ErrConflict}, {7, nil}})
+	})
+	t.Run("an event Evolve refuses", func(t *testing.T) {
+		g := store.hold(0)
+		q.send(cmd("Inc", "", ""), events.AnyVersion) // 5: v8, held
+		<-g.entered
+		q.send(cmd("Inc", "", ""), events.AnyVersion)               // 6: v9
+		q.send(cmd("Bogus", "", ""), events.AnyVersion)             // 7: refused
+		q.send(cmd("Inc", "", ""), events.Exactly(9))               // 8: v10
+		q.send(cmd("AddTwice", `{"by":2}`, "k"), events.AnyVersion) // 9: k again
+		close(g.release)
+		check(t, 5, []want{{8, nil}, {9, nil}, {0, decider.ErrUnknownEvent}, {10, nil}, {2, nil}})
+	})
+	if s := rtState[rtCounter](t, r, stream); s.Version != 10 || s.N != 2+2+8 {
+		t.Fatalf("state = %+v", s)
+	}
+	for outcome, n := range map[string]int{ResultOK: 3 + 3 + 3, ResultIdempotent: 2, ResultRejected: 1, ResultError: 1} {
+		if got := obs.result(outcome); got != n {
+			t.Errorf("%d commands reported %s, want %d", got, outcome, n)
+		}
+	}
 }

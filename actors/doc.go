@@ -4,28 +4,36 @@
 //
 // What it owns:
 //
-//   - Activation: on its first message a stream's actor loads the latest
-//     snapshot and folds Kind.Evolve over the events after it. A new
-//     activation of a stream waits until the previous one has stopped.
-//   - Commands (Runtime.Execute): Decide, give the events ids and meta,
-//     append at the actor's version, fold, reply, publish, start owed
-//     steps. Nothing is answered before the append is durable. A conflict
-//     with another writer of the same store (a second runtime) reloads the
-//     stream and decides once more before it is reported. A command id
-//     makes a command idempotent: the event ids derive from it, and the
-//     actor remembers recent ids (see cmdWindow for the exact guarantee).
-//     Commands that queue up behind an append are decided in order and
-//     appended together in one store call (group commit, batch.go).
+//   - Activation (activation.go): on its first message a stream's actor
+//     (stream.go) loads the latest snapshot and folds Kind.Evolve over the
+//     events after it. A new activation of a stream waits until the
+//     previous one has stopped.
+//   - Commands (Runtime.Execute, command.go): Decide, give the events ids
+//     and meta, append at the actor's version, fold, reply, publish, start
+//     owed steps. Nothing is answered before the append is durable.
+//     Commands that queue up behind an append are decided in order, each
+//     on the state the earlier ones leave, and appended together in one
+//     store call (group commit); a command alone is a batch of one, and
+//     every command takes that one path. A failed append of several
+//     commands reloads the stream and runs each again alone; a command
+//     alone that conflicts with another writer of the same store (a
+//     second runtime) is decided once more on the reloaded stream before
+//     the conflict is reported. A command id makes a command idempotent:
+//     the event ids derive from it, and the actor remembers recent ids
+//     (cmdWindow in idempotency.go has the exact guarantee).
 //   - Snapshots every Config.SnapshotEvery events (a failure is logged).
-//   - Passivation after Config.IdleTimeout without messages, subscribers or
-//     a running step; the next message reactivates the stream.
-//   - Subscriptions (Runtime.Subscribe): catch-up from the store up to the
-//     version the actor had at registration, then live events, with no gap
-//     and no duplicate; in-memory presence for kinds that have it.
-//   - Background steps: a child actor per running step, spawned after the
-//     reply, retried with exponential backoff and jitter up to
-//     Config.StepAttempts attempts and Config.StepMaxTime from the first,
-//     completed through Kind.Complete (success or final failure). Each
+//   - Passivation (passivation.go) after Config.IdleTimeout without
+//     messages, subscribers or a running step; the next message
+//     reactivates the stream.
+//   - Subscriptions (Runtime.Subscribe; subscription.go, subscribers.go):
+//     catch-up from the store up to the version the actor had at
+//     registration, then live events, with no gap and no duplicate;
+//     in-memory presence for kinds that have it (presence.go).
+//   - Background steps (steps.go): a child actor per running step,
+//     spawned after the reply, retried with exponential backoff and jitter
+//     up to Config.StepAttempts attempts and Config.StepMaxTime from the
+//     first, completed through Kind.Complete (success or final failure),
+//     appended the way commands are (persist, command.go). Each
 //     failed attempt that will be retried is recorded in the stream through
 //     Kind.RecordAttempt (StepAttemptFailed in the order and user kinds;
 //     a successful first attempt records nothing), so that a resumed step

@@ -27,7 +27,7 @@ import (
 )
 
 // rtCounter is a counter kind: Inc, Add {by}, AddTwice, IfBelow {limit},
-// Noop, Reject, Panic.
+// Noop, Reject, Panic, and Bogus (an event its Evolve refuses).
 type rtCounter struct {
 	Stream  string `json:"stream"`
 	Version uint64 `json:"version"`
@@ -74,6 +74,8 @@ func rtCounterKind() decider.Kind {
 				return nil, fmt.Errorf("%w: rejected", decider.ErrConflict)
 			case "Panic":
 				panic("decider bug")
+			case "Bogus":
+				return []events.Event{{Type: "Bogus"}}, nil
 			}
 			return nil, fmt.Errorf("%w: %s", decider.ErrUnknownCommand, c.Type)
 		},

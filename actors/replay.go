@@ -43,19 +43,6 @@ func NewReplayer(lookup func(name string) (decider.Kind, bool)) *Replayer {
 	return &Replayer{kinds: lookup, index: make(map[string]int)}
 }
 
-// KindsByName makes a lookup function for NewReplayer and Replay from a
-// list of kinds.
-func KindsByName(kinds []decider.Kind) func(name string) (decider.Kind, bool) {
-	m := make(map[string]decider.Kind, len(kinds))
-	for _, k := range kinds {
-		m[k.Name()] = k
-	}
-	return func(name string) (decider.Kind, bool) {
-		k, ok := m[name]
-		return k, ok
-	}
-}
-
 func (r *Replayer) kindOf(stream string) (decider.Kind, error) {
 	id, err := events.ParseStreamID(stream)
 	if err != nil {

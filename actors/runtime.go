@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/asynkron/protoactor-go/actor"
@@ -53,9 +52,8 @@ type Runtime struct {
 	state    runState
 	entries  map[string]*entry // the serving activation of each stream
 	retiring map[string]*entry // activations told to stop, until they have
-	drained  chan struct{}     // closed when calls reaches 0 while stopping
-	calls    atomic.Int64      // API calls in flight
 
+	calls    tracker // API calls in flight
 	live     tracker // stream actors not yet stopped
 	bg       tracker // catch-up goroutines of subscriptions
 	shutdown sync.Once
@@ -169,13 +167,6 @@ func (r *Runtime) Start(ctx context.Context) error {
 	return nil
 }
 
-// Running reports whether the runtime serves calls (started, not stopping).
-func (r *Runtime) Running() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.state == stateRunning
-}
-
 // Stop shuts the runtime down: new calls fail with ErrUnavailable, running
 // background steps are interrupted (they are still owed and resume after a
 // restart), in-flight calls are answered, then every actor is stopped and
@@ -195,7 +186,7 @@ func (r *Runtime) Stop(ctx context.Context) error {
 	}
 	r.mu.Unlock()
 
-	if err := r.waitCalls(ctx); err != nil {
+	if err := r.calls.wait(ctx); err != nil {
 		return fmt.Errorf("actors: stop: waiting for in-flight calls: %w", err)
 	}
 
@@ -226,26 +217,6 @@ func (r *Runtime) Stop(ctx context.Context) error {
 	return nil
 }
 
-func (r *Runtime) waitCalls(ctx context.Context) error {
-	for {
-		r.mu.Lock()
-		if r.calls.Load() == 0 {
-			r.mu.Unlock()
-			return nil
-		}
-		if r.drained == nil {
-			r.drained = make(chan struct{})
-		}
-		ch := r.drained
-		r.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-}
-
 // Execute implements API.
 func (r *Runtime) Execute(ctx context.Context, cmd decider.Command, expected events.ExpectedVersion) (Result, error) {
 	k, err := r.kindOf(cmd.Stream)
@@ -262,16 +233,11 @@ func (r *Runtime) Execute(ctx context.Context, cmd decider.Command, expected eve
 		cmd.Time = r.cfg.Now()
 	}
 	m := &execMsg{ctx: ctx, cmd: cmd, expected: expected, reply: make(chan execReply, 1)}
-	if err := r.call(cmd.Stream, k, m); err != nil {
+	rep, err := ask(ctx, r, cmd.Stream, k, m, m.reply)
+	if err != nil {
 		return Result{}, err
 	}
-	defer r.callDone()
-	select {
-	case rep := <-m.reply:
-		return rep.res, rep.err
-	case <-ctx.Done():
-		return Result{}, unavailable(cmd.Stream, ctx.Err())
-	}
+	return rep.res, rep.err
 }
 
 // State implements API.
@@ -281,16 +247,11 @@ func (r *Runtime) State(ctx context.Context, stream string) (StateView, error) {
 		return StateView{}, err
 	}
 	m := &stateMsg{reply: make(chan stateReply, 1)}
-	if err := r.call(stream, k, m); err != nil {
+	rep, err := ask(ctx, r, stream, k, m, m.reply)
+	if err != nil {
 		return StateView{}, err
 	}
-	defer r.callDone()
-	select {
-	case rep := <-m.reply:
-		return rep.view, rep.err
-	case <-ctx.Done():
-		return StateView{}, unavailable(stream, ctx.Err())
-	}
+	return rep.view, rep.err
 }
 
 // Subscribe implements API.
@@ -343,6 +304,22 @@ func unavailable(stream string, cause error) error {
 	return fmt.Errorf("%w: %s: %w", ErrUnavailable, stream, cause)
 }
 
+// ask makes an API call: it sends msg to the stream's actor and waits for
+// the actor's answer on reply, or for ctx to end.
+func ask[T any](ctx context.Context, r *Runtime, stream string, k decider.Kind, msg any, reply <-chan T) (T, error) {
+	var zero T
+	if err := r.call(stream, k, msg); err != nil {
+		return zero, err
+	}
+	defer r.callDone()
+	select {
+	case rep := <-reply:
+		return rep, nil
+	case <-ctx.Done():
+		return zero, unavailable(stream, ctx.Err())
+	}
+}
+
 // call admits an API call and queues msg for the stream's actor, activating
 // it if needed. On success the caller must call callDone once it stops
 // waiting for the reply; Stop waits for that.
@@ -352,7 +329,7 @@ func (r *Runtime) call(stream string, k decider.Kind, msg any) error {
 		r.mu.Unlock()
 		return unavailable(stream, errors.New("runtime not running"))
 	}
-	r.calls.Add(1)
+	r.calls.add() // under mu: Stop waits for no call admitted before it
 	e := r.entries[stream]
 	if e == nil {
 		e = r.spawnLocked(stream, k)
@@ -365,17 +342,7 @@ func (r *Runtime) call(stream string, k decider.Kind, msg any) error {
 	return nil
 }
 
-func (r *Runtime) callDone() {
-	if r.calls.Add(-1) != 0 {
-		return
-	}
-	r.mu.Lock()
-	if r.drained != nil && r.calls.Load() == 0 {
-		close(r.drained)
-		r.drained = nil
-	}
-	r.mu.Unlock()
-}
+func (r *Runtime) callDone() { r.calls.done() }
 
 // send queues a message of the runtime's own (forwarded by a retired
 // actor) for the stream's serving actor. It fails once the actors are being
@@ -399,14 +366,12 @@ func (r *Runtime) send(stream string, k decider.Kind, msg any, activate bool) bo
 
 // sendTo queues msg for one activation, unless it has stopped (which would
 // make protoactor route it to its dead-letter log).
-func (r *Runtime) sendTo(e *entry, msg any) bool {
+func (r *Runtime) sendTo(e *entry, msg any) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if e.dead {
-		return false
+	if !e.dead {
+		r.system.Root.Send(e.pid, msg)
 	}
-	r.system.Root.Send(e.pid, msg)
-	return true
 }
 
 func (r *Runtime) spawnLocked(stream string, k decider.Kind) *entry {
@@ -451,7 +416,7 @@ func (r *Runtime) actorStopped(e *entry) {
 	r.live.done()
 }
 
-// tracker counts goroutines or actors and lets Stop wait for zero.
+// tracker counts calls, goroutines or actors and lets Stop wait for zero.
 type tracker struct {
 	mu   sync.Mutex
 	n    int

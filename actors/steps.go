@@ -83,29 +83,18 @@ func (a *streamActor) onStepAttempt(c actor.Context, m *stepAttempt) {
 		return
 	}
 	key := m.run.step.Key
-	if a.dirty {
-		if err := a.load(); err != nil {
-			a.log.Warn("reload before recording a step attempt", "step", key, "err", err)
-			return
-		}
-	}
-	res := m.res
-	res.Time = events.NormalizeTime(a.r.cfg.Now(), a.r.cfg.Now)
-	evs, err := func() (evs []events.Event, err error) {
-		defer recoverInto(&err, "RecordAttempt")
-		return a.kind.RecordAttempt(a.state, res)
-	}()
+	evs, at, err := a.stepEvents("RecordAttempt", a.kind.RecordAttempt, m.res)
 	if err != nil {
-		a.log.Warn("cannot record step attempt", "step", key, "attempt", res.Attempts, "err", err)
+		a.log.Warn("cannot record step attempt", "step", key, "attempt", m.res.Attempts, "err", err)
 		return
 	}
 	if len(evs) == 0 {
 		return
 	}
-	a.stamp(evs, res.Time, "", key)
-	ar, _, err := a.persist(evs)
+	a.stamp(evs, at, "", key)
+	ar, err := a.persist(evs)
 	if err != nil || ar.Duplicate {
-		a.log.Warn("record step attempt", "step", key, "attempt", res.Attempts, "err", err)
+		a.log.Warn("record step attempt", "step", key, "attempt", m.res.Attempts, "err", err)
 		return
 	}
 	a.afterAppend(c, ar.Events, "")
@@ -120,19 +109,7 @@ func (a *streamActor) onStepDone(c actor.Context, m *stepDone) {
 	c.Stop(m.run.pid)
 	a.step = nil
 	key := m.run.step.Key
-	if a.dirty {
-		if err := a.load(); err != nil {
-			a.log.Error("reload before recording a step", "step", key, "err", err)
-			a.blockedKey = key
-			return
-		}
-	}
-	res := m.res
-	res.Time = events.NormalizeTime(a.r.cfg.Now(), a.r.cfg.Now)
-	evs, err := func() (evs []events.Event, err error) {
-		defer recoverInto(&err, "Complete")
-		return a.kind.Complete(a.state, res)
-	}()
+	evs, at, err := a.stepEvents("Complete", a.kind.Complete, m.res)
 	if err == nil && len(evs) == 0 {
 		// The kind no longer owes the step (a duplicate report, or one made
 		// moot by a command meanwhile): nothing to record, go on with what
@@ -145,8 +122,8 @@ func (a *streamActor) onStepDone(c actor.Context, m *stepDone) {
 		a.blockedKey = key
 		return
 	}
-	a.stamp(evs, res.Time, "", key)
-	ar, _, err := a.persist(evs)
+	a.stamp(evs, at, "", key)
+	ar, err := a.persist(evs)
 	if err != nil || ar.Duplicate {
 		// Typically another runtime wrote the stream. Catch up; if the step
 		// is still owed it runs again (its key makes the repeat harmless).
@@ -159,6 +136,23 @@ func (a *streamActor) onStepDone(c actor.Context, m *stepDone) {
 		return
 	}
 	a.afterAppend(c, ar.Events, key)
+}
+
+// stepEvents reloads a dirty stream, then turns res, stamped with the
+// current time, into the events that record it with the kind function
+// record (named what: Kind.Complete or Kind.RecordAttempt).
+func (a *streamActor) stepEvents(what string, record func(decider.State, decider.StepResult) ([]events.Event, error), res decider.StepResult) ([]events.Event, time.Time, error) {
+	if a.dirty {
+		if err := a.load(); err != nil {
+			return nil, time.Time{}, fmt.Errorf("reload %s: %w", a.stream, err)
+		}
+	}
+	res.Time = events.NormalizeTime(a.r.cfg.Now(), a.r.cfg.Now)
+	evs, err := func() (evs []events.Event, err error) {
+		defer recoverInto(&err, what)
+		return record(a.state, res)
+	}()
+	return evs, res.Time, err
 }
 
 // stepActor is the child actor that runs one step. The work runs on a

@@ -1,0 +1,95 @@
+package actors
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/asynkron/protoactor-go/actor"
+
+	"github.com/b6368a97/engine/events"
+)
+
+// activate runs once per activation, before any message: it loads the
+// stream and starts any step its state owes.
+func (a *streamActor) activate(c actor.Context) {
+	a.r.obs.ActorActivated(a.kind.Name())
+	if p := a.e.prev; p != nil {
+		<-p.stopped
+		a.e.prev = nil
+	}
+	a.lastMsg = time.Now()
+	a.cmds.reset()
+	if err := a.load(); err != nil {
+		a.failed = fmt.Errorf("activate %s: %w", a.stream, err)
+		a.log.Error("activation failed", "err", err)
+		a.r.retire(a.e)
+		return
+	}
+	a.armIdle(a.r.cfg.IdleTimeout)
+	steps := a.kind.Steps(a.state)
+	a.pending = len(steps) > 0
+	if a.version-a.snapVersion >= uint64(a.r.cfg.SnapshotEvery) {
+		a.snapshot()
+	}
+	a.maybeStartStep(c, steps, 0, "")
+}
+
+// load rebuilds the state from the latest snapshot and the events after it.
+func (a *streamActor) load() error {
+	ctx := a.r.ctx
+	state := a.kind.Initial(a.stream)
+	var version uint64
+	snap, err := a.r.cfg.Store.LoadSnapshot(ctx, a.stream)
+	switch {
+	case err == nil:
+		s, err := a.kind.UnmarshalState(snap.Data)
+		if err != nil {
+			a.log.Warn("snapshot unreadable, replaying the whole stream", "version", snap.Version, "err", err)
+			break
+		}
+		state, version = s, snap.Version
+	case errors.Is(err, events.ErrNotFound):
+	default:
+		return fmt.Errorf("load snapshot: %w", err)
+	}
+	a.snapVersion = version
+	err = func() (err error) {
+		defer recoverInto(&err, "Evolve")
+		for ev, err := range events.IterStream(ctx, a.r.cfg.Store, a.stream, version) {
+			if err != nil {
+				return err
+			}
+			if state, err = a.kind.Evolve(state, ev); err != nil {
+				return fmt.Errorf("replay %s version %d: %w", a.stream, ev.Version, err)
+			}
+			version = ev.Version
+			a.cmds.noteEvent(ev)
+		}
+		return nil
+	}()
+	if err != nil {
+		a.dirty = true
+		return err
+	}
+	a.state, a.version, a.dirty = state, version, false
+	return nil
+}
+
+func (a *streamActor) snapshot() {
+	// Try again only after another SnapshotEvery events, even on failure,
+	// so a failing store is not hammered after every command.
+	defer func() { a.snapVersion = a.version }()
+	b, err := func() (b []byte, err error) {
+		defer recoverInto(&err, "MarshalState")
+		return a.kind.MarshalState(a.state)
+	}()
+	if err != nil {
+		a.log.Error("snapshot: marshal state", "version", a.version, "err", err)
+		return
+	}
+	snap := events.Snapshot{Stream: a.stream, Version: a.version, Data: b}
+	if err := a.r.cfg.Store.SaveSnapshot(a.r.ctx, snap); err != nil {
+		a.log.Warn("snapshot: save", "version", a.version, "err", err)
+	}
+}
