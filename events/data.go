@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"unicode/utf8"
 )
 
@@ -24,13 +23,8 @@ func DecodeData(raw json.RawMessage, v any, sentinel error) error {
 	if raw[0] != '{' {
 		return fmt.Errorf("%w: data must be a JSON object", sentinel)
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := DecodeStrict(raw, v); err != nil {
 		return fmt.Errorf("%w: %v", sentinel, err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return fmt.Errorf("%w: trailing data after the object", sentinel)
 	}
 	return nil
 }

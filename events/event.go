@@ -89,22 +89,22 @@ func (s StreamID) String() string { return s.Kind + ":" + s.ID }
 func ParseStreamID(s string) (StreamID, error) {
 	kind, id, ok := strings.Cut(s, ":")
 	if !ok {
-		return StreamID{}, fmt.Errorf("%w: %q: want <kind>:<id>", ErrInvalidStream, clip(s))
+		return StreamID{}, fmt.Errorf("%w: %q: want <kind>:<id>", ErrInvalidStream, Clip(s, 80))
 	}
 	if len(kind) == 0 || len(kind) > 32 {
-		return StreamID{}, fmt.Errorf("%w: %q: kind must be 1-32 letters", ErrInvalidStream, clip(s))
+		return StreamID{}, fmt.Errorf("%w: %q: kind must be 1-32 letters", ErrInvalidStream, Clip(s, 80))
 	}
 	for i := 0; i < len(kind); i++ {
 		if c := kind[i]; c < 'a' || c > 'z' {
-			return StreamID{}, fmt.Errorf("%w: %q: kind must be lower-case letters", ErrInvalidStream, clip(s))
+			return StreamID{}, fmt.Errorf("%w: %q: kind must be lower-case letters", ErrInvalidStream, Clip(s, 80))
 		}
 	}
 	if len(id) == 0 || len(id) > 64 {
-		return StreamID{}, fmt.Errorf("%w: %q: id must be 1-64 characters", ErrInvalidStream, clip(s))
+		return StreamID{}, fmt.Errorf("%w: %q: id must be 1-64 characters", ErrInvalidStream, Clip(s, 80))
 	}
 	for i := 0; i < len(id); i++ {
 		if !idChar(id[i]) {
-			return StreamID{}, fmt.Errorf("%w: %q: id may hold only A-Z a-z 0-9 _ . -", ErrInvalidStream, clip(s))
+			return StreamID{}, fmt.Errorf("%w: %q: id may hold only A-Z a-z 0-9 _ . -", ErrInvalidStream, Clip(s, 80))
 		}
 	}
 	return StreamID{Kind: kind, ID: id}, nil
@@ -118,12 +118,4 @@ func ValidStreamID(s string) bool {
 
 func idChar(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-'
-}
-
-// clip keeps error messages bounded when a client sends a huge stream id.
-func clip(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
-	}
-	return s
 }

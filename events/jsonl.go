@@ -3,7 +3,6 @@ package events
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -87,14 +86,9 @@ func (d *Decoder) Next() (Event, error) {
 
 // DecodeEnvelope strictly decodes one JSON envelope (see Decoder).
 func DecodeEnvelope(raw []byte) (Event, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
 	var ev Event
-	if err := dec.Decode(&ev); err != nil {
+	if err := DecodeStrict(raw, &ev); err != nil {
 		return Event{}, fmt.Errorf("bad envelope: %w", err)
-	}
-	if dec.More() {
-		return Event{}, errors.New("bad envelope: trailing data after the object")
 	}
 	switch {
 	case ev.Stream == "":

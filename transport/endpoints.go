@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,9 +76,7 @@ func renderEvent(ev *events.Event) ([]byte, bool) {
 // reply can carry it.
 func parseFrame(data []byte) (clientFrame, *string, error) {
 	var f clientFrame
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	err := dec.Decode(&f)
+	err := events.DecodeStrict(data, &f)
 	var syn *json.SyntaxError
 	if errors.As(err, &syn) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
 		return f, nil, badRequest("malformed JSON: %s", jsonReason(err))
@@ -95,11 +92,11 @@ func parseFrame(data []byte) (clientFrame, *string, error) {
 		}
 		ref = &r
 	}
-	if err != nil {
-		return f, ref, badRequest("malformed frame: %s", jsonReason(err))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+	switch {
+	case errors.Is(err, events.ErrTrailingData):
 		return f, ref, badRequest("malformed JSON: data after the object")
+	case err != nil:
+		return f, ref, badRequest("malformed frame: %s", jsonReason(err))
 	}
 	return f, ref, nil
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"net/url"
 	"strconv"
@@ -54,12 +53,7 @@ func unescape(raw string) (string, error) {
 }
 
 // clip bounds client input quoted in messages.
-func clip(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
-	}
-	return s
-}
+func clip(s string) string { return events.Clip(s, 80) }
 
 // requireJSON refuses a body declared as something other than JSON. A
 // request without Content-Type is read as JSON.
@@ -82,13 +76,8 @@ func decodeStrict(body []byte, v any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return badRequest("a JSON body is required")
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := events.DecodeStrict(body, v); err != nil {
 		return badRequest("malformed JSON: %s", jsonReason(err))
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return badRequest("malformed JSON: data after the value")
 	}
 	return nil
 }

@@ -1,34 +1,31 @@
 package transport
 
 import (
-	"math"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
-// limiter is a token bucket per client key (the IP address). Buckets that
-// have refilled completely are forgotten on a periodic sweep, so memory
-// follows the number of recently active clients.
+// limiter is a token bucket (golang.org/x/time/rate) per client key, the
+// IP address. Buckets that have refilled completely are forgotten on a
+// periodic sweep, so memory follows the number of recently active
+// clients.
 type limiter struct {
-	rate  float64 // tokens per second
-	burst float64
+	rate  rate.Limit
+	burst int
 	now   func() time.Time
 
 	mu        sync.Mutex
-	buckets   map[string]*bucket
+	buckets   map[string]*rate.Limiter
 	lastSweep time.Time
-}
-
-type bucket struct {
-	tokens float64
-	last   time.Time
 }
 
 // sweepEvery bounds how often allow walks the map to forget idle buckets.
 const sweepEvery = time.Minute
 
-func newLimiter(rate float64, burst int, now func() time.Time) *limiter {
-	return &limiter{rate: rate, burst: float64(burst), now: now, buckets: make(map[string]*bucket), lastSweep: now()}
+func newLimiter(perSecond float64, burst int, now func() time.Time) *limiter {
+	return &limiter{rate: rate.Limit(perSecond), burst: burst, now: now, buckets: make(map[string]*rate.Limiter), lastSweep: now()}
 }
 
 // allow takes one token from key's bucket. When there is none it returns
@@ -42,26 +39,24 @@ func (l *limiter) allow(key string) (bool, time.Duration) {
 	}
 	b := l.buckets[key]
 	if b == nil {
-		b = &bucket{tokens: l.burst, last: now}
+		b = rate.NewLimiter(l.rate, l.burst)
 		l.buckets[key] = b
 	}
-	if el := now.Sub(b.last).Seconds(); el > 0 {
-		b.tokens = math.Min(l.burst, b.tokens+el*l.rate)
-	}
-	b.last = now
-	if b.tokens >= 1 {
-		b.tokens--
+	if b.AllowN(now, 1) {
 		return true, 0
 	}
-	wait := time.Duration((1 - b.tokens) / l.rate * float64(time.Second))
+	// Reserve to learn the wait, then give the token back: the request is
+	// refused, not queued.
+	r := b.ReserveN(now, 1)
+	wait := r.DelayFrom(now)
+	r.CancelAt(now)
 	return false, wait
 }
 
 func (l *limiter) sweep(now time.Time) {
 	l.lastSweep = now
-	full := time.Duration(l.burst / l.rate * float64(time.Second))
 	for k, b := range l.buckets {
-		if now.Sub(b.last) >= full {
+		if b.TokensAt(now) >= float64(l.burst) {
 			delete(l.buckets, k)
 		}
 	}

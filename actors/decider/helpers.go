@@ -54,17 +54,6 @@ func CheckName(field, v string, max int) error {
 	return nil
 }
 
-// Clip cuts s to at most n bytes without splitting a rune.
-func Clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
-}
-
 // StepFailedEvent records a step that failed for good (EventStepFailed).
 func StepFailedEvent(kind string, r StepResult) ([]events.Event, error) {
 	return Event(kind, EventStepFailed, StepFailed{Step: r.Step, Error: ClipError(r.Err), Attempts: r.Attempts})

@@ -125,7 +125,7 @@ func WithAttempt(attempts map[string]StepAttempts, d StepAttemptFailed, at time.
 }
 
 // ClipError shortens a step error to MaxStepError bytes at a rune boundary.
-func ClipError(s string) string { return Clip(s, MaxStepError) }
+func ClipError(s string) string { return events.Clip(s, MaxStepError) }
 
 // PermanentError is a step failure that a retry cannot fix (a rejected
 // recipient, a step without what its action needs). The runtime records

@@ -164,7 +164,7 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 		}
 		if d.Email != "" && !ValidEmail(d.Email) {
-			return nil, fmt.Errorf("%s %s: %w: email %q is not a valid address", Kind, c.Type, decider.ErrInvalid, decider.Clip(d.Email, 80))
+			return nil, fmt.Errorf("%s %s: %w: email %q is not a valid address", Kind, c.Type, decider.ErrInvalid, events.Clip(d.Email, 80))
 		}
 		if s.Status != "" {
 			return nil, fmt.Errorf("%s %s: %w: the order was placed already", Kind, c.Type, decider.ErrConflict)

@@ -296,7 +296,7 @@ func TestComplete(t *testing.T) {
 		{name: "kitchen failed", res: decider.StepResult{Step: "kitchen", Err: "kitchen unavailable", Attempts: 5},
 			want: `StepFailed {"step":"kitchen","error":"kitchen unavailable","attempts":5}`},
 		{name: "long error is clipped", res: decider.StepResult{Step: "kitchen", Err: strings.Repeat("é", 400), Attempts: 2},
-			want: `StepFailed {"step":"kitchen","error":"` + strings.Repeat("é", 256) + `","attempts":2}`},
+			want: `StepFailed {"step":"kitchen","error":"` + strings.Repeat("é", 254) + `…","attempts":2}`},
 		{name: "cook before kitchen", res: decider.StepResult{Step: "cook"}, wantErr: decider.ErrConflict},
 		{name: "receipt before kitchen", res: decider.StepResult{Step: "receipt"}, wantErr: decider.ErrConflict},
 		{name: "ticket not owed", res: decider.StepResult{Step: "ticket"}},

@@ -84,7 +84,7 @@ func Initial(stream string) State { return State{Stream: stream} }
 func IDForEmail(email string) (string, error) {
 	n := strings.ToLower(strings.TrimSpace(email))
 	if !validEmail(n) {
-		return "", fmt.Errorf("%w: email %q is not a valid address", decider.ErrInvalid, decider.Clip(email, 80))
+		return "", fmt.Errorf("%w: email %q is not a valid address", decider.ErrInvalid, events.Clip(email, 80))
 	}
 	sum := sha256.Sum256([]byte(n))
 	return hex.EncodeToString(sum[:16]), nil
@@ -101,7 +101,7 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 		}
 		d.Email = strings.TrimSpace(d.Email)
 		if !validEmail(d.Email) {
-			return nil, fmt.Errorf("%s %s: %w: email %q is not a valid address", Kind, c.Type, decider.ErrInvalid, decider.Clip(d.Email, 80))
+			return nil, fmt.Errorf("%s %s: %w: email %q is not a valid address", Kind, c.Type, decider.ErrInvalid, events.Clip(d.Email, 80))
 		}
 		if n := utf8.RuneCountInString(d.Name); n < 1 || n > MaxName {
 			return nil, fmt.Errorf("%s %s: %w: name must be 1-%d characters, got %d", Kind, c.Type, decider.ErrInvalid, MaxName, n)

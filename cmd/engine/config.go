@@ -7,6 +7,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/b6368a97/engine/actors"
+	"github.com/b6368a97/engine/actors/order"
+	"github.com/b6368a97/engine/transport"
 )
 
 // Config is every setting of the engine. Each one is a flag with an
@@ -73,12 +77,12 @@ func (c *Config) settings() []setting {
 		{"addr", "ENGINE_ADDR", "address to listen on", str(&c.Addr), ":8080"},
 		{"data", "ENGINE_DATA", "directory of the embedded store and the outbox", str(&c.DataDir), "./data"},
 		{"store", "ENGINE_STORE", "event store: empty for the embedded store in -data, or postgres://…", str(&c.Store), ""},
-		{"cook-time", "ENGINE_COOK_TIME", "how long an order cooks", dur(&c.CookTime), "3s"},
-		{"body-limit", "ENGINE_BODY_LIMIT", "largest HTTP request body in bytes", num(&c.BodyLimit), "65536"},
-		{"read-limit", "ENGINE_READ_LIMIT", "largest WebSocket frame in bytes (larger closes with 1009)", num(&c.ReadLimit), "65536"},
-		{"send-queue", "ENGINE_SEND_QUEUE", "frames queued for one WebSocket before it is closed as a slow consumer (1008)", num(&c.SendQueue), "1024"},
-		{"snapshot-every", "ENGINE_SNAPSHOT_EVERY", "events between snapshots of a stream", num(&c.SnapshotEvery), "1000"},
-		{"idle-timeout", "ENGINE_IDLE_TIMEOUT", "idle time after which a stream's actor is passivated", dur(&c.IdleTimeout), "10m"},
+		{"cook-time", "ENGINE_COOK_TIME", "how long an order cooks", dur(&c.CookTime), order.DefaultCookTime.String()},
+		{"body-limit", "ENGINE_BODY_LIMIT", "largest HTTP request body in bytes", num(&c.BodyLimit), strconv.Itoa(transport.DefaultBodyLimit)},
+		{"read-limit", "ENGINE_READ_LIMIT", "largest WebSocket frame in bytes (larger closes with 1009)", num(&c.ReadLimit), strconv.Itoa(transport.DefaultReadLimit)},
+		{"send-queue", "ENGINE_SEND_QUEUE", "frames queued for one WebSocket before it is closed as a slow consumer (1008)", num(&c.SendQueue), strconv.Itoa(transport.DefaultSendQueueFrames)},
+		{"snapshot-every", "ENGINE_SNAPSHOT_EVERY", "events between snapshots of a stream", num(&c.SnapshotEvery), strconv.Itoa(actors.DefaultSnapshotEvery)},
+		{"idle-timeout", "ENGINE_IDLE_TIMEOUT", "idle time after which a stream's actor is passivated", dur(&c.IdleTimeout), actors.DefaultIdleTimeout.String()},
 		{"allowed-origins", "ENGINE_ALLOWED_ORIGINS", "comma-separated WebSocket origins allowed (empty: all)", func(s string) error {
 			c.AllowedOrigins = nil
 			for _, o := range strings.Split(s, ",") {
@@ -101,10 +105,10 @@ func (c *Config) settings() []setting {
 			return nil
 		}, "0"},
 		{"rate-burst", "ENGINE_RATE_BURST", "burst allowed above the rate limit", num(&c.RateBurst), "20"},
-		{"command-timeout", "ENGINE_COMMAND_TIMEOUT", "how long a request waits for its actor before 503", dur(&c.CommandTimeout), "10s"},
-		{"step-attempts", "ENGINE_STEP_ATTEMPTS", "tries of a failing background step before StepFailed", num(&c.StepAttempts), "5"},
-		{"step-backoff", "ENGINE_STEP_BACKOFF", "first wait between tries of a failing step (doubles, with jitter)", dur(&c.StepBackoff), "200ms"},
-		{"step-max-time", "ENGINE_STEP_MAX_TIME", "longest a failing step is retried, from its first attempt (across restarts)", dur(&c.StepMaxTime), "10m"},
+		{"command-timeout", "ENGINE_COMMAND_TIMEOUT", "how long a request waits for its actor before 503", dur(&c.CommandTimeout), transport.DefaultCommandTimeout.String()},
+		{"step-attempts", "ENGINE_STEP_ATTEMPTS", "tries of a failing background step before StepFailed", num(&c.StepAttempts), strconv.Itoa(actors.DefaultStepAttempts)},
+		{"step-backoff", "ENGINE_STEP_BACKOFF", "first wait between tries of a failing step (doubles, with jitter)", dur(&c.StepBackoff), actors.DefaultStepBackoff.String()},
+		{"step-max-time", "ENGINE_STEP_MAX_TIME", "longest a failing step is retried, from its first attempt (across restarts)", dur(&c.StepMaxTime), actors.DefaultStepMaxTime.String()},
 		{"smtp-url", "ENGINE_SMTP_URL", "send emails over SMTP: smtp://user:pass@host:port (STARTTLS when offered) or smtps://; empty: write .eml files to the outbox in -data", str(&c.SMTPURL), ""},
 		{"shutdown-grace", "ENGINE_SHUTDOWN_GRACE", "how long shutdown waits for in-flight work", dur(&c.ShutdownGrace), "10s"},
 		{"log-format", "ENGINE_LOG_FORMAT", "text or json", str(&c.LogFormat), "text"},

@@ -94,10 +94,10 @@ func (s *Store) Epoch() string { return s.epoch }
 // Append implements events.Store.
 func (s *Store) Append(ctx context.Context, streamID string, expected events.ExpectedVersion, evs []events.Event) (events.AppendResult, error) {
 	if err := ctx.Err(); err != nil {
-		return events.AppendResult{}, fmt.Errorf("append %s: %w", clip(streamID), err)
+		return events.AppendResult{}, fmt.Errorf("append %s: %w", events.Clip(streamID, 80), err)
 	}
 	if s.closed.Load() {
-		return events.AppendResult{}, fmt.Errorf("append %s: %w", clip(streamID), events.ErrClosed)
+		return events.AppendResult{}, fmt.Errorf("append %s: %w", events.Clip(streamID, 80), events.ErrClosed)
 	}
 	if err := events.ValidateAppend(streamID, expected, evs); err != nil {
 		return events.AppendResult{}, fmt.Errorf("append: %w", err)
@@ -384,22 +384,13 @@ func (s *Store) Close() error {
 // lock is taken.
 func (s *Store) check(ctx context.Context, op, streamID string) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%s %s: %w", op, clip(streamID), err)
+		return fmt.Errorf("%s %s: %w", op, events.Clip(streamID, 80), err)
 	}
 	if s.closed.Load() {
-		return fmt.Errorf("%s %s: %w", op, clip(streamID), events.ErrClosed)
+		return fmt.Errorf("%s %s: %w", op, events.Clip(streamID, 80), events.ErrClosed)
 	}
 	if _, err := events.ParseStreamID(streamID); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	return nil
-}
-
-// clip bounds a stream id that has not been validated yet in an error
-// message.
-func clip(s string) string {
-	if len(s) > 80 {
-		return s[:80] + "…"
-	}
-	return s
 }
