@@ -11,17 +11,23 @@ import (
 
 // The README's tour: subscribe from the beginning (catch-up, then live),
 // send a command and wait for its durable ack. A reconnect resumes the
-// subscription from the last version seen.
+// subscription from the last version seen. The example runs against an
+// engine started in this process; against a real one the URL is
+// ws://localhost:8080/ws.
 func Example() {
+	addr, stop := startEngine()
+	defer stop()
+
 	ctx := context.Background()
-	c, err := client.Dial(ctx, "ws://localhost:8080/ws", client.Options{})
+	c, err := client.Dial(ctx, "ws://"+addr+"/ws", client.Options{})
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer c.Close()
 
+	seen := make(chan events.Event, 1)
 	_, err = c.Subscribe(ctx, "room:lobby", client.From(0), "ann", func(e events.Event) {
-		fmt.Println(e.Version, e.Type, string(e.Data))
+		seen <- e
 	})
 	if err != nil {
 		log.Fatal(err)
@@ -34,4 +40,9 @@ func Example() {
 		log.Fatal(err)
 	}
 	fmt.Println("durable at version", ack.Version)
+	e := <-seen
+	fmt.Println("event", e.Version, e.Type, string(e.Data))
+	// Output:
+	// durable at version 1
+	// event 1 MessagePosted {"user":"ann","text":"hello"}
 }
