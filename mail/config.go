@@ -220,39 +220,8 @@ func ParseURL(raw string) (Config, error) {
 		c.Username = u.User.Username()
 		c.Password, _ = u.User.Password()
 	}
-	q, err := url.ParseQuery(u.RawQuery)
-	if err != nil {
-		return Config{}, fmt.Errorf("smtp url: query: %w", err)
-	}
-	for key, vals := range q {
-		if len(vals) != 1 {
-			return Config{}, fmt.Errorf("smtp url: option %q given %d times", key, len(vals))
-		}
-		v := vals[0]
-		switch key {
-		case "from":
-			c.From = v
-		case "helo":
-			c.LocalName = v
-		case "timeout":
-			d, err := time.ParseDuration(v)
-			if err != nil || d <= 0 {
-				return Config{}, fmt.Errorf("smtp url: timeout %q: want a positive duration such as 30s", v)
-			}
-			c.Timeout = d
-		case "tls":
-			mode := TLSMode(v)
-			switch {
-			case c.TLS == TLSImplicit:
-				return Config{}, errors.New("smtp url: smtps:// is always TLS; the tls option is for smtp://")
-			case mode == TLSNone, mode == TLSStartTLS, mode == TLSRequired:
-				c.TLS = mode
-			default:
-				return Config{}, fmt.Errorf("smtp url: tls=%q (want none, starttls or required; smtps:// for implicit TLS)", v)
-			}
-		default:
-			return Config{}, fmt.Errorf("smtp url: unknown option %q (want from, tls, helo or timeout)", key)
-		}
+	if err := c.setOptions(u.RawQuery); err != nil {
+		return Config{}, err
 	}
 	// Spell out the defaults that follow from the URL, so that the result
 	// says which port and sender will be used.
@@ -269,4 +238,43 @@ func ParseURL(raw string) (Config, error) {
 		return Config{}, err
 	}
 	return c, nil
+}
+
+// setOptions applies the query options of an SMTP URL (see ParseURL).
+func (c *Config) setOptions(rawQuery string) error {
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return fmt.Errorf("smtp url: query: %w", err)
+	}
+	for key, vals := range q {
+		if len(vals) != 1 {
+			return fmt.Errorf("smtp url: option %q given %d times", key, len(vals))
+		}
+		v := vals[0]
+		switch key {
+		case "from":
+			c.From = v
+		case "helo":
+			c.LocalName = v
+		case "timeout":
+			d, err := time.ParseDuration(v)
+			if err != nil || d <= 0 {
+				return fmt.Errorf("smtp url: timeout %q: want a positive duration such as 30s", v)
+			}
+			c.Timeout = d
+		case "tls":
+			mode := TLSMode(v)
+			switch {
+			case c.TLS == TLSImplicit:
+				return errors.New("smtp url: smtps:// is always TLS; the tls option is for smtp://")
+			case mode == TLSNone, mode == TLSStartTLS, mode == TLSRequired:
+				c.TLS = mode
+			default:
+				return fmt.Errorf("smtp url: tls=%q (want none, starttls or required; smtps:// for implicit TLS)", v)
+			}
+		default:
+			return fmt.Errorf("smtp url: unknown option %q (want from, tls, helo or timeout)", key)
+		}
+	}
+	return nil
 }

@@ -219,33 +219,65 @@ func ValidEmail(s string) bool {
 
 // Evolve applies one stored event.
 func Evolve(s State, e events.Event) (State, error) {
-	fail := func(why string) (State, error) {
-		return s, fmt.Errorf("%s %s: %w: %s", Kind, e.Type, events.ErrInvalidEvent, why)
-	}
-	next := s
+	var (
+		next State
+		err  error
+	)
 	switch e.Type {
 	case EventOrderPlaced:
-		var d OrderPlaced
-		if err := decider.DecodeEvent(Kind, e, &d); err != nil {
-			return s, err
+		next, err = evolvePlaced(s, e)
+	case EventOrderCancelled, EventKitchenNotified, EventOrderReady, EventTicketReleased, EventReceiptSent:
+		if err = decodeEmpty(e); err == nil {
+			next, err = evolveProgress(s, e)
 		}
-		if len(d.Items) == 0 {
-			return fail("no items")
-		}
-		if s.Status != "" {
-			return fail("the order was placed already")
-		}
-		next.Items, next.Email, next.Status = d.Items, d.Email, StatusPlaced
-		next.Steps = StepStates{Kitchen: Pending, Cook: Pending, Receipt: Pending}
-		if d.Email == "" {
-			next.Steps.Receipt = Skipped
-		}
+	case EventStepFailed:
+		next, err = evolveStepFailed(s, e)
+	case EventStepAttemptFailed:
+		next = s
+		next.Attempts, err = decider.EvolveAttempt(Kind, e, s.Attempts, s.owes)
+	default:
+		return s, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownEvent, e.Type)
+	}
+	if err != nil {
+		return s, err
+	}
+	next.Stream, next.Version = e.Stream, e.Version
+	return next, nil
+}
+
+// invalid is the error of a stored event the state cannot take: a broken
+// log.
+func invalid(e events.Event, why string) error {
+	return fmt.Errorf("%s %s: %w: %s", Kind, e.Type, events.ErrInvalidEvent, why)
+}
+
+func evolvePlaced(s State, e events.Event) (State, error) {
+	var d OrderPlaced
+	if err := decider.DecodeEvent(Kind, e, &d); err != nil {
+		return s, err
+	}
+	if len(d.Items) == 0 {
+		return s, invalid(e, "no items")
+	}
+	if s.Status != "" {
+		return s, invalid(e, "the order was placed already")
+	}
+	s.Items, s.Email, s.Status = d.Items, d.Email, StatusPlaced
+	s.Steps = StepStates{Kitchen: Pending, Cook: Pending, Receipt: Pending}
+	if d.Email == "" {
+		s.Steps.Receipt = Skipped
+	}
+	return s, nil
+}
+
+// evolveProgress applies the events without data that move an order
+// along: cancelled, and each step done.
+func evolveProgress(s State, e events.Event) (State, error) {
+	next := s
+	switch e.Type {
 	case EventOrderCancelled:
-		if err := decodeEmpty(e); err != nil {
-			return s, err
-		}
 		if s.Status != StatusPlaced && s.Status != StatusInKitchen {
-			return fail(fmt.Sprintf("cannot cancel an order that is %q", s.Status))
+			return s, invalid(e, fmt.Sprintf("cannot cancel an order that is %q", s.Status))
 		}
 		next.Status = StatusCancelled
 		next.Steps = StepStates{Kitchen: skip(s.Steps.Kitchen), Cook: skip(s.Steps.Cook), Receipt: skip(s.Steps.Receipt)}
@@ -253,66 +285,49 @@ func Evolve(s State, e events.Event) (State, error) {
 			next.Ticket = TicketReleasing
 		}
 	case EventKitchenNotified:
-		if err := decodeEmpty(e); err != nil {
-			return s, err
-		}
 		if s.Steps.Kitchen != Pending {
-			return fail(fmt.Sprintf("kitchen step is %q, not pending", s.Steps.Kitchen))
+			return s, invalid(e, fmt.Sprintf("kitchen step is %q, not pending", s.Steps.Kitchen))
 		}
 		next.Steps.Kitchen, next.Status, next.Ticket = Done, StatusInKitchen, TicketOpen
 	case EventOrderReady:
-		if err := decodeEmpty(e); err != nil {
-			return s, err
-		}
 		if s.Steps.Cook != Pending || s.Steps.Kitchen != Done {
-			return fail(fmt.Sprintf("cook step is %q and kitchen step %q", s.Steps.Cook, s.Steps.Kitchen))
+			return s, invalid(e, fmt.Sprintf("cook step is %q and kitchen step %q", s.Steps.Cook, s.Steps.Kitchen))
 		}
 		next.Steps.Cook, next.Status, next.Ticket = Done, StatusReady, TicketReleasing
 	case EventTicketReleased:
-		if err := decodeEmpty(e); err != nil {
-			return s, err
-		}
 		if s.Ticket != TicketReleasing {
-			return fail(fmt.Sprintf("ticket is %q, not releasing", s.Ticket))
+			return s, invalid(e, fmt.Sprintf("ticket is %q, not releasing", s.Ticket))
 		}
 		next.Ticket = TicketReleased
 	case EventReceiptSent:
-		if err := decodeEmpty(e); err != nil {
-			return s, err
-		}
 		if s.Steps.Receipt != Pending || s.Status != StatusReady {
-			return fail(fmt.Sprintf("receipt step is %q and the order %q", s.Steps.Receipt, s.Status))
+			return s, invalid(e, fmt.Sprintf("receipt step is %q and the order %q", s.Steps.Receipt, s.Status))
 		}
 		next.Steps.Receipt = Done
-	case EventStepFailed:
-		d, errs, err := decider.EvolveStepFailed(Kind, e, s.Errors, s.owes)
-		if err != nil {
-			return s, err
-		}
-		next.Errors = errs
-		switch d.Step {
-		case StepKitchen:
-			next.Steps = StepStates{Kitchen: Failed, Cook: skip(s.Steps.Cook), Receipt: skip(s.Steps.Receipt)}
-			// The AddTicket may have landed with its reply lost.
-			next.Ticket = TicketReleasing
-		case StepCook:
-			next.Steps.Cook, next.Steps.Receipt = Failed, skip(s.Steps.Receipt)
-			next.Ticket = TicketReleasing
-		case StepReceipt:
-			next.Steps.Receipt = Failed
-		case StepTicket:
-			next.Ticket = TicketFailed
-		}
-	case EventStepAttemptFailed:
-		attempts, err := decider.EvolveAttempt(Kind, e, s.Attempts, s.owes)
-		if err != nil {
-			return s, err
-		}
-		next.Attempts = attempts
-	default:
-		return s, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownEvent, e.Type)
 	}
-	next.Stream, next.Version = e.Stream, e.Version
+	return next, nil
+}
+
+func evolveStepFailed(s State, e events.Event) (State, error) {
+	d, errs, err := decider.EvolveStepFailed(Kind, e, s.Errors, s.owes)
+	if err != nil {
+		return s, err
+	}
+	next := s
+	next.Errors = errs
+	switch d.Step {
+	case StepKitchen:
+		next.Steps = StepStates{Kitchen: Failed, Cook: skip(s.Steps.Cook), Receipt: skip(s.Steps.Receipt)}
+		// The AddTicket may have landed with its reply lost.
+		next.Ticket = TicketReleasing
+	case StepCook:
+		next.Steps.Cook, next.Steps.Receipt = Failed, skip(s.Steps.Receipt)
+		next.Ticket = TicketReleasing
+	case StepReceipt:
+		next.Steps.Receipt = Failed
+	case StepTicket:
+		next.Ticket = TicketFailed
+	}
 	return next, nil
 }
 

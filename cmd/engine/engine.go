@@ -75,51 +75,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("metrics: %w", err)
 	}
 
-	mailer, err := m.mailer()
-	if err != nil {
+	if m.runtime, err = m.newRuntime(metrics); err != nil {
 		return err
 	}
-	m.runtime, err = actors.New(actors.Config{
-		Store:         m.store,
-		Kinds:         kinds.All(kinds.Config{CookTime: m.Config.CookTime}),
-		SnapshotEvery: m.Config.SnapshotEvery,
-		IdleTimeout:   m.Config.IdleTimeout,
-		Executors: map[string]actors.Executor{
-			decider.StepWait:  actors.Wait,
-			decider.StepEmail: mail.Executor(mailer),
-		},
-		StepAttempts: m.Config.StepAttempts,
-		StepBackoff:  m.Config.StepBackoff,
-		StepMaxTime:  m.Config.StepMaxTime,
-		Logger:       m.Logger,
-		Observer:     metrics,
-	})
-	if err != nil {
-		return fmt.Errorf("actors: %w", err)
-	}
-
-	var secret []byte
-	if m.Config.JWTSecret != "" {
-		secret = []byte(m.Config.JWTSecret)
-	}
-	m.server, err = transport.New(transport.Config{
-		API:             m.runtime,
-		Log:             m.store,
-		Extensions:      []transport.Extension{seed.Routes(seed.Config{Log: m.store})},
-		Logger:          m.Logger,
-		BodyLimit:       m.Config.BodyLimit,
-		ReadLimit:       int64(m.Config.ReadLimit),
-		SendQueueFrames: m.Config.SendQueue,
-		AllowedOrigins:  m.Config.AllowedOrigins,
-		CommandTimeout:  m.Config.CommandTimeout,
-		Auth:            transport.Auth{JWTSecret: secret},
-		RateLimit:       transport.RateLimit{PerSecond: m.Config.RateLimit, Burst: m.Config.RateBurst},
-		Metrics:         metrics,
-		Registerer:      reg,
-		Gatherer:        reg,
-	})
-	if err != nil {
-		return fmt.Errorf("transport: %w", err)
+	if m.server, err = m.newServer(metrics, reg); err != nil {
+		return err
 	}
 
 	if m.ln, err = net.Listen("tcp", m.Config.Addr); err != nil {
@@ -139,6 +99,62 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.server.SetReady(true)
 	m.Logger.Info("engine listening", "addr", m.Addr(), "store", m.storeName(), "data", m.Config.DataDir)
 	return nil
+}
+
+// newRuntime builds the actor runtime with every kind and the step
+// executors.
+func (m *Main) newRuntime(metrics *transport.Metrics) (*actors.Runtime, error) {
+	mailer, err := m.mailer()
+	if err != nil {
+		return nil, err
+	}
+	rt, err := actors.New(actors.Config{
+		Store:         m.store,
+		Kinds:         kinds.All(kinds.Config{CookTime: m.Config.CookTime}),
+		SnapshotEvery: m.Config.SnapshotEvery,
+		IdleTimeout:   m.Config.IdleTimeout,
+		Executors: map[string]actors.Executor{
+			decider.StepWait:  actors.Wait,
+			decider.StepEmail: mail.Executor(mailer),
+		},
+		StepAttempts: m.Config.StepAttempts,
+		StepBackoff:  m.Config.StepBackoff,
+		StepMaxTime:  m.Config.StepMaxTime,
+		Logger:       m.Logger,
+		Observer:     metrics,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("actors: %w", err)
+	}
+	return rt, nil
+}
+
+// newServer builds the HTTP and WebSocket front end with the seed routes.
+func (m *Main) newServer(metrics *transport.Metrics, reg *prometheus.Registry) (*transport.Server, error) {
+	var secret []byte
+	if m.Config.JWTSecret != "" {
+		secret = []byte(m.Config.JWTSecret)
+	}
+	srv, err := transport.New(transport.Config{
+		API:             m.runtime,
+		Log:             m.store,
+		Extensions:      []transport.Extension{seed.Routes(seed.Config{Log: m.store})},
+		Logger:          m.Logger,
+		BodyLimit:       m.Config.BodyLimit,
+		ReadLimit:       int64(m.Config.ReadLimit),
+		SendQueueFrames: m.Config.SendQueue,
+		AllowedOrigins:  m.Config.AllowedOrigins,
+		CommandTimeout:  m.Config.CommandTimeout,
+		Auth:            transport.Auth{JWTSecret: secret},
+		RateLimit:       transport.RateLimit{PerSecond: m.Config.RateLimit, Burst: m.Config.RateBurst},
+		Metrics:         metrics,
+		Registerer:      reg,
+		Gatherer:        reg,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("transport: %w", err)
+	}
+	return srv, nil
 }
 
 // mailer is Main.Mailer when set, else the SMTP mailer of Config.SMTPURL,

@@ -82,57 +82,9 @@ func testReopenKeepsEverything(t *testing.T, d durableSuite) {
 	all := readAll(t, st)
 
 	st = d.reopen(t, st, dir)
-	checkEvents(t, "ReadAll after reopen", readAll(t, st), all)
-	checkEvents(t, "ReadStream(room:a) after reopen", readStream(t, st, "room:a")[:3], first.Events)
-	if h := head(t, st); h != 6 {
-		t.Fatalf("Head after reopen: want 6, got %d", h)
-	}
-	for stream, want := range map[string]uint64{"room:a": 4, "order:b": 2, "user:c": 0} {
-		if v := streamVersion(t, st, stream); v != want {
-			t.Fatalf("StreamVersion(%s) after reopen: want %d, got %d", stream, want, v)
-		}
-	}
-	snap, err := st.LoadSnapshot(ctx, "room:a")
-	if err != nil || snap.Version != 3 || string(snap.Data) != "state@3" {
-		t.Fatalf("LoadSnapshot(room:a) after reopen: want version 3 %q, got version %d %q, %v", "state@3", snap.Version, snap.Data, err)
-	}
-	if _, err := st.LoadSnapshot(ctx, "order:b"); !errors.Is(err, events.ErrNotFound) {
-		t.Fatalf("LoadSnapshot(order:b) after reopen: want ErrNotFound, got %v", err)
-	}
-	if got, want := pending(t, st), []string{"order:b", "room:a"}; !reflect.DeepEqual(got, want) {
-		t.Fatalf("Pending after reopen: want %v, got %v", want, got)
-	}
-
-	// The heads continue where they were.
-	next := mustAppend(t, st, "room:a", events.Exactly(4), batch("a5", 1))
-	if next.Version() != 5 || next.Position() != 7 {
-		t.Fatalf("first append after reopen: want version 5 position 7, got %d and %d", next.Version(), next.Position())
-	}
-	fresh := mustAppend(t, st, "room:n", events.NoStream, batch("n", 2))
-	checkPositions(t, "append to a new stream after reopen", fresh.Events, []uint64{8, 9})
-	if _, err := st.Append(ctx, "order:b", events.NoStream, batch("b2", 1)); !errors.Is(err, events.ErrWrongExpectedVersion) {
-		t.Fatalf("NoStream on order:b after reopen: want ErrWrongExpectedVersion, got %v", err)
-	} else if cur, _ := events.CurrentVersion(err); cur != 2 {
-		t.Fatalf("NoStream on order:b after reopen: want current version 2, got %d", cur)
-	}
-
-	// Event ids are remembered.
-	retry, err := st.Append(ctx, "room:a", events.NoStream, []events.Event{
-		{ID: "a-1", Type: "Created"}, {ID: "a-2", Type: "Posted"}, {ID: "a-3", Type: "Posted"},
-	})
-	if err != nil || !retry.Duplicate {
-		t.Fatalf("retry of the first batch after reopen: want Duplicate, got %+v, %v", retry.Duplicate, err)
-	}
-	checkEvents(t, "retry of the first batch after reopen", retry.Events, first.Events)
-	before := capture(t, st)
-	if _, err := st.Append(ctx, "room:a", events.AnyVersion, []events.Event{ev("a-1", "Created", ""), ev("a-new", "Posted", "")}); !errors.Is(err, events.ErrDuplicateID) {
-		t.Fatalf("partial retry after reopen: want ErrDuplicateID, got %v", err)
-	}
-	if _, err := st.Append(ctx, "order:b", events.AnyVersion, []events.Event{ev("a-2", "Posted", "")}); !errors.Is(err, events.ErrDuplicateID) {
-		t.Fatalf("id of room:a appended to order:b after reopen: want ErrDuplicateID, got %v", err)
-	}
-	checkUnchanged(t, "rejected retries after reopen", st, before)
-
+	checkReopened(t, st, all, first.Events)
+	checkHeadsContinue(t, st)
+	checkIDsRemembered(t, st, first.Events)
 	// An older snapshot is still ignored.
 	if err := st.SaveSnapshot(ctx, events.Snapshot{Stream: "room:a", Version: 2, Data: []byte("state@2")}); err != nil {
 		t.Fatalf("SaveSnapshot of an older version: %v", err)
@@ -163,6 +115,71 @@ func testReopenKeepsEverything(t *testing.T, d durableSuite) {
 	if v := streamVersion(t, st, "room:n"); v != 3 {
 		t.Fatalf("StreamVersion(room:n) after the second reopen: want 3, got %d", v)
 	}
+}
+
+// checkReopened: everything written before the reopen is there.
+func checkReopened(t *testing.T, st events.Store, all, first []events.Event) {
+	ctx := t.Context()
+	checkEvents(t, "ReadAll after reopen", readAll(t, st), all)
+	checkEvents(t, "ReadStream(room:a) after reopen", readStream(t, st, "room:a")[:3], first)
+	if h := head(t, st); h != 6 {
+		t.Fatalf("Head after reopen: want 6, got %d", h)
+	}
+	for stream, want := range map[string]uint64{"room:a": 4, "order:b": 2, "user:c": 0} {
+		if v := streamVersion(t, st, stream); v != want {
+			t.Fatalf("StreamVersion(%s) after reopen: want %d, got %d", stream, want, v)
+		}
+	}
+	snap, err := st.LoadSnapshot(ctx, "room:a")
+	if err != nil || snap.Version != 3 || string(snap.Data) != "state@3" {
+		t.Fatalf("LoadSnapshot(room:a) after reopen: want version 3 %q, got version %d %q, %v", "state@3", snap.Version, snap.Data, err)
+	}
+	if _, err := st.LoadSnapshot(ctx, "order:b"); !errors.Is(err, events.ErrNotFound) {
+		t.Fatalf("LoadSnapshot(order:b) after reopen: want ErrNotFound, got %v", err)
+	}
+	if got, want := pending(t, st), []string{"order:b", "room:a"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("Pending after reopen: want %v, got %v", want, got)
+	}
+
+}
+
+// checkHeadsContinue: positions and versions go on where they were.
+func checkHeadsContinue(t *testing.T, st events.Store) {
+	ctx := t.Context()
+	next := mustAppend(t, st, "room:a", events.Exactly(4), batch("a5", 1))
+	if next.Version() != 5 || next.Position() != 7 {
+		t.Fatalf("first append after reopen: want version 5 position 7, got %d and %d", next.Version(), next.Position())
+	}
+	fresh := mustAppend(t, st, "room:n", events.NoStream, batch("n", 2))
+	checkPositions(t, "append to a new stream after reopen", fresh.Events, []uint64{8, 9})
+	if _, err := st.Append(ctx, "order:b", events.NoStream, batch("b2", 1)); !errors.Is(err, events.ErrWrongExpectedVersion) {
+		t.Fatalf("NoStream on order:b after reopen: want ErrWrongExpectedVersion, got %v", err)
+	} else if cur, _ := events.CurrentVersion(err); cur != 2 {
+		t.Fatalf("NoStream on order:b after reopen: want current version 2, got %d", cur)
+	}
+
+}
+
+// checkIDsRemembered: event ids stored before the reopen still make a
+// retry a duplicate and a reuse an error.
+func checkIDsRemembered(t *testing.T, st events.Store, first []events.Event) {
+	ctx := t.Context()
+	retry, err := st.Append(ctx, "room:a", events.NoStream, []events.Event{
+		{ID: "a-1", Type: "Created"}, {ID: "a-2", Type: "Posted"}, {ID: "a-3", Type: "Posted"},
+	})
+	if err != nil || !retry.Duplicate {
+		t.Fatalf("retry of the first batch after reopen: want Duplicate, got %+v, %v", retry.Duplicate, err)
+	}
+	checkEvents(t, "retry of the first batch after reopen", retry.Events, first)
+	before := capture(t, st)
+	if _, err := st.Append(ctx, "room:a", events.AnyVersion, []events.Event{ev("a-1", "Created", ""), ev("a-new", "Posted", "")}); !errors.Is(err, events.ErrDuplicateID) {
+		t.Fatalf("partial retry after reopen: want ErrDuplicateID, got %v", err)
+	}
+	if _, err := st.Append(ctx, "order:b", events.AnyVersion, []events.Event{ev("a-2", "Posted", "")}); !errors.Is(err, events.ErrDuplicateID) {
+		t.Fatalf("id of room:a appended to order:b after reopen: want ErrDuplicateID, got %v", err)
+	}
+	checkUnchanged(t, "rejected retries after reopen", st, before)
+
 }
 
 func testReopenEmpty(t *testing.T, d durableSuite) {
