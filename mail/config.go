@@ -75,11 +75,9 @@ type Config struct {
 	Now func() time.Time
 }
 
-// withDefaults returns c with its zero fields filled in.
-func (c Config) withDefaults() Config {
-	if c.TLS == "" {
-		c.TLS = TLSStartTLS
-	}
+// addressDefaults fills in the port that follows from the TLS mode and
+// the sender that follows from the host.
+func (c *Config) addressDefaults() {
 	if c.Port == 0 {
 		c.Port = DefaultPort
 		if c.TLS == TLSImplicit {
@@ -89,6 +87,14 @@ func (c Config) withDefaults() Config {
 	if c.From == "" {
 		c.From = defaultFrom(c.Host)
 	}
+}
+
+// withDefaults returns c with its zero fields filled in.
+func (c Config) withDefaults() Config {
+	if c.TLS == "" {
+		c.TLS = TLSStartTLS
+	}
+	c.addressDefaults()
 	if c.LocalName == "" {
 		c.LocalName = DefaultLocalName
 	}
@@ -225,15 +231,7 @@ func ParseURL(raw string) (Config, error) {
 	}
 	// Spell out the defaults that follow from the URL, so that the result
 	// says which port and sender will be used.
-	if c.Port == 0 {
-		c.Port = DefaultPort
-		if c.TLS == TLSImplicit {
-			c.Port = DefaultImplicitPort
-		}
-	}
-	if c.From == "" {
-		c.From = defaultFrom(c.Host)
-	}
+	c.addressDefaults()
 	if err := c.Validate(); err != nil {
 		return Config{}, err
 	}

@@ -107,3 +107,20 @@ func EvolveAttempt(kind string, e events.Event, attempts map[string]StepAttempts
 	}
 	return next, nil
 }
+
+// List is s, or an empty list when s is nil, so that a state's lists are
+// written as [] rather than null whatever path (a snapshot, a zero
+// state) they came from.
+func List[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
+
+// Item is a line of an order and of its kitchen ticket: vocabulary two
+// kinds share (kinds never import each other).
+type Item struct {
+	Name string `json:"name"`
+	Qty  int    `json:"qty"`
+}

@@ -80,11 +80,7 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 		if s.Ended {
 			return nil, fmt.Errorf("%s %s: %w: the game has ended", Kind, c.Type, decider.ErrConflict)
 		}
-		data, err := json.Marshal(ScoreUpdated{Team: d.Team, Score: score})
-		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
-		}
-		return []events.Event{{Type: EventScoreUpdated, Data: data}}, nil
+		return decider.Event(Kind, EventScoreUpdated, ScoreUpdated{Team: d.Team, Score: score})
 	case CommandEndGame:
 		if err := decider.DecodeCommand(Kind, c, &struct{}{}); err != nil {
 			return nil, err
@@ -163,10 +159,5 @@ func Evolve(s State, e events.Event) (State, error) {
 
 // New returns the game kind, for the runtime and the replay.
 func New() decider.Kind {
-	return decider.New(decider.Decider[State]{
-		Name:    Kind,
-		Initial: Initial,
-		Decide:  Decide,
-		Evolve:  Evolve,
-	})
+	return decider.New(decider.Decider[State]{Name: Kind, Initial: Initial, Decide: Decide, Evolve: Evolve})
 }

@@ -47,18 +47,13 @@ type Ticket struct {
 }
 
 // Item is a line of a ticket.
-type Item struct {
-	Name string `json:"name"`
-	Qty  int    `json:"qty"`
-}
+type Item = decider.Item
 
 // MarshalJSON writes no tickets as [] rather than null.
 func (s State) MarshalJSON() ([]byte, error) {
 	type plain State
 	p := plain(s)
-	if p.Tickets == nil {
-		p.Tickets = []Ticket{}
-	}
+	p.Tickets = decider.List(p.Tickets)
 	return json.Marshal(p)
 }
 
@@ -98,11 +93,7 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 		if s.Open(d.Order) {
 			return nil, nil // a retried step: the ticket is there already
 		}
-		data, err := events.EncodeData(d)
-		if err != nil {
-			return nil, err
-		}
-		return []events.Event{{Type: EventTicketAdded, Data: data}}, nil
+		return decider.Event(Kind, EventTicketAdded, d)
 	case CommandCloseTicket:
 		var d TicketClosed
 		if err := decider.DecodeCommand(Kind, c, &d); err != nil {
@@ -114,11 +105,7 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 		if !s.Open(d.Order) {
 			return nil, nil // closed already, or never added
 		}
-		data, err := events.EncodeData(d)
-		if err != nil {
-			return nil, err
-		}
-		return []events.Event{{Type: EventTicketClosed, Data: data}}, nil
+		return decider.Event(Kind, EventTicketClosed, d)
 	default:
 		return nil, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownCommand, c.Type)
 	}
@@ -192,10 +179,5 @@ func checkItems(items []Item) error {
 
 // New returns the kitchen kind, for the runtime and the replay.
 func New() decider.Kind {
-	return decider.New(decider.Decider[State]{
-		Name:    Kind,
-		Initial: Initial,
-		Decide:  Decide,
-		Evolve:  Evolve,
-	})
+	return decider.New(decider.Decider[State]{Name: Kind, Initial: Initial, Decide: Decide, Evolve: Evolve})
 }

@@ -111,18 +111,13 @@ type StepStates struct {
 }
 
 // Item is a line of an order.
-type Item struct {
-	Name string `json:"name"`
-	Qty  int    `json:"qty"`
-}
+type Item = decider.Item
 
 // MarshalJSON writes no items as [] rather than null.
 func (s State) MarshalJSON() ([]byte, error) {
 	type plain State
 	p := plain(s)
-	if p.Items == nil {
-		p.Items = []Item{}
-	}
+	p.Items = decider.List(p.Items)
 	return json.Marshal(p)
 }
 

@@ -53,12 +53,7 @@ type Message struct {
 func (s State) MarshalJSON() ([]byte, error) {
 	type plain State
 	p := plain(s)
-	if p.Members == nil {
-		p.Members = []string{}
-	}
-	if p.Messages == nil {
-		p.Messages = []Message{}
-	}
+	p.Members, p.Messages = decider.List(p.Members), decider.List(p.Messages)
 	return json.Marshal(p)
 }
 
@@ -108,11 +103,7 @@ func postMessage(c decider.Command) ([]events.Event, error) {
 	if n := utf8.RuneCountInString(d.Text); n < 1 || n > MaxText {
 		return nil, fmt.Errorf("%s %s: %w: text must be 1-%d characters, got %d", Kind, c.Type, decider.ErrInvalid, MaxText, n)
 	}
-	data, err := events.EncodeData(MessagePosted{User: user, Text: d.Text})
-	if err != nil {
-		return nil, err
-	}
-	return []events.Event{{Type: EventMessagePosted, Data: data}}, nil
+	return decider.Event(Kind, EventMessagePosted, MessagePosted{User: user, Text: d.Text})
 }
 
 // Evolve applies one stored event.
@@ -161,11 +152,5 @@ func WithMembers(s State, members []string) State {
 
 // New returns the room kind, with presence, for the runtime and the replay.
 func New() decider.Kind {
-	return decider.New(decider.Decider[State]{
-		Name:        Kind,
-		Initial:     Initial,
-		Decide:      Decide,
-		Evolve:      Evolve,
-		WithMembers: WithMembers,
-	})
+	return decider.New(decider.Decider[State]{Name: Kind, Initial: Initial, Decide: Decide, Evolve: Evolve, WithMembers: WithMembers})
 }

@@ -225,14 +225,6 @@ func validEmail(s string) bool {
 // New returns the user kind, with its welcome email step, for the runtime
 // and the replay.
 func New() decider.Kind {
-	return decider.New(decider.Decider[State]{
-		Name:          Kind,
-		Initial:       Initial,
-		Decide:        Decide,
-		Evolve:        Evolve,
-		Steps:         Steps,
-		Complete:      Complete,
-		RecordAttempt: RecordAttempt,
-		Attempts:      Attempts,
-	})
+	return decider.New(decider.Decider[State]{Name: Kind, Initial: Initial, Decide: Decide, Evolve: Evolve,
+		Steps: Steps, Complete: Complete, RecordAttempt: RecordAttempt, Attempts: Attempts})
 }

@@ -76,6 +76,17 @@ func newStreamID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// orderStream is the stream of a new order: derived from the request's
+// idempotency key when it has one, so that a retry lands on the same
+// order, else random.
+func orderStream(key string) string {
+	id := newStreamID()
+	if key != "" {
+		id = keyedStreamID(key)
+	}
+	return order.Kind + ":" + id
+}
+
 // keyedStreamID derives a stream id from an idempotency key, so that a
 // retried request lands on the stream of the first one.
 func keyedStreamID(key string) string {
@@ -138,11 +149,7 @@ func (h *handlers) postOrders(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	id := newStreamID()
-	if key != "" {
-		id = keyedStreamID(key)
-	}
-	stream := order.Kind + ":" + id
+	stream := orderStream(key)
 	res, err := h.s.Command(c, stream, order.CommandPlaceOrder, data, key)
 	if err != nil {
 		return err
@@ -164,11 +171,7 @@ func (h *handlers) postOrderItem(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	id := newStreamID()
-	if key != "" {
-		id = keyedStreamID(key)
-	}
-	stream := order.Kind + ":" + id
+	stream := orderStream(key)
 	data, err := json.Marshal(order.PlaceOrder{Items: []order.Item{{Name: item, Qty: 1}}})
 	if err != nil {
 		return err
