@@ -2,7 +2,6 @@ package events
 
 import (
 	"strconv"
-	"time"
 	"unicode/utf8"
 )
 
@@ -119,6 +118,3 @@ func AppendJSONString(buf []byte, s string) []byte {
 	buf = append(buf, s[start:]...)
 	return append(buf, '"')
 }
-
-// ParseTime parses an envelope time (RFC 3339, any fractional precision).
-func ParseTime(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }
