@@ -68,6 +68,7 @@ type staged struct {
 	first   int // index of its first event in the batch
 	n       int // its number of events
 	dupOf   int // -1, or the index of an earlier command with the same id
+	sum     uint64
 }
 
 // execute decides msgs in order and appends all their events in one store
@@ -166,23 +167,8 @@ func (a *streamActor) decideBatch(msgs []*execMsg) *batch {
 func (a *streamActor) decideOne(b *batch, i int) {
 	st := &b.cmds[i]
 	cmd, expected := st.m.cmd, st.m.expected
-	if cmd.ID != "" {
-		if j, ok := b.byID[cmd.ID]; ok {
-			st.dupOf = j
-			return
-		}
-		if b.byID == nil {
-			b.byID = make(map[string]int)
-		}
-		b.byID[cmd.ID] = i
-		if rec, ok := a.cmds.get(cmd.ID); ok {
-			st.res, st.err = a.resultOf(rec)
-			st.outcome = ResultIdempotent
-			if st.err != nil {
-				st.outcome = ResultError
-			}
-			return
-		}
+	if cmd.ID != "" && a.repeated(b, i) {
+		return
 	}
 	if expected != events.AnyVersion && !expected.Matches(b.version) {
 		st.err = &events.WrongExpectedVersionError{Stream: a.stream, Expected: expected, Current: b.version}
@@ -209,6 +195,45 @@ func (a *streamActor) decideOne(b *batch, i int) {
 	st.first, st.n, st.outcome = len(b.evs), len(evs), ResultOK
 	b.next, b.version = next, b.version+uint64(len(evs))
 	b.evs = append(b.evs, evs...)
+}
+
+// repeated stages command i of b when its id was seen before, in the batch
+// or by the window: the first one's reply, or ErrIdempotencyMismatch when
+// the id comes with another command.
+func (a *streamActor) repeated(b *batch, i int) bool {
+	st := &b.cmds[i]
+	id := st.m.cmd.ID
+	st.sum = fingerprint(st.m.cmd, st.m.expected)
+	if j, ok := b.byID[id]; ok {
+		if b.cmds[j].sum != st.sum {
+			st.err, st.outcome = mismatch(id), ResultRejected
+			return true
+		}
+		st.dupOf = j
+		return true
+	}
+	if b.byID == nil {
+		b.byID = make(map[string]int)
+	}
+	b.byID[id] = i
+	rec, ok := a.cmds.get(id)
+	switch {
+	case !ok:
+		return false
+	case !rec.matches(st.sum):
+		st.err, st.outcome = mismatch(id), ResultRejected
+		return true
+	}
+	st.res, st.err = a.resultOf(rec)
+	st.outcome = ResultIdempotent
+	if st.err != nil {
+		st.outcome = ResultError
+	}
+	return true
+}
+
+func mismatch(id string) error {
+	return fmt.Errorf("%w: command id %q was used before for another command", ErrIdempotencyMismatch, events.Clip(id, 80))
 }
 
 // settle gives the commands whose events went to the store the append's
@@ -260,9 +285,9 @@ func (a *streamActor) answer(b *batch, dur time.Duration) {
 		switch {
 		case st.err != nil: // took no effect: nothing to remember
 		case st.outcome == ResultNoop:
-			a.cmds.put(st.m.cmd.ID, cmdRecord{last: st.res.Version})
+			a.cmds.put(st.m.cmd.ID, cmdRecord{last: st.res.Version, sum: st.sum})
 		case st.n > 0:
-			a.cmds.put(st.m.cmd.ID, recordOf(st.res.Events))
+			a.cmds.put(st.m.cmd.ID, recordOf(st.res.Events, st.sum))
 		}
 		a.done(st.m, st.res, st.err, st.outcome, d)
 	}

@@ -8,4 +8,7 @@ var (
 	// ErrUnavailable: the runtime is stopping or the actor did not answer
 	// in time.
 	ErrUnavailable = errors.New("unavailable")
+	// ErrIdempotencyMismatch: a command id that was used before for a
+	// different command (type, data or expected version).
+	ErrIdempotencyMismatch = errors.New("idempotency key reused for another command")
 )

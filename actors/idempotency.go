@@ -1,8 +1,13 @@
 package actors
 
 import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
 	"fmt"
+	"hash/fnv"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -17,7 +22,10 @@ import (
 // reaches the store with the same derived event ids, which the store
 // answers as a duplicate whenever Decide produces the same number of
 // events; only a forgotten command that Decide now rejects or decides
-// differently is not recognised.
+// differently is not recognised. An id repeated with a different command
+// (type, data or expected version) is refused with ErrIdempotencyMismatch
+// while the window remembers the first one with its fingerprint; a record
+// rebuilt from stored events has none, and is taken as a match.
 type cmdWindow struct {
 	max   int
 	m     map[string]cmdRecord
@@ -26,14 +34,41 @@ type cmdWindow struct {
 }
 
 // cmdRecord: the command's events are versions first..last (n of them); a
-// no-op has n 0 and last the version the stream was at.
+// no-op has n 0 and last the version the stream was at. sum is the
+// command's fingerprint (see fingerprint), 0 when the record was rebuilt
+// from stored events, which do not keep it.
 type cmdRecord struct {
 	first, last uint64
 	n           int
+	sum         uint64
 }
 
-func recordOf(evs []events.Event) cmdRecord {
-	return cmdRecord{first: evs[0].Version, last: evs[len(evs)-1].Version, n: len(evs)}
+// fingerprint identifies what a command asks: its type, its data (compacted,
+// so that white space does not count) and its expected version. A command
+// id repeated with another fingerprint is not a retry of the same command
+// (ErrIdempotencyMismatch). Never 0.
+func fingerprint(cmd decider.Command, expected events.ExpectedVersion) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(cmd.Type))
+	h.Write([]byte{0})
+	var data bytes.Buffer
+	if json.Compact(&data, cmd.Data) == nil {
+		h.Write(data.Bytes())
+	} else {
+		h.Write(cmd.Data)
+	}
+	var v [8]byte
+	binary.BigEndian.PutUint64(v[:], uint64(expected))
+	h.Write(v[:])
+	return h.Sum64() | 1
+}
+
+// matches reports whether a remembered command may be the one sum
+// describes: the same fingerprint, or one the record does not know.
+func (rec cmdRecord) matches(sum uint64) bool { return rec.sum == 0 || rec.sum == sum }
+
+func recordOf(evs []events.Event, sum uint64) cmdRecord {
+	return cmdRecord{first: evs[0].Version, last: evs[len(evs)-1].Version, n: len(evs), sum: sum}
 }
 
 func (w *cmdWindow) reset() {

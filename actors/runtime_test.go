@@ -189,10 +189,24 @@ func TestIdempotentCommands(t *testing.T) {
 			t.Fatalf("repeat = %+v, want %+v", again, first)
 		}
 	})
-	t.Run("repeat ignores a stale expected version", func(t *testing.T) {
-		again, err := r.Execute(ctx, cmd("a", "IfBelow", `{"limit":1}`), events.NoStream)
-		if err != nil || !reflect.DeepEqual(again, first) {
-			t.Fatalf("repeat = %+v, %v; want the first result", again, err)
+	t.Run("repeat with another expected version is another command", func(t *testing.T) {
+		if again, err := r.Execute(ctx, cmd("a", "IfBelow", `{"limit":1}`), events.NoStream); !errors.Is(err, ErrIdempotencyMismatch) {
+			t.Fatalf("repeat = %+v, %v; want ErrIdempotencyMismatch", again, err)
+		}
+	})
+	t.Run("repeat ignores that its expected version is stale now", func(t *testing.T) {
+		view, err := r.State(ctx, "counter:i")
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := events.Exactly(view.Version)
+		once, err := r.Execute(ctx, cmd("x", "Inc", ""), at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := r.Execute(ctx, cmd("x", "Inc", ""), at)
+		if err != nil || !reflect.DeepEqual(again, once) {
+			t.Fatalf("repeat = %+v, %v; want the first result %+v", again, err, once)
 		}
 	})
 	noop, err := r.Execute(ctx, cmd("n", "Noop", ""), events.AnyVersion)

@@ -22,6 +22,7 @@ const (
 	codeForbidden       = "forbidden"
 	codeNotFound        = "not_found"
 	codeConflict        = "conflict"
+	codeIdemMismatch    = "idempotency_mismatch"
 	codeWrongVersion    = "wrong_expected_version"
 	codeTooLarge        = "too_large"
 	codeUnsupportedType = "unsupported_media_type"
@@ -71,6 +72,7 @@ var errorTable = []struct {
 	{events.ErrNotFound, http.StatusNotFound, codeNotFound, true, ""},
 	{decider.ErrConflict, http.StatusConflict, codeConflict, true, ""},
 	{events.ErrDuplicateID, http.StatusConflict, codeConflict, true, ""},
+	{actors.ErrIdempotencyMismatch, http.StatusUnprocessableEntity, codeIdemMismatch, true, ""},
 	{events.ErrTooLarge, http.StatusRequestEntityTooLarge, codeTooLarge, true, ""},
 	{errBodyTooLarge, http.StatusRequestEntityTooLarge, codeTooLarge, true, ""},
 	{errUnsupportedMedia, http.StatusUnsupportedMediaType, codeUnsupportedType, true, ""},

@@ -113,8 +113,8 @@ func checkKey(key string) error {
 		return badRequest("idempotency key longer than %d bytes", maxKeyLength)
 	}
 	for i := 0; i < len(key); i++ {
-		if key[i] < ' ' || key[i] > '~' {
-			return badRequest("idempotency key must be visible ASCII")
+		if key[i] <= ' ' || key[i] > '~' {
+			return badRequest("idempotency key must be visible ASCII (no spaces)")
 		}
 	}
 	return nil
