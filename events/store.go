@@ -195,42 +195,43 @@ type LogReader interface {
 // order, reading a page at a time. It stops at the first error, which it
 // yields with a zero Event.
 func IterStream(ctx context.Context, r StreamReader, stream string, after uint64) iter.Seq2[Event, error] {
-	return func(yield func(Event, error) bool) {
-		for {
-			page, err := r.ReadStream(ctx, stream, after, DefaultPageSize)
-			if err != nil {
-				yield(Event{}, fmt.Errorf("read %s after %d: %w", stream, after, err))
-				return
-			}
-			for _, e := range page {
-				if !yield(e, nil) {
-					return
-				}
-				after = e.Version
-			}
-			if len(page) < DefaultPageSize {
-				return
-			}
+	return pages(after, func(after uint64) ([]Event, error) {
+		page, err := r.ReadStream(ctx, stream, after, DefaultPageSize)
+		if err != nil {
+			return nil, fmt.Errorf("read %s after %d: %w", stream, after, err)
 		}
-	}
+		return page, nil
+	}, func(e Event) uint64 { return e.Version })
 }
 
 // IterAll yields the events of the global log with Position > after, in
 // order, reading a page at a time, up to the head at the time each page is
 // read. It stops at the first error, which it yields with a zero Event.
 func IterAll(ctx context.Context, r LogReader, after uint64) iter.Seq2[Event, error] {
+	return pages(after, func(after uint64) ([]Event, error) {
+		page, err := r.ReadAll(ctx, after, DefaultPageSize)
+		if err != nil {
+			return nil, fmt.Errorf("read log after %d: %w", after, err)
+		}
+		return page, nil
+	}, func(e Event) uint64 { return e.Position })
+}
+
+// pages yields the events of the pages read after the cursor, which key
+// takes from each event, until a short page or the first error.
+func pages(after uint64, read func(after uint64) ([]Event, error), key func(Event) uint64) iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {
 		for {
-			page, err := r.ReadAll(ctx, after, DefaultPageSize)
+			page, err := read(after)
 			if err != nil {
-				yield(Event{}, fmt.Errorf("read log after %d: %w", after, err))
+				yield(Event{}, err)
 				return
 			}
 			for _, e := range page {
 				if !yield(e, nil) {
 					return
 				}
-				after = e.Position
+				after = key(e)
 			}
 			if len(page) < DefaultPageSize {
 				return

@@ -213,13 +213,10 @@ func (s *Store) ReadStream(ctx context.Context, streamID string, after uint64, l
 
 // ReadAll implements events.Store.
 func (s *Store) ReadAll(ctx context.Context, after uint64, limit int) ([]events.Event, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("read log: %w", err)
-	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed.Load() {
-		return nil, fmt.Errorf("read log: %w", events.ErrClosed)
+	if err := s.usable(ctx, "read log"); err != nil {
+		return nil, err
 	}
 	if after >= s.head {
 		return []events.Event{}, nil
@@ -257,13 +254,10 @@ func (s *Store) StreamVersion(ctx context.Context, streamID string) (uint64, err
 
 // Head implements events.Store.
 func (s *Store) Head(ctx context.Context) (uint64, error) {
-	if err := ctx.Err(); err != nil {
-		return 0, fmt.Errorf("head: %w", err)
-	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed.Load() {
-		return 0, fmt.Errorf("head: %w", events.ErrClosed)
+	if err := s.usable(ctx, "head"); err != nil {
+		return 0, err
 	}
 	return s.head, nil
 }
@@ -347,13 +341,10 @@ func (s *Store) SetPending(ctx context.Context, streamID string, pending bool) e
 
 // Pending implements events.Store.
 func (s *Store) Pending(ctx context.Context) ([]string, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, fmt.Errorf("pending: %w", err)
-	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if s.closed.Load() {
-		return nil, fmt.Errorf("pending: %w", events.ErrClosed)
+	if err := s.usable(ctx, "pending"); err != nil {
+		return nil, err
 	}
 	out := make([]string, 0, len(s.pending))
 	for id := range s.pending {
@@ -376,6 +367,18 @@ func (s *Store) Close() error {
 	// pin it; every method checks closed first.
 	s.log, s.streams, s.ids, s.snapshots, s.pending = nil, nil, nil, nil, nil
 	s.wm.Close()
+	return nil
+}
+
+// usable is the prologue of calls that name no stream: a done context or
+// a closed store fail them.
+func (s *Store) usable(ctx context.Context, op string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if s.closed.Load() {
+		return fmt.Errorf("%s: %w", op, events.ErrClosed)
+	}
 	return nil
 }
 
