@@ -319,15 +319,20 @@ func (c *Client) sendSubscribe(sub *Subscription, s *session) {
 	}
 }
 
-// resyncGaps re-subscribes, on s, every subscription that saw a gap.
-func (c *Client) resyncGaps(s *session) {
+// subscriptions is a snapshot of the client's subscriptions.
+func (c *Client) subscriptions() []*Subscription {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	subs := make([]*Subscription, 0, len(c.subs))
 	for _, sub := range c.subs {
 		subs = append(subs, sub)
 	}
-	c.mu.Unlock()
-	for _, sub := range subs {
+	return subs
+}
+
+// resyncGaps re-subscribes, on s, every subscription that saw a gap.
+func (c *Client) resyncGaps(s *session) {
+	for _, sub := range c.subscriptions() {
 		sub.mu.Lock()
 		if sub.ended || !sub.needResync || sub.sess != s {
 			sub.mu.Unlock()
@@ -369,13 +374,7 @@ func (c *Client) subscribeFrame(sub *Subscription, s *session) ([]byte, error) {
 
 // resubscribeAll sends every subscription again on a new connection.
 func (c *Client) resubscribeAll(s *session) {
-	c.mu.Lock()
-	subs := make([]*Subscription, 0, len(c.subs))
-	for _, sub := range c.subs {
-		subs = append(subs, sub)
-	}
-	c.mu.Unlock()
-	for _, sub := range subs {
+	for _, sub := range c.subscriptions() {
 		c.sendSubscribe(sub, s)
 	}
 }

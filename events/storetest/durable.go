@@ -1,7 +1,6 @@
 package storetest
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"reflect"
@@ -219,41 +218,19 @@ func testReopenRepeatedly(t *testing.T, d durableSuite) {
 func testCloseKeepsCompletedAppends(t *testing.T, d durableSuite) {
 	dir := t.TempDir()
 	st := d.openAt(t, dir)
-	const appenders = 3
 	var mu sync.Mutex
 	var committed []events.Event
-	started := make(chan struct{}, appenders)
-	var wg sync.WaitGroup
-	for i := range appenders {
-		wg.Go(func() {
-			stream := fmt.Sprintf("room:c%d", i)
-			for j := 0; ; j++ {
-				res, err := st.Append(context.Background(), stream, events.AnyVersion, batch(fmt.Sprintf("c%d-%d", i, j), 2))
-				if j == 0 {
-					started <- struct{}{}
-				}
-				if errors.Is(err, events.ErrClosed) {
-					return
-				}
-				if err != nil {
-					t.Errorf("Append racing with Close: want success or ErrClosed, got %v", err)
-					return
-				}
-				mu.Lock()
-				committed = append(committed, res.Events...)
-				mu.Unlock()
-			}
-		})
-	}
-	for range appenders {
-		signal(t, "an appender to start", started)
-	}
+	done := raceAppends(t, st, 3, func(i, j int) (string, []events.Event) {
+		return fmt.Sprintf("room:c%d", i), batch(fmt.Sprintf("c%d-%d", i, j), 2)
+	}, func(res events.AppendResult) {
+		mu.Lock()
+		committed = append(committed, res.Events...)
+		mu.Unlock()
+	})
 	if err := st.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	finished := make(chan struct{})
-	go func() { wg.Wait(); close(finished) }()
-	signal(t, "appenders to see ErrClosed", finished)
+	signal(t, "appenders to see ErrClosed", done)
 	if t.Failed() {
 		return
 	}

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -270,4 +272,40 @@ func cancelled(t *testing.T) context.Context {
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
 	return ctx
+}
+
+// raceAppends starts n appenders, each appending the batches next gives
+// (appender i, call j) until the store is closed: every append must
+// succeed (ok, when set, is told) or fail with ErrClosed; anything else
+// fails the test. It returns once every appender has made its first call;
+// the channel is closed when all of them have ended.
+func raceAppends(t *testing.T, st events.Store, n int, next func(i, j int) (string, []events.Event), ok func(events.AppendResult)) <-chan struct{} {
+	var wg sync.WaitGroup
+	started := make(chan struct{}, n)
+	for i := range n {
+		wg.Go(func() {
+			for j := 0; ; j++ {
+				stream, evs := next(i, j)
+				res, err := st.Append(context.Background(), stream, events.AnyVersion, evs)
+				if j == 0 {
+					started <- struct{}{}
+				}
+				switch {
+				case errors.Is(err, events.ErrClosed):
+					return
+				case err != nil:
+					t.Errorf("Append racing with Close: want success or ErrClosed, got %v", err)
+					return
+				case ok != nil:
+					ok(res)
+				}
+			}
+		})
+	}
+	for range n {
+		signal(t, "an appender to start", started)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	return done
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"reflect"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/b6368a97/engine/events"
@@ -315,29 +314,9 @@ func testCloseRacingAppends(t *testing.T, s suite) {
 
 	// Appenders race with Close: each append either completes or fails
 	// with ErrClosed, nothing else.
-	const appenders = 3
-	var wg sync.WaitGroup
-	started := make(chan struct{}, appenders)
-	for i := range appenders {
-		wg.Go(func() {
-			for j := 0; ; j++ {
-				_, err := st.Append(context.Background(), "room:busy", events.AnyVersion, []events.Event{ev(fmt.Sprintf("busy-%d-%d", i, j), "Tested", "")})
-				if j == 0 {
-					started <- struct{}{}
-				}
-				if errors.Is(err, events.ErrClosed) {
-					return
-				}
-				if err != nil {
-					t.Errorf("Append racing with Close: want success or ErrClosed, got %v", err)
-					return
-				}
-			}
-		})
-	}
-	for range appenders {
-		signal(t, "an appender to start", started)
-	}
+	done := raceAppends(t, st, 3, func(i, j int) (string, []events.Event) {
+		return "room:busy", []events.Event{ev(fmt.Sprintf("busy-%d-%d", i, j), "Tested", "")}
+	}, nil)
 
 	closed := make(chan error, 1)
 	go func() { closed <- st.Close() }()
@@ -347,9 +326,7 @@ func testCloseRacingAppends(t *testing.T, s suite) {
 	if err := await(t, "Follow after Close", followed); !errors.Is(err, events.ErrClosed) {
 		t.Fatalf("Follow running when the store closed: want ErrClosed, got %v", err)
 	}
-	appendersDone := make(chan error, 1)
-	go func() { wg.Wait(); appendersDone <- nil }()
-	await(t, "appenders to see ErrClosed", appendersDone)
+	signal(t, "appenders to see ErrClosed", done)
 	checkClosed(t, st)
 }
 

@@ -422,9 +422,27 @@ func (w *WSClient) FrameOp(op string, skip ...string) map[string]any {
 	}
 }
 
-// CloseStatus reads until the connection ends and returns its close code.
+// CloseStatus reads until the connection ends and returns its close code
+// (-1 without a close frame) and reason.
 func (w *WSClient) CloseStatus() (websocket.StatusCode, string) {
 	w.t.Helper()
+	return w.readToClose()
+}
+
+// CloseAsync reads on its own goroutine until the connection ends and
+// reports the close code (-1 without a close frame); the connection is
+// then released.
+func (w *WSClient) CloseAsync() <-chan websocket.StatusCode {
+	ch := make(chan websocket.StatusCode, 1)
+	go func() {
+		defer w.C.CloseNow()
+		code, _ := w.readToClose()
+		ch <- code
+	}()
+	return ch
+}
+
+func (w *WSClient) readToClose() (websocket.StatusCode, string) {
 	for {
 		_, _, err := w.Read()
 		if err == nil {
@@ -436,30 +454,6 @@ func (w *WSClient) CloseStatus() (websocket.StatusCode, string) {
 		}
 		return -1, err.Error()
 	}
-}
-
-// CloseAsync reads on its own goroutine until the connection ends and
-// reports the close code (-1 without a close frame); the connection is
-// then released.
-func (w *WSClient) CloseAsync() <-chan websocket.StatusCode {
-	ch := make(chan websocket.StatusCode, 1)
-	go func() {
-		defer w.C.CloseNow()
-		for {
-			_, _, err := w.Read()
-			if err == nil {
-				continue
-			}
-			var ce websocket.CloseError
-			if errors.As(err, &ce) {
-				ch <- ce.Code
-			} else {
-				ch <- -1
-			}
-			return
-		}
-	}()
-	return ch
 }
 
 // Metrics helpers.
