@@ -499,6 +499,23 @@ func (w *writer) ackRound(r *round, broken error) error {
 	return broken
 }
 
+// setAppended sets the key keyOf builds for every event appended in g to
+// the event's value.
+func (w *writer) setAppended(g *group, keyOf func(dst []byte, r *request, i int) []byte) error {
+	for _, r := range g.writes {
+		if r.kind != kindAppend {
+			continue
+		}
+		for i := range r.evs {
+			w.key = keyOf(w.key[:0], r, i)
+			if err := g.batch.Set(w.key, r.eventValue(i), nil); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // build writes g's changes into its batch one keyspace at a time: stream
 // keys, then log keys, then id keys, then snapshots and the pending index.
 // The order within a batch does not matter to readers (the batch becomes
@@ -508,27 +525,15 @@ func (w *writer) ackRound(r *round, broken error) error {
 // another instead of interleaved with the other keyspaces.
 func (w *writer) build(g *group) error {
 	b := g.batch
-	for _, r := range g.writes {
-		if r.kind != kindAppend {
-			continue
-		}
-		for i := range r.evs {
-			w.key = eventKey(w.key[:0], r.stream, r.version+uint64(i))
-			if err := b.Set(w.key, r.eventValue(i), nil); err != nil {
-				return err
-			}
-		}
+	if err := w.setAppended(g, func(dst []byte, r *request, i int) []byte {
+		return eventKey(dst, r.stream, r.version+uint64(i))
+	}); err != nil {
+		return err
 	}
-	for _, r := range g.writes {
-		if r.kind != kindAppend {
-			continue
-		}
-		for i := range r.evs {
-			w.key = posKey(w.key[:0], r.position+uint64(i))
-			if err := b.Set(w.key, r.eventValue(i), nil); err != nil {
-				return err
-			}
-		}
+	if err := w.setAppended(g, func(dst []byte, r *request, i int) []byte {
+		return posKey(dst, r.position+uint64(i))
+	}); err != nil {
+		return err
 	}
 	for _, r := range g.writes {
 		if r.kind != kindAppend {
