@@ -457,6 +457,8 @@ func (s *Server) authHTTP(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// principalOf is who an authenticated request speaks for, or nil for a
+// request that did not pass authHTTP, which every check then refuses.
 func principalOf(c *fiber.Ctx) *principal {
 	p, _ := c.Locals(localPrincipal).(*principal)
 	return p

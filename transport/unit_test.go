@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,7 +175,7 @@ func TestPrincipalAllow(t *testing.T) {
 		stream string
 		ok     bool
 	}{
-		{nil, "room:a", true},
+		{anonymousPrincipal, "room:a", true},
 		{&principal{user: "ann"}, "room:a", true},
 		{&principal{user: "ann", streams: []string{}}, "room:a", false},
 		{&principal{user: "ann", streams: []string{"room:*"}}, "room:a", true},
@@ -182,6 +186,83 @@ func TestPrincipalAllow(t *testing.T) {
 		if err := c.p.allow(c.stream); (err == nil) != c.ok || (err != nil && !errors.Is(err, decider.ErrForbidden)) {
 			t.Errorf("%+v allow %s: %v", c.p, c.stream, err)
 		}
+	}
+	// A request that was never authenticated has no principal: it fails
+	// closed, whether auth is on or off.
+	var none *principal
+	if err := none.allow("room:a"); !errors.Is(err, errUnauthorized) {
+		t.Errorf("nil principal allow: %v, want unauthorized", err)
+	}
+	if none.userName() != "" || anonymousPrincipal.userName() != "" || (&principal{user: "ann"}).userName() != "ann" {
+		t.Error("userName")
+	}
+}
+
+func TestAuthenticateAuthOff(t *testing.T) {
+	s, err := New(Config{API: stubAPI{}, Log: memstore.New(), Registerer: prometheus.NewRegistry(), Gatherer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, token := range []string{"", "garbage"} {
+		if p, err := s.authenticate(token); err != nil || p == nil || !p.anonymous {
+			t.Fatalf("authenticate(%q) with auth off = %+v, %v; want the anonymous principal", token, p, err)
+		}
+	}
+}
+
+// openAPI serves every stream and counts the commands it is given.
+type openAPI struct {
+	stubAPI
+	executed atomic.Int32
+}
+
+func (a *openAPI) Check(string) error { return nil }
+func (a *openAPI) Execute(context.Context, decider.Command, events.ExpectedVersion) (actors.Result, error) {
+	a.executed.Add(1)
+	return actors.Result{Version: 1}, nil
+}
+func (a *openAPI) State(_ context.Context, stream string) (actors.StateView, error) {
+	return actors.StateView{Stream: stream, Version: 1, JSON: []byte(`{}`)}, nil
+}
+
+// A handler registered around authHTTP finds no principal, and every
+// stream check refuses it, even with auth off: nothing runs for a request
+// that was never authenticated.
+func TestUnauthenticatedRouteFailsClosed(t *testing.T) {
+	api := &openAPI{}
+	s, err := New(Config{API: api, Log: memstore.New(), Logger: slog.New(slog.DiscardHandler), Registerer: prometheus.NewRegistry(), Gatherer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.app.Get("/raw/state/:stream", s.getState)
+	s.app.Post("/raw/command/:stream", func(c *fiber.Ctx) error {
+		_, err := s.Command(c, "room:a", "PostMessage", []byte(`{"user":"ann","text":"hi"}`), "")
+		return err
+	})
+	for _, req := range []*http.Request{
+		httptest.NewRequest("GET", "/raw/state/room:a", nil),
+		httptest.NewRequest("POST", "/raw/command/room:a", nil),
+	} {
+		resp, err := s.app.Test(req, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("%s %s without authentication: %d, want 401", req.Method, req.URL.Path, resp.StatusCode)
+		}
+	}
+	if n := api.executed.Load(); n != 0 {
+		t.Fatalf("%d commands ran for unauthenticated requests", n)
+	}
+	// The same handler behind authHTTP runs as the anonymous principal.
+	resp, err := s.app.Test(httptest.NewRequest("GET", "/streams/room:a", nil), -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /streams/room:a as the anonymous principal: %d, want 200", resp.StatusCode)
 	}
 }
 
