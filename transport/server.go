@@ -110,6 +110,21 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// publicRoutes are the routes that answer without a token, on purpose:
+// probes for orchestrators, GET only. This list is the one place that
+// says so: routes registers these (and only these) outside
+// authentication, and guard never throttles or drains them (isProbe).
+var publicRoutes = []struct {
+	path    string
+	handler func(s *Server) fiber.Handler
+}{
+	{"/healthz", func(s *Server) fiber.Handler { return s.healthz }},
+	{"/readyz", func(s *Server) fiber.Handler { return s.readyz }},
+	{"/metrics", func(s *Server) fiber.Handler {
+		return adaptor.HTTPHandler(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+	}},
+}
+
 func (s *Server) routes() {
 	app := s.app
 	app.Use(s.observe)
@@ -122,9 +137,9 @@ func (s *Server) routes() {
 	app.Use(s.guard)
 
 	// The public routes, all of them: probes for orchestrators.
-	app.Get("/healthz", s.healthz)
-	app.Get("/readyz", s.readyz)
-	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})))
+	for _, r := range publicRoutes {
+		app.Get(r.path, r.handler(s))
+	}
 
 	// Everything else is registered through post, get and websocket,
 	// which authenticate first.
@@ -416,10 +431,16 @@ func (s *Server) writeProblem(c *fiber.Ctx, err error) {
 	_ = c.Send(p.marshal())
 }
 
-// isProbe reports the paths that are never throttled, drained or
-// authenticated: orchestrators must always reach them.
+// isProbe reports the public routes' paths (publicRoutes), which are
+// never throttled, drained or authenticated: orchestrators must always
+// reach them.
 func isProbe(path string) bool {
-	return path == "/healthz" || path == "/readyz" || path == "/metrics"
+	for _, r := range publicRoutes {
+		if r.path == path {
+			return true
+		}
+	}
+	return false
 }
 
 // hardBodyLimit is the body size beyond which fasthttp drops the request
