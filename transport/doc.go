@@ -94,6 +94,17 @@
 // speaks as sub and refuses (403) a different ?user=; a /ws subscribe with
 // a different "user" is forbidden.
 //
+// Auth fails closed. The public routes are listed once (publicRoutes in
+// server.go); every other route is registered through Server.get,
+// Server.post or Server.websocket (Routes for extensions), which
+// authenticate first. With auth off, authentication yields an explicit
+// anonymous principal that may touch every stream and runs commands as no
+// user; a handler reached without authentication finds no principal, and
+// every stream check refuses it 401 unauthorized. TestEveryRouteAuthenticates
+// sends every registered route and WebSocket path a request without a
+// token with auth on and fails on any answer but 401 from a route that is
+// not public.
+//
 // Rate limit (Config.RateLimit): a token bucket per client IP (the socket's
 // remote address; proxy headers are not trusted) for HTTP requests,
 // WebSocket upgrades, /ws frames other than ping and /chat-room frames. A

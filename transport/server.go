@@ -50,6 +50,9 @@ type Server struct {
 	listeners []net.Listener
 	stopping  bool          // Shutdown has begun
 	stopped   chan struct{} // closed when Shutdown has finished
+
+	// wsPaths are the paths registered by websocket, for the route test.
+	wsPaths []string
 }
 
 // Keys of values the transport stores on a request.
@@ -113,7 +116,9 @@ func New(cfg Config) (*Server, error) {
 // publicRoutes are the routes that answer without a token, on purpose:
 // probes for orchestrators, GET only. This list is the one place that
 // says so: routes registers these (and only these) outside
-// authentication, and guard never throttles or drains them (isProbe).
+// authentication, guard never throttles or drains them (isProbe), and the
+// route test (TestEveryRouteAuthenticates) allows them, and no other
+// route, to answer a request without a token.
 var publicRoutes = []struct {
 	path    string
 	handler func(s *Server) fiber.Handler
@@ -166,6 +171,7 @@ func (s *Server) websocket(ep *Endpoint) {
 		RecoverHandler: s.wsRecover,
 	}
 	s.app.Get(ep.Path, s.upgrade(ep), websocket.New(func(c *websocket.Conn) { s.serveWS(c, ep) }, wsCfg))
+	s.wsPaths = append(s.wsPaths, ep.Path)
 }
 
 // Serve accepts connections on ln until Shutdown. It returns nil after
