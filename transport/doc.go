@@ -62,7 +62,8 @@
 //     with ?from=N&epoch=E where E is not the store's epoch is 409
 //     epoch_changed; ?epoch= without from, or empty, is not checked.
 //   - A 500 has code "internal" and a fixed detail; its cause is logged with
-//     the request id. 401 carries WWW-Authenticate: Bearer; 429 carries
+//     the request id. A stream whose stored events its kind cannot fold
+//     (actors.ErrCorruptStream) is one, over HTTP and /ws alike. 401 carries WWW-Authenticate: Bearer; 429 carries
 //     Retry-After (seconds until a token is available); 503 Retry-After: 1.
 //     Other problems' detail is the error's own text.
 //   - X-Request-Id: a client's value of 1-128 visible ASCII characters is

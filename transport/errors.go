@@ -58,6 +58,10 @@ var errorTable = []struct {
 	expose bool
 	detail string
 }{
+	// A stream whose stored events its kind cannot fold is the server's
+	// fault, whatever the kind's error wraps: first, so that no row below
+	// can read it as the client's mistake.
+	{actors.ErrCorruptStream, http.StatusInternalServerError, codeInternal, false, internalDetail},
 	{events.ErrWrongExpectedVersion, http.StatusConflict, codeWrongVersion, true, ""},
 	{errEpochChanged, http.StatusConflict, codeEpochChanged, true, ""},
 	{events.ErrInvalidStream, http.StatusBadRequest, codeBadRequest, true, ""},
@@ -112,6 +116,9 @@ type problem struct {
 	Code   string `json:"code"`
 }
 
+// internalDetail is the detail of every 500: its cause is in the log only.
+const internalDetail = "internal server error"
+
 // classify maps err to a problem. internal is true for a 500, whose
 // cause the caller logs and the client never sees.
 func classify(err error) (p problem, internal bool) {
@@ -119,6 +126,10 @@ func classify(err error) (p problem, internal bool) {
 	for _, row := range errorTable {
 		if errors.Is(err, row.err) {
 			p.Status, p.Code, p.Detail = row.status, row.code, row.detail
+			p.Title = http.StatusText(p.Status)
+			if row.status == http.StatusInternalServerError {
+				return p, true
+			}
 			var ce *clientError
 			switch {
 			case row.expose:
@@ -126,7 +137,6 @@ func classify(err error) (p problem, internal bool) {
 			case errors.As(err, &ce):
 				p.Detail = ce.msg
 			}
-			p.Title = http.StatusText(p.Status)
 			return p, false
 		}
 	}
@@ -138,7 +148,7 @@ func classify(err error) (p problem, internal bool) {
 			return p, false
 		}
 	}
-	p.Status, p.Code, p.Detail = http.StatusInternalServerError, codeInternal, "internal server error"
+	p.Status, p.Code, p.Detail = http.StatusInternalServerError, codeInternal, internalDetail
 	p.Title = http.StatusText(p.Status)
 	return p, true
 }

@@ -104,6 +104,8 @@ func TestClassify(t *testing.T) {
 		{fiber.ErrRequestEntityTooLarge, 413, "too_large", "", false},
 		{fiber.ErrUpgradeRequired, 400, "bad_request", "", false},
 		{errors.New("password=hunter2"), 500, "internal", "internal server error", true},
+		{fmt.Errorf("activate room:a: %w", &actors.LoadError{Stream: "room:a", Version: 3, Cause: fmt.Errorf("%w: hunter2", events.ErrInvalidEvent)}), 500, "internal", "internal server error", true},
+		{fmt.Errorf("%w: but also %w", actors.ErrCorruptStream, decider.ErrInvalid), 500, "internal", "internal server error", true},
 		{fiber.ErrInternalServerError, 500, "internal", "internal server error", true},
 	} {
 		t.Run(c.err.Error(), func(t *testing.T) {
