@@ -318,7 +318,7 @@ func (a *streamActor) execute(cmd decider.Command, expected events.ExpectedVersi
 		case errors.Is(err, events.ErrWrongExpectedVersion):
 			return Result{}, nil, ResultWrongExpect, dur, err
 		case errors.Is(err, events.ErrDuplicateID):
-			return Result{}, nil, ResultRejected, dur, fmt.Errorf("%w: command %q was applied before with a different outcome: %w", decider.ErrConflict, cmd.ID, err)
+			return Result{}, nil, ResultRejected, dur, fmt.Errorf("%w: %w", decider.Conflict("command id %q was applied before with a different outcome", cmd.ID), err)
 		default:
 			return Result{}, nil, ResultError, dur, fmt.Errorf("append %s: %w", a.stream, err)
 		}
@@ -448,7 +448,7 @@ func (a *streamActor) snapshot() {
 
 func (a *streamActor) onState(m *stateMsg) {
 	if a.version == 0 {
-		m.fail(fmt.Errorf("%s: %w", a.stream, events.ErrNotFound))
+		m.fail(events.Refuse(events.ErrNotFound, "stream %s has no events", a.stream))
 		return
 	}
 	b, err := func() (b []byte, err error) {

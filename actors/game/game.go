@@ -70,33 +70,33 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 			Score json.RawMessage `json:"score"`
 		}
 		if err := events.DecodeData(c.Data, &d, decider.ErrInvalid); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+			return nil, err
 		}
 		if err := checkName("team", d.Team, MaxTeam); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+			return nil, err
 		}
 		score, err := parseScore(d.Score)
 		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+			return nil, err
 		}
 		if s.Ended {
-			return nil, fmt.Errorf("%s %s: %w: the game has ended", Kind, c.Type, decider.ErrConflict)
+			return nil, decider.Conflict("the game has ended")
 		}
 		data, err := json.Marshal(ScoreUpdated{Team: d.Team, Score: score})
 		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+			return nil, err
 		}
 		return []events.Event{{Type: EventScoreUpdated, Data: data}}, nil
 	case CommandEndGame:
 		if err := events.DecodeData(c.Data, &struct{}{}, decider.ErrInvalid); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+			return nil, err
 		}
 		if s.Ended {
-			return nil, fmt.Errorf("%s %s: %w: the game has ended already", Kind, c.Type, decider.ErrConflict)
+			return nil, decider.Conflict("the game has ended already")
 		}
 		return []events.Event{{Type: EventGameEnded, Data: json.RawMessage(`{}`)}}, nil
 	default:
-		return nil, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownCommand, c.Type)
+		return nil, decider.UnknownCommand(Kind, c.Type)
 	}
 }
 
@@ -107,21 +107,21 @@ func parseScore(raw json.RawMessage) (int64, error) {
 	lit := string(bytes.TrimSpace(raw))
 	switch {
 	case lit == "" || lit == "null":
-		return 0, fmt.Errorf("%w: score is required", decider.ErrInvalid)
+		return 0, decider.Invalid("score is required")
 	case lit[0] != '-' && (lit[0] < '0' || lit[0] > '9'):
-		return 0, fmt.Errorf("%w: score must be a number, got %.20s", decider.ErrInvalid, lit)
+		return 0, decider.Invalid("score must be a number, got %.20s", lit)
 	case lit[0] == '-' && lit != "-0":
-		return 0, fmt.Errorf("%w: score must be 0 or more, got %.20s", decider.ErrInvalid, lit)
+		return 0, decider.Invalid("score must be 0 or more, got %.20s", lit)
 	}
 	n, err := strconv.ParseInt(lit, 10, 64)
 	if err != nil {
 		if _, ferr := strconv.ParseFloat(lit, 64); ferr == nil && strings.ContainsAny(lit, ".eE") {
-			return 0, fmt.Errorf("%w: score must be a whole number, got %.20s", decider.ErrInvalid, lit)
+			return 0, decider.Invalid("score must be a whole number, got %.20s", lit)
 		}
-		return 0, fmt.Errorf("%w: score must be at most %d, got %.20s", decider.ErrInvalid, int64(MaxScore), lit)
+		return 0, decider.Invalid("score must be at most %d, got %.20s", int64(MaxScore), lit)
 	}
 	if n > MaxScore {
-		return 0, fmt.Errorf("%w: score must be at most %d, got %d", decider.ErrInvalid, int64(MaxScore), n)
+		return 0, decider.Invalid("score must be at most %d, got %d", int64(MaxScore), n)
 	}
 	return n, nil
 }
@@ -166,11 +166,11 @@ func Evolve(s State, e events.Event) (State, error) {
 // checkName validates a short name: 1–max runes, no control characters.
 func checkName(field, v string, max int) error {
 	if n := utf8.RuneCountInString(v); n < 1 || n > max {
-		return fmt.Errorf("%w: %s must be 1-%d characters, got %d", decider.ErrInvalid, field, max, n)
+		return decider.Invalid("%s must be 1-%d characters, got %d", field, max, n)
 	}
 	for _, r := range v {
 		if unicode.IsControl(r) {
-			return fmt.Errorf("%w: %s must not hold control characters", decider.ErrInvalid, field)
+			return decider.Invalid("%s must not hold control characters", field)
 		}
 	}
 	return nil

@@ -87,27 +87,27 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 	case CommandPostMessage:
 		return postMessage(c)
 	default:
-		return nil, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownCommand, c.Type)
+		return nil, decider.UnknownCommand(Kind, c.Type)
 	}
 }
 
 func postMessage(c decider.Command) ([]events.Event, error) {
 	var d PostMessage
 	if err := events.DecodeData(c.Data, &d, decider.ErrInvalid); err != nil {
-		return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		return nil, err
 	}
 	user := d.User
 	if c.User != "" {
 		if d.User != "" && d.User != c.User {
-			return nil, fmt.Errorf("%s %s: %w: user %q may not post as %q", Kind, c.Type, decider.ErrForbidden, c.User, d.User)
+			return nil, decider.Forbidden("user %q may not post as %q", c.User, d.User)
 		}
 		user = c.User
 	}
 	if err := checkName("user", user, MaxUser); err != nil {
-		return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+		return nil, err
 	}
 	if n := utf8.RuneCountInString(d.Text); n < 1 || n > MaxText {
-		return nil, fmt.Errorf("%s %s: %w: text must be 1-%d characters, got %d", Kind, c.Type, decider.ErrInvalid, MaxText, n)
+		return nil, decider.Invalid("text must be 1-%d characters, got %d", MaxText, n)
 	}
 	data, err := events.EncodeData(MessagePosted{User: user, Text: d.Text})
 	if err != nil {
@@ -163,11 +163,11 @@ func WithMembers(s State, members []string) State {
 // checkName validates a short name: 1–max runes, no control characters.
 func checkName(field, v string, max int) error {
 	if n := utf8.RuneCountInString(v); n < 1 || n > max {
-		return fmt.Errorf("%w: %s must be 1-%d characters, got %d", decider.ErrInvalid, field, max, n)
+		return decider.Invalid("%s must be 1-%d characters, got %d", field, max, n)
 	}
 	for _, r := range v {
 		if unicode.IsControl(r) {
-			return fmt.Errorf("%w: %s must not hold control characters", decider.ErrInvalid, field)
+			return decider.Invalid("%s must not hold control characters", field)
 		}
 	}
 	return nil
