@@ -2,7 +2,6 @@ package transport
 
 import (
 	"errors"
-	"fmt"
 	"path"
 	"strings"
 
@@ -31,7 +30,7 @@ type principal struct {
 var anonymousPrincipal = &principal{anonymous: true}
 
 // errNotAuthenticated refuses a request that has no principal at all.
-var errNotAuthenticated = &clientError{errUnauthorized, "the request is not authenticated"}
+var errNotAuthenticated = newClientError(errUnauthorized, "the request is not authenticated")
 
 // claims are the token claims the engine reads.
 type claims struct {
@@ -109,7 +108,7 @@ func (p *principal) allow(stream string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: the token does not allow stream %s", decider.ErrForbidden, stream)
+	return newClientError(decider.ErrForbidden, "the token does not allow stream %s", stream)
 }
 
 // userName is the user commands run as: the token's subject, or "" for

@@ -65,7 +65,13 @@
 //     the request id. A stream whose stored events its kind cannot fold
 //     (actors.ErrCorruptStream) is one, over HTTP and /ws alike. 401 carries WWW-Authenticate: Bearer; 429 carries
 //     Retry-After (seconds until a token is available); 503 Retry-After: 1.
-//     Other problems' detail is the error's own text.
+//   - Other problems' detail, and error frames' message, is text written
+//     for the client: the ClientMessage of the error that decided the code
+//     (events.Refusal, made with events.Refuse, the decider's Invalid,
+//     Conflict, Forbidden and UnknownCommand, newClientError, badRequest,
+//     ClientError), or a fixed sentence per code. An error's Error(),
+//     with the context the transport and the runtime wrap around it, goes
+//     to the log only. See "What a client reads" in errors.go.
 //   - X-Request-Id: a client's value of 1-128 visible ASCII characters is
 //     kept, any other is replaced by a random one; the response echoes it
 //     and the request's log line carries it with method, path, status,

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"unicode/utf8"
 
@@ -181,7 +180,7 @@ func (c *Conn) opSubscribe(ref *string, f *clientFrame) {
 			return
 		}
 		if u := c.req.principal.userName(); u != "" && member != u {
-			c.replyError(ref, fmt.Errorf("%w: user %q may not join as %q", decider.ErrForbidden, u, clip(member)))
+			c.replyError(ref, newClientError(decider.ErrForbidden, "user %q may not join as %q", u, clip(member)))
 			return
 		}
 	}

@@ -98,7 +98,7 @@ func jsonReason(err error) string {
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
 		if te.Field != "" {
-			return fmt.Sprintf("field %q: %s is not allowed here", te.Field, te.Value)
+			return fmt.Sprintf("field %q: a JSON %s is not allowed here", te.Field, te.Value)
 		}
 		return fmt.Sprintf("a JSON %s is not allowed here", te.Value)
 	}
@@ -162,7 +162,9 @@ func parseIfMatch(h string) (events.ExpectedVersion, error) {
 	return events.Exactly(n), nil
 }
 
-// execute runs a command with the command deadline.
+// execute runs a command with the command deadline. A failure is wrapped
+// with the stream and the type for the log; the client reads only the
+// error's message (see clientMessager).
 func (s *Server) execute(ctx context.Context, cmd decider.Command, expected events.ExpectedVersion) (actors.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.CommandTimeout)
 	defer cancel()

@@ -410,8 +410,9 @@ func (s *Server) fiberError(c *fiber.Ctx, err error) error {
 // rateLimitError says when the client may try again.
 type rateLimitError struct{ wait time.Duration }
 
-func (e *rateLimitError) Error() string { return "too many requests: slow down" }
-func (e *rateLimitError) Unwrap() error { return errRateLimited }
+func (e *rateLimitError) Error() string         { return "too many requests: slow down" }
+func (e *rateLimitError) ClientMessage() string { return "too many requests: slow down" }
+func (e *rateLimitError) Unwrap() error         { return errRateLimited }
 
 // writeProblem renders err as the protocol's problem+json.
 func (s *Server) writeProblem(c *fiber.Ctx, err error) {
