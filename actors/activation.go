@@ -55,14 +55,25 @@ func (a *streamActor) load() error {
 	}
 	a.snapVersion = version
 	err = func() (err error) {
+		// folding is the version of the stored event being folded, 0
+		// while reading: a failure to fold (Evolve's error or panic) is a
+		// corrupt stream, a failure to read is the store's.
+		var folding uint64
+		defer func() {
+			if err != nil && folding != 0 {
+				err = &LoadError{Stream: a.stream, Version: folding, Cause: err}
+			}
+		}()
 		defer recoverInto(&err, "Evolve")
 		for ev, err := range events.IterStream(ctx, a.r.cfg.Store, a.stream, version) {
 			if err != nil {
 				return err
 			}
+			folding = ev.Version
 			if state, err = a.kind.Evolve(state, ev); err != nil {
-				return fmt.Errorf("replay %s version %d: %w", a.stream, ev.Version, err)
+				return err
 			}
+			folding = 0
 			version = ev.Version
 			a.cmds.noteEvent(ev)
 		}

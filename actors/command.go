@@ -233,7 +233,7 @@ func (a *streamActor) repeated(b *batch, i int) bool {
 }
 
 func mismatch(id string) error {
-	return fmt.Errorf("%w: command id %q was used before for another command", ErrIdempotencyMismatch, events.Clip(id, 80))
+	return events.Refuse(ErrIdempotencyMismatch, "command id %q was used before for another command", events.Clip(id, 80))
 }
 
 // settle gives the commands whose events went to the store the append's
@@ -255,7 +255,7 @@ func (a *streamActor) settle(b *batch, ar events.AppendResult, err error) {
 		case errors.Is(err, events.ErrWrongExpectedVersion):
 			st.err, st.outcome = err, ResultWrongExpect
 		case errors.Is(err, events.ErrDuplicateID):
-			st.err = fmt.Errorf("%w: command %q was applied before with a different outcome: %w", decider.ErrConflict, st.m.cmd.ID, err)
+			st.err = fmt.Errorf("%w: %w", decider.Conflict("command id %q was applied before with a different outcome", st.m.cmd.ID), err)
 			st.outcome = ResultRejected
 		default:
 			st.err, st.outcome = fmt.Errorf("append %s: %w", a.stream, err), ResultError

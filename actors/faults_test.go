@@ -164,3 +164,61 @@ func TestNoPassivationWhileBusy(t *testing.T) {
 		})
 	}
 }
+
+// A stored event its kind cannot fold makes the stream unloadable: every
+// call gets a *LoadError matching ErrCorruptStream only, never the kind's
+// sentinels (which would read as the caller's mistake), with the stream,
+// the version and the kind's error as its cause.
+func TestCorruptStream(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		ev    events.Event
+		cause error
+	}{
+		{"unknown event type", events.Event{Type: "Exploded", Data: json.RawMessage(`{}`)}, decider.ErrUnknownEvent},
+		{"event the kind refuses", events.Event{Type: "Added", Data: json.RawMessage(`{"by":"two"}`)}, nil},
+		{"Evolve panics", events.Event{Type: "Added", Data: json.RawMessage(`{"by":-1}`)}, nil},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			store := rtMemStore(t)
+			ctx := rtCtx(t)
+			good := events.Event{ID: newID(time.Now()), Type: "Incremented", Data: json.RawMessage(`{}`)}
+			tt.ev.ID = newID(time.Now())
+			if _, err := store.Append(ctx, "counter:bad", events.NoStream, []events.Event{good, tt.ev}); err != nil {
+				t.Fatal(err)
+			}
+			cfg := rtConfig(store)
+			cfg.Kinds = []decider.Kind{panickyCounter{rtCounterKind()}}
+			r := rtStart(t, cfg)
+			check := func(what string, err error) {
+				t.Helper()
+				var le *LoadError
+				switch {
+				case !errors.Is(err, ErrCorruptStream) || !errors.As(err, &le):
+					t.Fatalf("%s = %v, want a LoadError", what, err)
+				case errors.Is(err, decider.ErrUnknownEvent), errors.Is(err, decider.ErrInvalid), errors.Is(err, events.ErrInvalidEvent):
+					t.Fatalf("%s = %v matches a kind's sentinel", what, err)
+				case le.Stream != "counter:bad" || le.Version != 2 || le.Cause == nil:
+					t.Fatalf("%s: %+v, want stream counter:bad version 2 with a cause", what, le)
+				case tt.cause != nil && !errors.Is(le.Cause, tt.cause):
+					t.Fatalf("%s: cause %v, want %v", what, le.Cause, tt.cause)
+				}
+			}
+			_, err := r.Execute(ctx, decider.Command{Stream: "counter:bad", Type: "Inc"}, events.AnyVersion)
+			check("Execute", err)
+			_, err = r.State(ctx, "counter:bad")
+			check("State", err)
+		})
+	}
+}
+
+// panickyCounter is the counter kind whose Evolve panics on a negative
+// Added.
+type panickyCounter struct{ decider.Kind }
+
+func (k panickyCounter) Evolve(s decider.State, e events.Event) (decider.State, error) {
+	if e.Type == "Added" && string(e.Data) == `{"by":-1}` {
+		panic("negative")
+	}
+	return k.Kind.Evolve(s, e)
+}

@@ -224,10 +224,10 @@ func (r *Runtime) Execute(ctx context.Context, cmd decider.Command, expected eve
 		return Result{}, err
 	}
 	if expected < events.AnyVersion {
-		return Result{}, fmt.Errorf("%w: expected version %d", decider.ErrInvalid, int64(expected))
+		return Result{}, decider.Invalid("expected version %d is not a version", int64(expected))
 	}
 	if len(cmd.ID) > events.MaxIDLength {
-		return Result{}, fmt.Errorf("%w: command id longer than %d bytes", decider.ErrInvalid, events.MaxIDLength)
+		return Result{}, decider.Invalid("the command id is longer than %d bytes", events.MaxIDLength)
 	}
 	if cmd.Time.IsZero() {
 		cmd.Time = r.cfg.Now()
@@ -295,7 +295,7 @@ func (r *Runtime) kindOf(stream string) (decider.Kind, error) {
 	}
 	k, ok := r.kinds[id.Kind]
 	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownKind, id.Kind)
+		return nil, events.Refuse(ErrUnknownKind, "unknown stream kind %q", id.Kind)
 	}
 	return k, nil
 }

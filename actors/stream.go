@@ -181,7 +181,7 @@ func (a *streamActor) onRequest(c actor.Context, m request) {
 
 func (a *streamActor) onState(m *stateMsg) {
 	if a.version == 0 {
-		m.fail(fmt.Errorf("%s: %w", a.stream, events.ErrNotFound))
+		m.fail(events.Refuse(events.ErrNotFound, "stream %s has no events", a.stream))
 		return
 	}
 	b, err := func() (b []byte, err error) {

@@ -67,7 +67,7 @@ func (e Event) Validate() error {
 	case len(e.Type) > MaxIDLength:
 		return fmt.Errorf("%w: event %s: type longer than %d bytes", ErrInvalidEvent, e.ID, MaxIDLength)
 	case e.Size() > MaxEventSize:
-		return fmt.Errorf("%w: event %s is %d bytes, the limit is %d", ErrTooLarge, e.ID, e.Size(), MaxEventSize)
+		return Refuse(ErrTooLarge, "an event of %d bytes is over the limit of %d", e.Size(), MaxEventSize)
 	}
 	if len(e.Data) > 0 && (!json.Valid(e.Data) || e.Data[0] != '{') {
 		return fmt.Errorf("%w: event %s: data is not a JSON object", ErrInvalidEvent, e.ID)
@@ -89,22 +89,22 @@ func (s StreamID) String() string { return s.Kind + ":" + s.ID }
 func ParseStreamID(s string) (StreamID, error) {
 	kind, id, ok := strings.Cut(s, ":")
 	if !ok {
-		return StreamID{}, fmt.Errorf("%w: %q: want <kind>:<id>", ErrInvalidStream, Clip(s, 80))
+		return StreamID{}, Refuse(ErrInvalidStream, "stream id %q is not <kind>:<id>", Clip(s, 80))
 	}
 	if len(kind) == 0 || len(kind) > 32 {
-		return StreamID{}, fmt.Errorf("%w: %q: kind must be 1-32 letters", ErrInvalidStream, Clip(s, 80))
+		return StreamID{}, Refuse(ErrInvalidStream, "stream id %q: the kind must be 1-32 letters", Clip(s, 80))
 	}
 	for i := 0; i < len(kind); i++ {
 		if c := kind[i]; c < 'a' || c > 'z' {
-			return StreamID{}, fmt.Errorf("%w: %q: kind must be lower-case letters", ErrInvalidStream, Clip(s, 80))
+			return StreamID{}, Refuse(ErrInvalidStream, "stream id %q: the kind must be lower-case letters", Clip(s, 80))
 		}
 	}
 	if len(id) == 0 || len(id) > 64 {
-		return StreamID{}, fmt.Errorf("%w: %q: id must be 1-64 characters", ErrInvalidStream, Clip(s, 80))
+		return StreamID{}, Refuse(ErrInvalidStream, "stream id %q: the id must be 1-64 characters", Clip(s, 80))
 	}
 	for i := 0; i < len(id); i++ {
 		if !idChar(id[i]) {
-			return StreamID{}, fmt.Errorf("%w: %q: id may hold only A-Z a-z 0-9 _ . -", ErrInvalidStream, Clip(s, 80))
+			return StreamID{}, Refuse(ErrInvalidStream, "stream id %q: the id may hold only A-Z a-z 0-9 _ . -", Clip(s, 80))
 		}
 	}
 	return StreamID{Kind: kind, ID: id}, nil

@@ -2,7 +2,6 @@ package transport
 
 import (
 	"errors"
-	"fmt"
 	"path"
 	"strings"
 
@@ -11,13 +10,27 @@ import (
 	"github.com/b6368a97/engine/actors/decider"
 )
 
-// principal is who a request speaks for. A nil *principal is the anonymous
-// caller of a server with auth off, and may do everything.
+// principal is who a request speaks for: a token's subject, or the
+// anonymous caller of a server with auth off. Only authenticate makes one.
+//
+// A nil *principal is a request that was never authenticated (a route
+// registered around authHTTP or upgrade, a Locals value that is missing):
+// it fails closed, allowed no stream and speaking for no user.
 type principal struct {
+	// anonymous is the caller of a server with auth off: every stream is
+	// allowed and commands run as no user ("").
+	anonymous bool
+	// user is the token's subject; "" only when anonymous.
 	user string
 	// streams are the patterns the token allows; nil allows every stream.
 	streams []string
 }
+
+// anonymousPrincipal is who every request speaks for when auth is off.
+var anonymousPrincipal = &principal{anonymous: true}
+
+// errNotAuthenticated refuses a request that has no principal at all.
+var errNotAuthenticated = newClientError(errUnauthorized, "the request is not authenticated")
 
 // claims are the token claims the engine reads.
 type claims struct {
@@ -25,11 +38,12 @@ type claims struct {
 	Streams []string `json:"streams,omitempty"`
 }
 
-// authenticate verifies an HS256 token. It returns nil, nil when auth is
-// off.
+// authenticate verifies an HS256 token and returns who it speaks for. With
+// auth off it returns the anonymous principal, whatever the token. It
+// never returns a nil principal without an error.
 func (s *Server) authenticate(token string) (*principal, error) {
 	if len(s.cfg.Auth.JWTSecret) == 0 {
-		return nil, nil
+		return anonymousPrincipal, nil
 	}
 	if token == "" {
 		return nil, newClientError(errUnauthorized, "a bearer token is required")
@@ -78,9 +92,15 @@ func bearer(header string) string {
 	return strings.TrimSpace(token)
 }
 
-// allow reports whether p may touch stream, as an error for the table.
+// allow reports whether p may touch stream, as an error for the table: a
+// nil p (never authenticated) is unauthorized, the anonymous principal of
+// auth-off mode may touch every stream, a token the streams its claim
+// allows.
 func (p *principal) allow(stream string) error {
-	if p == nil || p.streams == nil {
+	switch {
+	case p == nil:
+		return errNotAuthenticated
+	case p.anonymous, p.streams == nil:
 		return nil
 	}
 	for _, pat := range p.streams {
@@ -88,13 +108,13 @@ func (p *principal) allow(stream string) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("%w: the token does not allow stream %s", decider.ErrForbidden, stream)
+	return newClientError(decider.ErrForbidden, "the token does not allow stream %s", stream)
 }
 
-// userName is the user commands run as: the token's subject, or "" when
-// auth is off.
+// userName is the user commands run as: the token's subject, or "" for
+// the anonymous principal and for nil (which allow refuses anyway).
 func (p *principal) userName() string {
-	if p == nil {
+	if p == nil || p.anonymous {
 		return ""
 	}
 	return p.user

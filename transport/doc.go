@@ -62,9 +62,16 @@
 //     with ?from=N&epoch=E where E is not the store's epoch is 409
 //     epoch_changed; ?epoch= without from, or empty, is not checked.
 //   - A 500 has code "internal" and a fixed detail; its cause is logged with
-//     the request id. 401 carries WWW-Authenticate: Bearer; 429 carries
+//     the request id. A stream whose stored events its kind cannot fold
+//     (actors.ErrCorruptStream) is one, over HTTP and /ws alike. 401 carries WWW-Authenticate: Bearer; 429 carries
 //     Retry-After (seconds until a token is available); 503 Retry-After: 1.
-//     Other problems' detail is the error's own text.
+//   - Other problems' detail, and error frames' message, is text written
+//     for the client: the ClientMessage of the error that decided the code
+//     (events.Refusal, made with events.Refuse, the decider's Invalid,
+//     Conflict, Forbidden and UnknownCommand, newClientError, badRequest,
+//     ClientError), or a fixed sentence per code. An error's Error(),
+//     with the context the transport and the runtime wrap around it, goes
+//     to the log only. See "What a client reads" in errors.go.
 //   - X-Request-Id: a client's value of 1-128 visible ASCII characters is
 //     kept, any other is replaced by a random one; the response echoes it
 //     and the request's log line carries it with method, path, status,
@@ -93,6 +100,17 @@
 // Commands run with the token's sub as decider.Command.User; /chat-room
 // speaks as sub and refuses (403) a different ?user=; a /ws subscribe with
 // a different "user" is forbidden.
+//
+// Auth fails closed. The public routes are listed once (publicRoutes in
+// server.go); every other route is registered through Server.get,
+// Server.post or Server.websocket (Routes for extensions), which
+// authenticate first. With auth off, authentication yields an explicit
+// anonymous principal that may touch every stream and runs commands as no
+// user; a handler reached without authentication finds no principal, and
+// every stream check refuses it 401 unauthorized. TestEveryRouteAuthenticates
+// sends every registered route and WebSocket path a request without a
+// token with auth on and fails on any answer but 401 from a route that is
+// not public.
 //
 // Rate limit (Config.RateLimit): a token bucket per client IP (the socket's
 // remote address; proxy headers are not trusted) for HTTP requests,

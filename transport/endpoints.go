@@ -3,7 +3,6 @@ package transport
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"unicode/utf8"
 
@@ -79,7 +78,7 @@ func parseFrame(data []byte) (clientFrame, *string, error) {
 	err := events.DecodeStrict(data, &f)
 	var syn *json.SyntaxError
 	if errors.As(err, &syn) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
-		return f, nil, badRequest("malformed JSON: %s", jsonReason(err))
+		return f, nil, badRequest("malformed JSON: %s", events.JSONReason(err))
 	}
 	var ref *string
 	if len(f.Ref) > 0 && string(f.Ref) != "null" {
@@ -96,7 +95,7 @@ func parseFrame(data []byte) (clientFrame, *string, error) {
 	case errors.Is(err, events.ErrTrailingData):
 		return f, ref, badRequest("malformed JSON: data after the object")
 	case err != nil:
-		return f, ref, badRequest("malformed frame: %s", jsonReason(err))
+		return f, ref, badRequest("malformed frame: %s", events.JSONReason(err))
 	}
 	return f, ref, nil
 }
@@ -178,7 +177,7 @@ func (c *Conn) opSubscribe(ref *string, f *clientFrame) {
 			return
 		}
 		if u := c.req.principal.userName(); u != "" && member != u {
-			c.replyError(ref, fmt.Errorf("%w: user %q may not join as %q", decider.ErrForbidden, u, clip(member)))
+			c.replyError(ref, newClientError(decider.ErrForbidden, "user %q may not join as %q", u, clip(member)))
 			return
 		}
 	}

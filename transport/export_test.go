@@ -2,7 +2,10 @@ package transport
 
 import (
 	"net/http"
+	"slices"
 	"sync/atomic"
+
+	"github.com/gofiber/fiber/v2"
 )
 
 // Hooks into a Server for the external tests (package transport_test).
@@ -12,3 +15,25 @@ func Draining(s *Server) *atomic.Bool { return &s.draining }
 
 // ServeRequest runs req through the server's app without a listener.
 func ServeRequest(s *Server, req *http.Request) (*http.Response, error) { return s.app.Test(req, -1) }
+
+// App is the server's Fiber application, to enumerate its routes.
+func App(s *Server) *fiber.App { return s.app }
+
+// WebSocketPaths are the paths registered as WebSocket endpoints (through
+// Server.websocket, which authenticates the upgrade).
+func WebSocketPaths(s *Server) []string { return slices.Clone(s.wsPaths) }
+
+// PublicPaths are the paths of the public routes (publicRoutes).
+func PublicPaths() []string {
+	var ps []string
+	for _, r := range publicRoutes {
+		ps = append(ps, r.path)
+	}
+	return ps
+}
+
+// RawRoutes is an extension that registers routes straight on the app,
+// around authentication: what the route test exists to catch.
+func RawRoutes(register func(app *fiber.App)) Extension {
+	return func(r *Routes) { register(r.s.app) }
+}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"mime"
 	"net/url"
@@ -77,21 +76,9 @@ func decodeStrict(body []byte, v any) error {
 		return badRequest("a JSON body is required")
 	}
 	if err := events.DecodeStrict(body, v); err != nil {
-		return badRequest("malformed JSON: %s", jsonReason(err))
+		return badRequest("malformed JSON: %s", events.JSONReason(err))
 	}
 	return nil
-}
-
-// jsonReason is a decoding error without Go type names.
-func jsonReason(err error) string {
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		if te.Field != "" {
-			return fmt.Sprintf("field %q: %s is not allowed here", te.Field, te.Value)
-		}
-		return fmt.Sprintf("a JSON %s is not allowed here", te.Value)
-	}
-	return strings.TrimPrefix(err.Error(), "json: ")
 }
 
 // commandData checks a command's data: absent or null is {}, anything but
@@ -151,7 +138,9 @@ func parseIfMatch(h string) (events.ExpectedVersion, error) {
 	return events.Exactly(n), nil
 }
 
-// execute runs a command with the command deadline.
+// execute runs a command with the command deadline. A failure is wrapped
+// with the stream and the type for the log; the client reads only the
+// error's message (see clientMessager).
 func (s *Server) execute(ctx context.Context, cmd decider.Command, expected events.ExpectedVersion) (actors.Result, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.CommandTimeout)
 	defer cancel()

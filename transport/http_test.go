@@ -162,42 +162,46 @@ func TestHTTPErrors(t *testing.T) {
 		name, method, path, body string
 		headers                  []string
 		status                   int
-		code                     string
+		code, detail             string // detail: exact, what the client reads
 	}{
-		{"malformed JSON", "POST", "/streams/room:a/commands", `{"type":`, nil, 400, "bad_request"},
-		{"unknown field", "POST", "/streams/room:a/commands", `{"type":"PostMessage","data":{},"extra":1}`, nil, 400, "bad_request"},
-		{"trailing data", "POST", "/streams/room:a/commands", `{"type":"PostMessage"} {}`, nil, 400, "bad_request"},
-		{"data not an object", "POST", "/streams/room:a/commands", `{"type":"PostMessage","data":[1]}`, nil, 400, "bad_request"},
-		{"missing type", "POST", "/streams/room:a/commands", `{"data":{}}`, nil, 400, "bad_request"},
-		{"empty body", "POST", "/streams/room:a/commands", ``, nil, 400, "bad_request"},
-		{"unknown stream kind", "POST", "/streams/planet:mars/commands", transporttest.PostMessage("ann", "hi"), nil, 400, "bad_request"},
-		{"bad stream id", "POST", "/streams/room:a%20b/commands", transporttest.PostMessage("ann", "hi"), nil, 400, "bad_request"},
-		{"stream without kind", "GET", "/streams/lobby", "", nil, 400, "bad_request"},
-		{"failed validation", "POST", "/streams/room:a/commands", transporttest.PostMessage("ann", ""), nil, 400, "bad_request"},
-		{"unknown command", "POST", "/streams/room:a/commands", `{"type":"Shout","data":{}}`, nil, 400, "bad_request"},
-		{"conflict", "POST", "/streams/game:over/commands", `{"type":"EndGame"}`, nil, 409, "conflict"},
-		{"bad If-Match", "POST", "/streams/room:a/commands", transporttest.PostMessage("ann", "hi"), []string{"If-Match", "abc"}, 400, "bad_request"},
-		{"bad Idempotency-Key", "POST", "/streams/room:a/commands", transporttest.PostMessage("ann", "hi"), []string{"Idempotency-Key", strings.Repeat("k", 129)}, 400, "bad_request"},
-		{"not JSON", "POST", "/streams/room:a/commands", transporttest.PostMessage("ann", "hi"), []string{"Content-Type", "text/plain"}, 415, "unsupported_media_type"},
-		{"too large", "POST", "/streams/room:a/commands", `{"type":"PostMessage","data":{"user":"ann","text":"` + strings.Repeat("x", 70<<10) + `"}}`, nil, 413, "too_large"},
-		{"bad from", "GET", "/streams/room:a/events?from=-1", "", nil, 400, "bad_request"},
-		{"bad limit", "GET", "/streams/room:a/events?limit=0", "", nil, 400, "bad_request"},
-		{"unknown route", "GET", "/nope", "", nil, 404, "not_found"},
-		{"unknown method", "DELETE", "/healthz", "", nil, 404, "not_found"},
-		{"websocket path without upgrade", "GET", "/ws", "", nil, 400, "bad_request"},
-		{"signup bad email", "POST", "/signup", `{"email":"nope","name":"x"}`, nil, 400, "bad_request"},
-		{"signup unknown field", "POST", "/signup", `{"email":"a@b.co","name":"x","age":3}`, nil, 400, "bad_request"},
-		{"orders no items", "POST", "/orders", `{"items":[]}`, nil, 400, "bad_request"},
-		{"orders wrong type", "POST", "/orders", `{"items":[{"name":"tea","qty":"2"}]}`, nil, 400, "bad_request"},
-		{"orders not JSON", "POST", "/orders", `{"items":[]}`, []string{"Content-Type", "application/xml"}, 415, "unsupported_media_type"},
-		{"update-score bad score", "POST", "/update-score?team=home&score=lots", "", nil, 400, "bad_request"},
-		{"update-score negative", "POST", "/update-score?team=home&score=-1", "", nil, 400, "bad_request"},
-		{"update-score bad game", "POST", "/update-score?game=a%20b&team=home&score=1", "", nil, 400, "bad_request"},
+		{"malformed JSON", "POST", "/streams/room:a/commands", `{"type":`, nil, 400, "bad_request", "malformed JSON: unexpected EOF"},
+		{"unknown field", "POST", "/streams/room:a/commands", `{"type":"PostMessage","data":{},"extra":1}`, nil, 400, "bad_request", `malformed JSON: unknown field "extra"`},
+		{"trailing data", "POST", "/streams/room:a/commands", `{"type":"PostMessage"} {}`, nil, 400, "bad_request", "malformed JSON: trailing data after the JSON value"},
+		{"data not an object", "POST", "/streams/room:a/commands", `{"type":"PostMessage","data":[1]}`, nil, 400, "bad_request", "data must be a JSON object"},
+		{"missing type", "POST", "/streams/room:a/commands", `{"data":{}}`, nil, 400, "bad_request", "type is required"},
+		{"empty body", "POST", "/streams/room:a/commands", ``, nil, 400, "bad_request", "a JSON body is required"},
+		{"unknown stream kind", "POST", "/streams/planet:mars/commands", transporttest.PostMessage("ann", "hi"), nil, 400, "bad_request", `unknown stream kind "planet"`},
+		{"bad stream id", "POST", "/streams/room:a%20b/commands", transporttest.PostMessage("ann", "hi"), nil, 400, "bad_request", `stream id "room:a b": the id may hold only A-Z a-z 0-9 _ . -`},
+		{"stream without kind", "GET", "/streams/lobby", "", nil, 400, "bad_request", `stream id "lobby" is not <kind>:<id>`},
+		{"failed validation", "POST", "/streams/room:a/commands", transporttest.PostMessage("ann", ""), nil, 400, "bad_request", "text must be 1-4096 characters, got 0"},
+		{"unknown command", "POST", "/streams/room:a/commands", `{"type":"Shout","data":{}}`, nil, 400, "bad_request", `room streams have no command "Shout"`},
+		{"unknown data field", "POST", "/streams/room:a/commands", `{"type":"PostMessage","data":{"user":"ann","text":"hi","mood":1}}`, nil, 400, "bad_request", `data: unknown field "mood"`},
+		{"wrong data type", "POST", "/streams/room:a/commands", `{"type":"PostMessage","data":{"user":"ann","text":7}}`, nil, 400, "bad_request", `data: field "text": a JSON number is not allowed here`},
+		{"wrong expected version", "POST", "/streams/game:over/commands", `{"type":"EndGame"}`, []string{"If-Match", "5"}, 409, "wrong_expected_version", "expected version 5, the stream is at 1"},
+		{"no state", "GET", "/streams/room:empty", "", nil, 404, "not_found", "stream room:empty has no events"},
+		{"conflict", "POST", "/streams/game:over/commands", `{"type":"EndGame"}`, nil, 409, "conflict", "the game has ended already"},
+		{"bad If-Match", "POST", "/streams/room:a/commands", transporttest.PostMessage("ann", "hi"), []string{"If-Match", "abc"}, 400, "bad_request", `If-Match must be a stream version, got "abc"`},
+		{"bad Idempotency-Key", "POST", "/streams/room:a/commands", transporttest.PostMessage("ann", "hi"), []string{"Idempotency-Key", strings.Repeat("k", 129)}, 400, "bad_request", "idempotency key longer than 128 bytes"},
+		{"not JSON", "POST", "/streams/room:a/commands", transporttest.PostMessage("ann", "hi"), []string{"Content-Type", "text/plain"}, 415, "unsupported_media_type", `the body must be application/json, not "text/plain"`},
+		{"too large", "POST", "/streams/room:a/commands", `{"type":"PostMessage","data":{"user":"ann","text":"` + strings.Repeat("x", 70<<10) + `"}}`, nil, 413, "too_large", "the body has 71734 bytes, the limit is 65536"},
+		{"bad from", "GET", "/streams/room:a/events?from=-1", "", nil, 400, "bad_request", `from must be a version (0 or more), got "-1"`},
+		{"bad limit", "GET", "/streams/room:a/events?limit=0", "", nil, 400, "bad_request", `limit must be 1-1000, got "0"`},
+		{"unknown route", "GET", "/nope", "", nil, 404, "not_found", "no route for this method and path"},
+		{"unknown method", "DELETE", "/healthz", "", nil, 404, "not_found", "no route for this method and path"},
+		{"websocket path without upgrade", "GET", "/ws", "", nil, 400, "bad_request", "/ws is a WebSocket endpoint: send an upgrade request"},
+		{"signup bad email", "POST", "/signup", `{"email":"nope","name":"x"}`, nil, 400, "bad_request", `email "nope" is not a valid address`},
+		{"signup unknown field", "POST", "/signup", `{"email":"a@b.co","name":"x","age":3}`, nil, 400, "bad_request", `malformed JSON: unknown field "age"`},
+		{"orders no items", "POST", "/orders", `{"items":[]}`, nil, 400, "bad_request", "an order has 1-50 items, got 0"},
+		{"orders wrong type", "POST", "/orders", `{"items":[{"name":"tea","qty":"2"}]}`, nil, 400, "bad_request", `malformed JSON: field "items.qty": a JSON string is not allowed here`},
+		{"orders not JSON", "POST", "/orders", `{"items":[]}`, []string{"Content-Type", "application/xml"}, 415, "unsupported_media_type", `the body must be application/json, not "application/xml"`},
+		{"update-score bad score", "POST", "/update-score?team=home&score=lots", "", nil, 400, "bad_request", `score must be a whole number, got "lots"`},
+		{"update-score negative", "POST", "/update-score?team=home&score=-1", "", nil, 400, "bad_request", "score must be 0 or more, got -1"},
+		{"update-score bad game", "POST", "/update-score?game=a%20b&team=home&score=1", "", nil, 400, "bad_request", `stream id "game:a b": the id may hold only A-Z a-z 0-9 _ . -`},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m := transporttest.WantProblem(t, h.Do(c.method, c.path, c.body, c.headers...), c.status, c.code)
-			if m["detail"] == "" {
-				t.Fatalf("no detail: %v", m)
+			if m["detail"] != c.detail {
+				t.Fatalf("detail %q, want %q", m["detail"], c.detail)
 			}
 		})
 	}

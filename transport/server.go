@@ -50,6 +50,9 @@ type Server struct {
 	listeners []net.Listener
 	stopping  bool          // Shutdown has begun
 	stopped   chan struct{} // closed when Shutdown has finished
+
+	// wsPaths are the paths registered by websocket, for the route test.
+	wsPaths []string
 }
 
 // Keys of values the transport stores on a request.
@@ -110,6 +113,23 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
+// publicRoutes are the routes that answer without a token, on purpose:
+// probes for orchestrators, GET only. This list is the one place that
+// says so: routes registers these (and only these) outside
+// authentication, guard never throttles or drains them (isProbe), and the
+// route test (TestEveryRouteAuthenticates) allows them, and no other
+// route, to answer a request without a token.
+var publicRoutes = []struct {
+	path    string
+	handler func(s *Server) fiber.Handler
+}{
+	{"/healthz", func(s *Server) fiber.Handler { return s.healthz }},
+	{"/readyz", func(s *Server) fiber.Handler { return s.readyz }},
+	{"/metrics", func(s *Server) fiber.Handler {
+		return adaptor.HTTPHandler(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
+	}},
+}
+
 func (s *Server) routes() {
 	app := s.app
 	app.Use(s.observe)
@@ -122,9 +142,9 @@ func (s *Server) routes() {
 	app.Use(s.guard)
 
 	// The public routes, all of them: probes for orchestrators.
-	app.Get("/healthz", s.healthz)
-	app.Get("/readyz", s.readyz)
-	app.Get("/metrics", adaptor.HTTPHandler(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{})))
+	for _, r := range publicRoutes {
+		app.Get(r.path, r.handler(s))
+	}
 
 	// Everything else is registered through post, get and websocket,
 	// which authenticate first.
@@ -151,6 +171,7 @@ func (s *Server) websocket(ep *Endpoint) {
 		RecoverHandler: s.wsRecover,
 	}
 	s.app.Get(ep.Path, s.upgrade(ep), websocket.New(func(c *websocket.Conn) { s.serveWS(c, ep) }, wsCfg))
+	s.wsPaths = append(s.wsPaths, ep.Path)
 }
 
 // Serve accepts connections on ln until Shutdown. It returns nil after
@@ -389,8 +410,9 @@ func (s *Server) fiberError(c *fiber.Ctx, err error) error {
 // rateLimitError says when the client may try again.
 type rateLimitError struct{ wait time.Duration }
 
-func (e *rateLimitError) Error() string { return "too many requests: slow down" }
-func (e *rateLimitError) Unwrap() error { return errRateLimited }
+func (e *rateLimitError) Error() string         { return "too many requests: slow down" }
+func (e *rateLimitError) ClientMessage() string { return "too many requests: slow down" }
+func (e *rateLimitError) Unwrap() error         { return errRateLimited }
 
 // writeProblem renders err as the protocol's problem+json.
 func (s *Server) writeProblem(c *fiber.Ctx, err error) {
@@ -416,10 +438,16 @@ func (s *Server) writeProblem(c *fiber.Ctx, err error) {
 	_ = c.Send(p.marshal())
 }
 
-// isProbe reports the paths that are never throttled, drained or
-// authenticated: orchestrators must always reach them.
+// isProbe reports the public routes' paths (publicRoutes), which are
+// never throttled, drained or authenticated: orchestrators must always
+// reach them.
 func isProbe(path string) bool {
-	return path == "/healthz" || path == "/readyz" || path == "/metrics"
+	for _, r := range publicRoutes {
+		if r.path == path {
+			return true
+		}
+	}
+	return false
 }
 
 // hardBodyLimit is the body size beyond which fasthttp drops the request
@@ -457,6 +485,8 @@ func (s *Server) authHTTP(c *fiber.Ctx) error {
 	return c.Next()
 }
 
+// principalOf is who an authenticated request speaks for, or nil for a
+// request that did not pass authHTTP, which every check then refuses.
 func principalOf(c *fiber.Ctx) *principal {
 	p, _ := c.Locals(localPrincipal).(*principal)
 	return p

@@ -142,23 +142,24 @@ func TestEngineProtocol(t *testing.T) {
 		long := strings.Repeat("r", 65)
 		for _, e := range []struct {
 			name, frame, ref, code string
+			message                string // exact, what the client reads
 		}{
-			{"malformed JSON", `{"op":`, "", "bad_request"},
-			{"not an object", `[1,2]`, "", "bad_request"},
-			{"ref not a string", `{"op":"ping","ref":7}`, "", "bad_request"},
-			{"ref too long", `{"op":"ping","ref":"` + long + `"}`, "", "bad_request"},
-			{"unknown op", `{"op":"dance","ref":"e1"}`, "e1", "bad_request"},
-			{"missing op", `{"ref":"e2"}`, "e2", "bad_request"},
-			{"unknown field", `{"op":"ping","ref":"e3","color":"red"}`, "e3", "bad_request"},
-			{"bad from", `{"op":"subscribe","stream":"room:x","from":-1,"ref":"e4"}`, "e4", "bad_request"},
-			{"unknown stream kind", `{"op":"subscribe","stream":"planet:x","ref":"e5"}`, "e5", "bad_request"},
-			{"bad stream id", `{"op":"subscribe","stream":"room:a b","ref":"e6"}`, "e6", "bad_request"},
-			{"missing stream", `{"op":"command","type":"PostMessage","ref":"e7"}`, "e7", "bad_request"},
-			{"failed validation", `{"op":"command","stream":"room:x","type":"PostMessage","data":{"user":"ann","text":""},"ref":"e8"}`, "e8", "bad_request"},
-			{"unknown command", `{"op":"command","stream":"room:x","type":"Dance","ref":"e9"}`, "e9", "bad_request"},
-			{"data not an object", `{"op":"command","stream":"room:x","type":"PostMessage","data":"hi","ref":"e10"}`, "e10", "bad_request"},
-			{"conflict", `{"op":"command","stream":"game:w","type":"EndGame","ref":"e11"}`, "", ""},
-			{"conflict again", `{"op":"command","stream":"game:w","type":"EndGame","ref":"e12"}`, "e12", "conflict"},
+			{"malformed JSON", `{"op":`, "", "bad_request", "malformed JSON: unexpected EOF"},
+			{"not an object", `[1,2]`, "", "bad_request", "malformed frame: a JSON array is not allowed here"},
+			{"ref not a string", `{"op":"ping","ref":7}`, "", "bad_request", "ref must be a string"},
+			{"ref too long", `{"op":"ping","ref":"` + long + `"}`, "", "bad_request", "ref longer than 64 characters"},
+			{"unknown op", `{"op":"dance","ref":"e1"}`, "e1", "bad_request", `unknown op "dance"`},
+			{"missing op", `{"ref":"e2"}`, "e2", "bad_request", "op is required"},
+			{"unknown field", `{"op":"ping","ref":"e3","color":"red"}`, "e3", "bad_request", `malformed frame: unknown field "color"`},
+			{"bad from", `{"op":"subscribe","stream":"room:x","from":-1,"ref":"e4"}`, "e4", "bad_request", `malformed frame: field "from": a JSON number -1 is not allowed here`},
+			{"unknown stream kind", `{"op":"subscribe","stream":"planet:x","ref":"e5"}`, "e5", "bad_request", `unknown stream kind "planet"`},
+			{"bad stream id", `{"op":"subscribe","stream":"room:a b","ref":"e6"}`, "e6", "bad_request", `stream id "room:a b": the id may hold only A-Z a-z 0-9 _ . -`},
+			{"missing stream", `{"op":"command","type":"PostMessage","ref":"e7"}`, "e7", "bad_request", "stream is required"},
+			{"failed validation", `{"op":"command","stream":"room:x","type":"PostMessage","data":{"user":"ann","text":""},"ref":"e8"}`, "e8", "bad_request", "text must be 1-4096 characters, got 0"},
+			{"unknown command", `{"op":"command","stream":"room:x","type":"Dance","ref":"e9"}`, "e9", "bad_request", `room streams have no command "Dance"`},
+			{"data not an object", `{"op":"command","stream":"room:x","type":"PostMessage","data":"hi","ref":"e10"}`, "e10", "bad_request", "data must be a JSON object"},
+			{"conflict", `{"op":"command","stream":"game:w","type":"EndGame","ref":"e11"}`, "", "", ""},
+			{"conflict again", `{"op":"command","stream":"game:w","type":"EndGame","ref":"e12"}`, "e12", "conflict", "the game has ended already"},
 		} {
 			t.Run(e.name, func(t *testing.T) {
 				c := c.On(t)
@@ -171,7 +172,7 @@ func TestEngineProtocol(t *testing.T) {
 					return
 				}
 				ref, hasRef := f["ref"]
-				if f["op"] != "error" || f["code"] != e.code || f["message"] == "" || hasRef != (e.ref != "") || (hasRef && ref != e.ref) {
+				if f["op"] != "error" || f["code"] != e.code || f["message"] != e.message || hasRef != (e.ref != "") || (hasRef && ref != e.ref) {
 					t.Fatalf("got %v, want error %s with ref %q", f, e.code, e.ref)
 				}
 			})

@@ -44,11 +44,11 @@ func Event(kind, typ string, v any) ([]events.Event, error) {
 // characters; the error wraps ErrInvalid.
 func CheckName(field, v string, max int) error {
 	if n := utf8.RuneCountInString(v); n < 1 || n > max {
-		return fmt.Errorf("%w: %s must be 1-%d characters, got %d", ErrInvalid, field, max, n)
+		return Invalid("%s must be 1-%d characters, got %d", field, max, n)
 	}
 	for _, r := range v {
 		if unicode.IsControl(r) {
-			return fmt.Errorf("%w: %s must not hold control characters", ErrInvalid, field)
+			return Invalid("%s must not hold control characters", field)
 		}
 	}
 	return nil

@@ -18,7 +18,7 @@ type Decider[S any] struct {
 	Initial func(stream string) S
 	// Decide validates a command against the state and returns the events
 	// it produces (only Type and Data set), or an error matching
-	// events.ErrInvalid, events.ErrConflict, events.ErrForbidden or
+	// ErrInvalid, ErrConflict, ErrForbidden or
 	// ErrUnknownCommand. No events and no error is a no-op.
 	Decide func(state S, cmd Command) ([]events.Event, error)
 	// Evolve applies one stored event; it returns an error matching

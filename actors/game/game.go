@@ -75,10 +75,10 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 		}
 		score, err := parseScore(d.Score)
 		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+			return nil, err
 		}
 		if s.Ended {
-			return nil, fmt.Errorf("%s %s: %w: the game has ended", Kind, c.Type, decider.ErrConflict)
+			return nil, decider.Conflict("the game has ended")
 		}
 		return decider.Event(Kind, EventScoreUpdated, ScoreUpdated{Team: d.Team, Score: score})
 	case CommandEndGame:
@@ -86,11 +86,11 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 			return nil, err
 		}
 		if s.Ended {
-			return nil, fmt.Errorf("%s %s: %w: the game has ended already", Kind, c.Type, decider.ErrConflict)
+			return nil, decider.Conflict("the game has ended already")
 		}
 		return []events.Event{{Type: EventGameEnded, Data: json.RawMessage(`{}`)}}, nil
 	default:
-		return nil, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownCommand, c.Type)
+		return nil, decider.UnknownCommand(Kind, c.Type)
 	}
 }
 
@@ -101,21 +101,21 @@ func parseScore(raw json.RawMessage) (int64, error) {
 	lit := string(bytes.TrimSpace(raw))
 	switch {
 	case lit == "" || lit == "null":
-		return 0, fmt.Errorf("%w: score is required", decider.ErrInvalid)
+		return 0, decider.Invalid("score is required")
 	case lit[0] != '-' && (lit[0] < '0' || lit[0] > '9'):
-		return 0, fmt.Errorf("%w: score must be a number, got %.20s", decider.ErrInvalid, lit)
+		return 0, decider.Invalid("score must be a number, got %.20s", lit)
 	case lit[0] == '-' && lit != "-0":
-		return 0, fmt.Errorf("%w: score must be 0 or more, got %.20s", decider.ErrInvalid, lit)
+		return 0, decider.Invalid("score must be 0 or more, got %.20s", lit)
 	}
 	n, err := strconv.ParseInt(lit, 10, 64)
 	if err != nil {
 		if _, ferr := strconv.ParseFloat(lit, 64); ferr == nil && strings.ContainsAny(lit, ".eE") {
-			return 0, fmt.Errorf("%w: score must be a whole number, got %.20s", decider.ErrInvalid, lit)
+			return 0, decider.Invalid("score must be a whole number, got %.20s", lit)
 		}
-		return 0, fmt.Errorf("%w: score must be at most %d, got %.20s", decider.ErrInvalid, int64(MaxScore), lit)
+		return 0, decider.Invalid("score must be at most %d, got %.20s", int64(MaxScore), lit)
 	}
 	if n > MaxScore {
-		return 0, fmt.Errorf("%w: score must be at most %d, got %d", decider.ErrInvalid, int64(MaxScore), n)
+		return 0, decider.Invalid("score must be at most %d, got %d", int64(MaxScore), n)
 	}
 	return n, nil
 }

@@ -85,10 +85,10 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 			return nil, err
 		}
 		if err := checkOrder(d.Order); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+			return nil, err
 		}
 		if err := checkItems(d.Items); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+			return nil, err
 		}
 		if s.Open(d.Order) {
 			return nil, nil // a retried step: the ticket is there already
@@ -100,14 +100,14 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 			return nil, err
 		}
 		if err := checkOrder(d.Order); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+			return nil, err
 		}
 		if !s.Open(d.Order) {
 			return nil, nil // closed already, or never added
 		}
 		return decider.Event(Kind, EventTicketClosed, d)
 	default:
-		return nil, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownCommand, c.Type)
+		return nil, decider.UnknownCommand(Kind, c.Type)
 	}
 }
 
@@ -148,30 +148,27 @@ func Evolve(s State, e events.Event) (State, error) {
 
 func checkOrder(order string) error {
 	id, err := events.ParseStreamID(order)
-	if err != nil {
-		return fmt.Errorf("%w: order: %v", decider.ErrInvalid, err)
-	}
-	if id.Kind != "order" {
-		return fmt.Errorf("%w: order must be an order stream, got %q", decider.ErrInvalid, order)
+	if err != nil || id.Kind != "order" {
+		return decider.Invalid("order must be an order stream (order:<id>), got %q", events.Clip(order, 80))
 	}
 	return nil
 }
 
 func checkItems(items []Item) error {
 	if len(items) < 1 || len(items) > MaxItems {
-		return fmt.Errorf("%w: a ticket has 1-%d items, got %d", decider.ErrInvalid, MaxItems, len(items))
+		return decider.Invalid("a ticket has 1-%d items, got %d", MaxItems, len(items))
 	}
 	for i, it := range items {
 		if n := utf8.RuneCountInString(it.Name); n < 1 || n > MaxItemName {
-			return fmt.Errorf("%w: items[%d].name must be 1-%d characters, got %d", decider.ErrInvalid, i, MaxItemName, n)
+			return decider.Invalid("items[%d].name must be 1-%d characters, got %d", i, MaxItemName, n)
 		}
 		for _, r := range it.Name {
 			if unicode.IsControl(r) {
-				return fmt.Errorf("%w: items[%d].name must not hold control characters", decider.ErrInvalid, i)
+				return decider.Invalid("items[%d].name must not hold control characters", i)
 			}
 		}
 		if it.Qty < 1 || it.Qty > MaxQty {
-			return fmt.Errorf("%w: items[%d].qty must be 1-%d, got %d", decider.ErrInvalid, i, MaxQty, it.Qty)
+			return decider.Invalid("items[%d].qty must be 1-%d, got %d", i, MaxQty, it.Qty)
 		}
 	}
 	return nil

@@ -156,13 +156,13 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 			return nil, err
 		}
 		if err := CheckItems(d.Items); err != nil {
-			return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
+			return nil, err
 		}
 		if d.Email != "" && !ValidEmail(d.Email) {
-			return nil, fmt.Errorf("%s %s: %w: email %q is not a valid address", Kind, c.Type, decider.ErrInvalid, events.Clip(d.Email, 80))
+			return nil, decider.Invalid("email %q is not a valid address", events.Clip(d.Email, 80))
 		}
 		if s.Status != "" {
-			return nil, fmt.Errorf("%s %s: %w: the order was placed already", Kind, c.Type, decider.ErrConflict)
+			return nil, decider.Conflict("the order was placed already")
 		}
 		return decider.Event(Kind, EventOrderPlaced, OrderPlaced(d))
 	case CommandCancelOrder:
@@ -173,12 +173,12 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 		case StatusPlaced, StatusInKitchen:
 			return decider.Event(Kind, EventOrderCancelled, struct{}{})
 		case "":
-			return nil, fmt.Errorf("%s %s: %w: no order was placed", Kind, c.Type, decider.ErrConflict)
+			return nil, decider.Conflict("no order was placed")
 		default:
-			return nil, fmt.Errorf("%s %s: %w: the order is %s", Kind, c.Type, decider.ErrConflict, s.Status)
+			return nil, decider.Conflict("the order is %s", s.Status)
 		}
 	default:
-		return nil, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownCommand, c.Type)
+		return nil, decider.UnknownCommand(Kind, c.Type)
 	}
 }
 
@@ -186,17 +186,17 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 // control characters, qty 1–99.
 func CheckItems(items []Item) error {
 	if len(items) < 1 || len(items) > MaxItems {
-		return fmt.Errorf("%w: an order has 1-%d items, got %d", decider.ErrInvalid, MaxItems, len(items))
+		return decider.Invalid("an order has 1-%d items, got %d", MaxItems, len(items))
 	}
 	for i, it := range items {
 		if n := utf8.RuneCountInString(it.Name); n < 1 || n > MaxItemName {
-			return fmt.Errorf("%w: items[%d].name must be 1-%d characters, got %d", decider.ErrInvalid, i, MaxItemName, n)
+			return decider.Invalid("items[%d].name must be 1-%d characters, got %d", i, MaxItemName, n)
 		}
 		if strings.ContainsFunc(it.Name, unicode.IsControl) {
-			return fmt.Errorf("%w: items[%d].name must not hold control characters", decider.ErrInvalid, i)
+			return decider.Invalid("items[%d].name must not hold control characters", i)
 		}
 		if it.Qty < 1 || it.Qty > MaxQty {
-			return fmt.Errorf("%w: items[%d].qty must be 1-%d, got %d", decider.ErrInvalid, i, MaxQty, it.Qty)
+			return decider.Invalid("items[%d].qty must be 1-%d, got %d", i, MaxQty, it.Qty)
 		}
 	}
 	return nil
@@ -427,7 +427,7 @@ func Complete(s State, r decider.StepResult) ([]events.Event, error) {
 	case i < 0:
 		return nil, nil // a duplicate, or made moot by a cancel
 	case i > 0:
-		return nil, fmt.Errorf("%s: %w: step %s reported before step %s", Kind, decider.ErrConflict, r.Step, owed[0].Name)
+		return nil, decider.Conflict("step %s reported before step %s", r.Step, owed[0].Name)
 	}
 	if r.Err != "" {
 		return decider.StepFailedEvent(Kind, r)

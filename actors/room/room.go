@@ -81,7 +81,7 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 	case CommandPostMessage:
 		return postMessage(c)
 	default:
-		return nil, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownCommand, c.Type)
+		return nil, decider.UnknownCommand(Kind, c.Type)
 	}
 }
 
@@ -93,7 +93,7 @@ func postMessage(c decider.Command) ([]events.Event, error) {
 	user := d.User
 	if c.User != "" {
 		if d.User != "" && d.User != c.User {
-			return nil, fmt.Errorf("%s %s: %w: user %q may not post as %q", Kind, c.Type, decider.ErrForbidden, c.User, d.User)
+			return nil, decider.Forbidden("user %q may not post as %q", c.User, d.User)
 		}
 		user = c.User
 	}
@@ -101,7 +101,7 @@ func postMessage(c decider.Command) ([]events.Event, error) {
 		return nil, fmt.Errorf("%s %s: %w", Kind, c.Type, err)
 	}
 	if n := utf8.RuneCountInString(d.Text); n < 1 || n > MaxText {
-		return nil, fmt.Errorf("%s %s: %w: text must be 1-%d characters, got %d", Kind, c.Type, decider.ErrInvalid, MaxText, n)
+		return nil, decider.Invalid("text must be 1-%d characters, got %d", MaxText, n)
 	}
 	return decider.Event(Kind, EventMessagePosted, MessagePosted{User: user, Text: d.Text})
 }

@@ -84,7 +84,7 @@ func Initial(stream string) State { return State{Stream: stream} }
 func IDForEmail(email string) (string, error) {
 	n := strings.ToLower(strings.TrimSpace(email))
 	if !validEmail(n) {
-		return "", fmt.Errorf("%w: email %q is not a valid address", decider.ErrInvalid, events.Clip(email, 80))
+		return "", decider.Invalid("email %q is not a valid address", events.Clip(email, 80))
 	}
 	sum := sha256.Sum256([]byte(n))
 	return hex.EncodeToString(sum[:16]), nil
@@ -101,20 +101,20 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 		}
 		d.Email = strings.TrimSpace(d.Email)
 		if !validEmail(d.Email) {
-			return nil, fmt.Errorf("%s %s: %w: email %q is not a valid address", Kind, c.Type, decider.ErrInvalid, events.Clip(d.Email, 80))
+			return nil, decider.Invalid("email %q is not a valid address", events.Clip(d.Email, 80))
 		}
 		if n := utf8.RuneCountInString(d.Name); n < 1 || n > MaxName {
-			return nil, fmt.Errorf("%s %s: %w: name must be 1-%d characters, got %d", Kind, c.Type, decider.ErrInvalid, MaxName, n)
+			return nil, decider.Invalid("name must be 1-%d characters, got %d", MaxName, n)
 		}
 		if strings.ContainsFunc(d.Name, unicode.IsControl) {
-			return nil, fmt.Errorf("%s %s: %w: name must not hold control characters", Kind, c.Type, decider.ErrInvalid)
+			return nil, decider.Invalid("name must not hold control characters")
 		}
 		if s.Email != "" {
-			return nil, fmt.Errorf("%s %s: %w: %s is signed up already", Kind, c.Type, decider.ErrConflict, s.Stream)
+			return nil, decider.Conflict("%s is signed up already", s.Stream)
 		}
 		return decider.Event(Kind, EventUserSignedUp, d)
 	default:
-		return nil, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownCommand, c.Type)
+		return nil, decider.UnknownCommand(Kind, c.Type)
 	}
 }
 

@@ -199,7 +199,7 @@ func (h *handlers) postOrderItem(c *fiber.Ctx) error {
 			case order.EventOrderReady:
 				return c.JSON(fiber.Map{"order": item, "status": "ready!"})
 			case order.EventOrderCancelled:
-				return fmt.Errorf("%w: order %s was cancelled", decider.ErrConflict, stream)
+				return transport.ClientError(decider.ErrConflict, "order %s was cancelled", stream)
 			case order.EventStepFailed:
 				var f order.StepFailed
 				_ = json.Unmarshal(ev.Data, &f)
