@@ -2,9 +2,124 @@ package main
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
+
+// dirEntries lists dir, or returns nil when it does not exist.
+func dirEntries(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{}
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// TestExportImportNeedAStore: export, and import without -create, refuse a
+// -data that holds no store, with a message naming it, and create nothing
+// there; import -create starts a store, and after that import needs no
+// -create.
+func TestExportImportNeedAStore(t *testing.T) {
+	log := filepath.Join(testdata, "game.jsonl")
+	for _, tc := range []struct {
+		name string
+		args []string // -data DIR is appended
+		hint string
+	}{
+		{"export", []string{"export"}, "(give -data the directory the engine serves from)"},
+		{"export one stream", []string{"export", "-stream", "game:final"}, "(give -data the directory the engine serves from)"},
+		{"import", []string{"import", log}, "(give -data the directory the engine serves from, or -create to start a new store there)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			missing := filepath.Join(t.TempDir(), "mistyped", "path")
+			empty := t.TempDir()
+			for _, dir := range []string{missing, empty} {
+				code, out, stderr := runCmd(append(tc.args[:1:1], append([]string{"-data", dir}, tc.args[1:]...)...)...)
+				if code != 1 || out != "" {
+					t.Errorf("-data %s: exit %d, stdout %q; want 1 and nothing", dir, code, out)
+				}
+				if want := "no store in " + dir + " " + tc.hint; !strings.Contains(stderr, want) {
+					t.Errorf("-data %s: stderr %q, want %q", dir, stderr, want)
+				}
+			}
+			if _, err := os.Stat(filepath.Dir(missing)); !os.IsNotExist(err) {
+				t.Errorf("%s was created (stat: %v)", filepath.Dir(missing), err)
+			}
+			if got := dirEntries(t, empty); len(got) != 0 {
+				t.Errorf("the empty -data now holds %v", got)
+			}
+		})
+	}
+	t.Run("ENGINE_DATA too", func(t *testing.T) {
+		missing := filepath.Join(t.TempDir(), "nope")
+		getenv := func(k string) string {
+			if k == "ENGINE_DATA" {
+				return missing
+			}
+			return ""
+		}
+		var out, errb strings.Builder
+		if code := run(context.Background(), []string{"export"}, getenv, &out, &errb); code != 1 || !strings.Contains(errb.String(), "no store in "+missing) {
+			t.Errorf("exit %d, stderr %q", code, errb.String())
+		}
+		if dirEntries(t, missing) != nil {
+			t.Errorf("%s was created", missing)
+		}
+	})
+	t.Run("import -create, then import and export", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "new", "data")
+		code, out, stderr := runCmd("import", "-create", "-data", dir, log)
+		if code != 0 || out != "imported 57 events (0 already stored)\n" {
+			t.Fatalf("import -create: exit %d, stdout %q, stderr %q", code, out, stderr)
+		}
+		// The store exists now: import without -create appends to it
+		// (here: nothing new), and -create on it is harmless.
+		for _, args := range [][]string{{"import", "-data", dir, log}, {"import", "-create", "-data", dir, log}} {
+			code, out, stderr := runCmd(args...)
+			if code != 0 || out != "imported 0 events (57 already stored)\n" {
+				t.Fatalf("%v: exit %d, stdout %q, stderr %q", args, code, out, stderr)
+			}
+		}
+		code, out, stderr = runCmd("export", "-data", dir)
+		if code != 0 || len(decodeAll(t, out)) != 57 {
+			t.Fatalf("export: exit %d, %d events, stderr %q", code, len(decodeAll(t, out)), stderr)
+		}
+	})
+	t.Run("import from stdin", func(t *testing.T) {
+		f, err := os.Open(log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		stdin := os.Stdin
+		os.Stdin = f
+		defer func() { os.Stdin = stdin }()
+		code, out, stderr := runCmd("import", "-create", "-data", t.TempDir(), "-")
+		if code != 0 || out != "imported 57 events (0 already stored)\n" {
+			t.Fatalf("exit %d, stdout %q, stderr %q", code, out, stderr)
+		}
+	})
+	t.Run("a missing input creates nothing", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "data")
+		code, _, stderr := runCmd("import", "-create", "-data", dir, filepath.Join(testdata, "nope.jsonl"))
+		if code != 1 || !strings.Contains(stderr, "nope.jsonl") {
+			t.Errorf("exit %d, stderr %q", code, stderr)
+		}
+		if dirEntries(t, dir) != nil {
+			t.Errorf("%s was created", dir)
+		}
+	})
+}
 
 // TestZeroSettings: a setting whose 0 the owning package would silently
 // read as its default is refused at start-up, from a flag or from the

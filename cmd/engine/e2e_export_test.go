@@ -167,7 +167,7 @@ func TestE2EExportImport(t *testing.T) {
 	}
 	dst := t.TempDir()
 	t.Run("import into a fresh store", func(t *testing.T) {
-		code, out, stderr := runCmd("import", "-data", dst, file)
+		code, out, stderr := runCmd("import", "-create", "-data", dst, file)
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
@@ -244,7 +244,7 @@ func TestE2EExportImport(t *testing.T) {
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				code, out, stderr := runCmd("import", "-data", t.TempDir(), tc.file)
+				code, out, stderr := runCmd("import", "-create", "-data", t.TempDir(), tc.file)
 				if code != 1 {
 					t.Fatalf("exit %d (stdout %q), want 1", code, out)
 				}
