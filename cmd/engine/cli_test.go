@@ -199,3 +199,48 @@ func TestZeroSettings(t *testing.T) {
 		})
 	}
 }
+
+// TestHelpCommand: `engine help` prints what -h prints, on stdout, with
+// exit 0; `engine help COMMAND` a command's usage.
+func TestHelpCommand(t *testing.T) {
+	_, _, dashH := runCmd("-h")
+	code, out, stderr := runCmd("help")
+	if code != 0 || stderr != "" {
+		t.Fatalf("engine help: exit %d, stderr %q", code, stderr)
+	}
+	if out != dashH {
+		t.Errorf("engine help prints:\n%s\nengine -h prints:\n%s", out, dashH)
+	}
+	for _, tc := range []struct{ topic, want string }{
+		{"serve", "Usage:\n  engine [flags]"},
+		{"replay", "Usage: engine replay FILE.jsonl…"},
+		{"export", "Usage: engine export [-data DIR] [-stream S] [-from N]"},
+		{"import", "-create"},
+	} {
+		code, out, stderr := runCmd("help", tc.topic)
+		if code != 0 || stderr != "" || !strings.Contains(out, tc.want) {
+			t.Errorf("engine help %s: exit %d, stderr %q, stdout %q; want 0 and %q", tc.topic, code, stderr, out, tc.want)
+		}
+		_, _, dashH := runCmd(tc.topic, "-h")
+		if tc.topic != "serve" && out != dashH {
+			t.Errorf("engine help %s differs from engine %[1]s -h", tc.topic)
+		}
+	}
+	t.Run("a bad environment does not hide the help", func(t *testing.T) {
+		getenv := func(k string) string {
+			if k == "ENGINE_BODY_LIMIT" {
+				return "0"
+			}
+			return ""
+		}
+		for _, args := range [][]string{{"-h"}, {"help"}} {
+			var o, e strings.Builder
+			if code := run(context.Background(), args, getenv, &o, &e); code != 0 || !strings.Contains(o.String()+e.String(), "Usage:") {
+				t.Errorf("engine %v with ENGINE_BODY_LIMIT=0: exit %d, stdout %q, stderr %q", args, code, o.String(), e.String())
+			}
+		}
+	})
+	if code, out, stderr := runCmd("help", "nope"); code != 2 || out != "" || !strings.Contains(stderr, `unknown command "nope"`) {
+		t.Errorf("engine help nope: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+}

@@ -140,38 +140,51 @@ func (c *Config) settings() []setting {
 }
 
 // ParseFlags fills c from defaults, then the environment, then flags.
+// -h prints the usage (to stderr, where flag errors go) and returns
+// flag.ErrHelp, even when the environment holds a bad value.
 func (c *Config) ParseFlags(name string, args []string, getenv func(string) string, stderr io.Writer) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	settings := c.settings()
-	for _, s := range settings {
+	var envErr error
+	for _, s := range c.settings() {
 		v := s.def
 		if e := getenv(s.env); e != "" {
 			v = e
 		}
-		if err := s.set(v); err != nil {
-			return fmt.Errorf("%s=%q: %w", s.env, v, err)
+		if err := s.set(v); err != nil && envErr == nil {
+			envErr = fmt.Errorf("%s=%q: %w", s.env, v, err)
 		}
 		fs.Func(s.flag, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def), s.set)
 	}
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, `Usage:
-  %[1]s [flags]                           serve HTTP and WebSocket
-  %[1]s replay FILE.jsonl…                print each stream's final state
-  %[1]s export [--stream S] [--from N]    print stored events as JSON Lines
-  %[1]s import FILE.jsonl                 append a log to the store, checking versions
-
-Every flag also reads its environment variable; a flag wins.
-
-Flags:
-`, name)
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() { printUsage(stderr, name, fs) }
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if envErr != nil {
+		return envErr
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see -h)", fs.Arg(0))
 	}
 	return nil
+}
+
+// printUsage is `engine -h` and `engine help`.
+func printUsage(w io.Writer, name string, fs *flag.FlagSet) {
+	fmt.Fprintf(w, `Usage:
+  %[1]s [flags]                           serve HTTP and WebSocket
+  %[1]s replay FILE.jsonl…                print every stream's final state as one JSON array
+  %[1]s export [-stream S] [-from N]      print stored events as JSON Lines
+  %[1]s import [-create] FILE.jsonl       append a log to the store, checking versions
+  %[1]s help [COMMAND]                    print this, or a command's usage, on stdout
+
+export and import need a store in -data and create none; import -create
+starts a new store there. "%[1]s help COMMAND" lists a command's flags.
+
+Every flag also reads its environment variable; a flag wins. Numbers and
+durations must be positive unless the flag says what 0 means.
+
+Flags:
+`, name)
+	fs.PrintDefaults()
 }
