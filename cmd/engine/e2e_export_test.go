@@ -141,8 +141,8 @@ func TestE2EExportImport(t *testing.T) {
 		if !sameEvents(exported, stored, true) {
 			t.Fatalf("export (%d events) differs from the store (%d events):\n%s", len(exported), len(stored), full)
 		}
-		if stderr != "" {
-			t.Errorf("stderr: %s", stderr)
+		if want := fmt.Sprintf("engine export: %d events in ", len(stored)); !strings.HasPrefix(stderr, want) || strings.Count(stderr, "\n") != 1 || strings.Contains(stderr, "\r") {
+			t.Errorf("stderr %q, want one summary line %q… and no progress line", stderr, want)
 		}
 	})
 	t.Run("one stream from a version", func(t *testing.T) {

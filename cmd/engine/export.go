@@ -55,7 +55,8 @@ func runExport(ctx context.Context, args []string, getenv func(string) string, s
 
 Prints the stored events on stdout as JSON Lines, the format import and
 replay read. -data must hold a store: a directory without one is an error,
-and export creates nothing there.
+and export creates nothing there. On a terminal, stderr shows the progress;
+a summary line (events, time, rate) ends a successful export.
 `)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -83,7 +84,7 @@ and export creates nothing there.
 		return 1
 	}
 	defer store.Close()
-	if err := export(ctx, store, *stream, *from, stdout); err != nil {
+	if err := export(ctx, store, *stream, *from, stdout, newProgress(stderr, "engine export")); err != nil {
 		fmt.Fprintln(stderr, "engine export:", err)
 		return 1
 	}
@@ -91,22 +92,46 @@ and export creates nothing there.
 }
 
 // export writes the events of one stream after a version, or with stream
-// "" of the whole log after a position.
-func export(ctx context.Context, store events.Store, stream string, from uint64, w io.Writer) error {
-	seq := events.IterAll(ctx, store, from)
+// "" of the whole log after a position, reporting to p.
+func export(ctx context.Context, store events.Store, stream string, from uint64, w io.Writer, p *progress) error {
+	var (
+		seq  = events.IterAll(ctx, store, from)
+		head uint64
+		err  error
+	)
 	if stream != "" {
 		seq = events.IterStream(ctx, store, stream, from)
+		head, err = store.StreamVersion(ctx, stream)
+	} else {
+		head, err = store.Head(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	if head > from {
+		p.setTotal(int64(head - from))
 	}
 	enc := events.NewEncoder(w)
 	for ev, err := range seq {
+		if err == nil {
+			err = enc.Encode(ev)
+		}
 		if err != nil {
+			p.clear()
 			return err
 		}
-		if err := enc.Encode(ev); err != nil {
-			return err
+		at := ev.Position
+		if stream != "" {
+			at = ev.Version
 		}
+		p.add(1, int64(at-from))
 	}
-	return enc.Flush()
+	if err := enc.Flush(); err != nil {
+		p.clear()
+		return err
+	}
+	p.finish()
+	return nil
 }
 
 // runImport appends a JSON Lines log to the store. Each event keeps its
@@ -131,7 +156,9 @@ Appends a JSON Lines log (- for stdin) to the store, checking that each
 event continues its stream; importing the same log twice is a no-op. -data
 must hold a store unless -create is given: without it a directory with no
 store is an error, and import creates nothing there. With -create an
-existing store is used as it is.
+existing store is used as it is. On a terminal, stderr shows the progress
+(with a percent when FILE is a regular file); a summary line (events,
+time, rate) ends a successful import.
 `)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -144,7 +171,7 @@ existing store is used as it is.
 		return 2
 	}
 	name := fs.Arg(0)
-	in, err := openInput(name)
+	in, size, err := openInput(name)
 	if err != nil {
 		fmt.Fprintln(stderr, "engine import:", err)
 		return 1
@@ -165,26 +192,40 @@ existing store is used as it is.
 	}
 	defer store.Close()
 
-	n, dup, err := importLog(ctx, store, in)
+	p := newProgress(stderr, "engine import")
+	p.setTotal(size)
+	r := &countingReader{r: in}
+	n, dup, err := importLog(ctx, store, r, func(n int) { p.add(n, r.n) })
 	if err != nil {
+		p.clear()
 		fmt.Fprintf(stderr, "engine import: %s: %v\n", name, err)
 		return 1
 	}
+	p.finish()
 	fmt.Fprintf(stdout, "imported %d events (%d already stored)\n", n, dup)
 	return 0
 }
 
-// openInput opens an import's input: the file, or stdin for "-".
-func openInput(name string) (io.ReadCloser, error) {
+// openInput opens an import's input: the file, or stdin for "-". size is
+// the file's size when it is a regular file, else 0 (unknown).
+func openInput(name string) (r io.ReadCloser, size int64, err error) {
 	if name == "-" {
-		return io.NopCloser(os.Stdin), nil
+		return io.NopCloser(os.Stdin), 0, nil
 	}
-	return os.Open(name)
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, 0, err
+	}
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		size = fi.Size()
+	}
+	return f, size, nil
 }
 
 // importLog appends the events of r in order, one append per run of
-// consecutive events of the same stream.
-func importLog(ctx context.Context, store events.Store, r io.Reader) (imported, duplicate int, err error) {
+// consecutive events of the same stream, and calls appended (when not nil)
+// with the number of events of each append.
+func importLog(ctx context.Context, store events.Store, r io.Reader, appended func(n int)) (imported, duplicate int, err error) {
 	dec := events.NewDecoder(r)
 	var (
 		batch     []events.Event
@@ -203,6 +244,9 @@ func importLog(ctx context.Context, store events.Store, r io.Reader) (imported, 
 			duplicate += len(batch)
 		} else {
 			imported += len(batch)
+		}
+		if appended != nil {
+			appended(len(batch))
 		}
 		batch = batch[:0]
 		return nil
