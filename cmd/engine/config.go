@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -38,6 +39,9 @@ type Config struct {
 	LogFormat      string
 }
 
+// errZero refuses 0 for a setting whose 0 is not meaningful.
+var errZero = errors.New("must be positive (0 does not mean off or the default)")
+
 // setting binds one flag to its environment variable.
 type setting struct {
 	flag, env, usage string
@@ -46,6 +50,10 @@ type setting struct {
 }
 
 func (c *Config) settings() []setting {
+	// Durations and the numbers read by pos must be positive: the
+	// packages that own them read 0 as "the default", so a 0 given here
+	// would silently be the default, not off or none. A setting whose 0
+	// means something says so in its usage and reads with num.
 	dur := func(p *time.Duration) func(string) error {
 		return func(s string) error {
 			d, err := time.ParseDuration(s)
@@ -54,6 +62,9 @@ func (c *Config) settings() []setting {
 			}
 			if d < 0 {
 				return fmt.Errorf("negative duration %s", s)
+			}
+			if d == 0 {
+				return errZero
 			}
 			*p = d
 			return nil
@@ -72,16 +83,29 @@ func (c *Config) settings() []setting {
 			return nil
 		}
 	}
+	pos := func(p *int) func(string) error {
+		return func(s string) error {
+			var n int
+			if err := num(&n)(s); err != nil {
+				return err
+			}
+			if n == 0 {
+				return errZero
+			}
+			*p = n
+			return nil
+		}
+	}
 	str := func(p *string) func(string) error { return func(s string) error { *p = s; return nil } }
 	return []setting{
 		{"addr", "ENGINE_ADDR", "address to listen on", str(&c.Addr), ":8080"},
 		{"data", "ENGINE_DATA", "directory of the embedded store and the outbox", str(&c.DataDir), "./data"},
 		{"store", "ENGINE_STORE", "event store: empty for the embedded store in -data, or postgres://…", str(&c.Store), ""},
 		{"cook-time", "ENGINE_COOK_TIME", "how long an order cooks", dur(&c.CookTime), order.DefaultCookTime.String()},
-		{"body-limit", "ENGINE_BODY_LIMIT", "largest HTTP request body in bytes", num(&c.BodyLimit), strconv.Itoa(transport.DefaultBodyLimit)},
-		{"read-limit", "ENGINE_READ_LIMIT", "largest WebSocket frame in bytes (larger closes with 1009)", num(&c.ReadLimit), strconv.Itoa(transport.DefaultReadLimit)},
-		{"send-queue", "ENGINE_SEND_QUEUE", "frames queued for one WebSocket before it is closed as a slow consumer (1008)", num(&c.SendQueue), strconv.Itoa(transport.DefaultSendQueueFrames)},
-		{"snapshot-every", "ENGINE_SNAPSHOT_EVERY", "events between snapshots of a stream", num(&c.SnapshotEvery), strconv.Itoa(actors.DefaultSnapshotEvery)},
+		{"body-limit", "ENGINE_BODY_LIMIT", "largest HTTP request body in bytes", pos(&c.BodyLimit), strconv.Itoa(transport.DefaultBodyLimit)},
+		{"read-limit", "ENGINE_READ_LIMIT", "largest WebSocket frame in bytes (larger closes with 1009)", pos(&c.ReadLimit), strconv.Itoa(transport.DefaultReadLimit)},
+		{"send-queue", "ENGINE_SEND_QUEUE", "frames queued for one WebSocket before it is closed as a slow consumer (1008)", pos(&c.SendQueue), strconv.Itoa(transport.DefaultSendQueueFrames)},
+		{"snapshot-every", "ENGINE_SNAPSHOT_EVERY", "events between snapshots of a stream", pos(&c.SnapshotEvery), strconv.Itoa(actors.DefaultSnapshotEvery)},
 		{"idle-timeout", "ENGINE_IDLE_TIMEOUT", "idle time after which a stream's actor is passivated", dur(&c.IdleTimeout), actors.DefaultIdleTimeout.String()},
 		{"allowed-origins", "ENGINE_ALLOWED_ORIGINS", "comma-separated WebSocket origins allowed (empty: all)", func(s string) error {
 			c.AllowedOrigins = nil
@@ -104,9 +128,9 @@ func (c *Config) settings() []setting {
 			c.RateLimit = f
 			return nil
 		}, "0"},
-		{"rate-burst", "ENGINE_RATE_BURST", "burst allowed above the rate limit", num(&c.RateBurst), "20"},
+		{"rate-burst", "ENGINE_RATE_BURST", "requests allowed at once above the rate limit (0: the rate, rounded up)", num(&c.RateBurst), "20"},
 		{"command-timeout", "ENGINE_COMMAND_TIMEOUT", "how long a request waits for its actor before 503", dur(&c.CommandTimeout), transport.DefaultCommandTimeout.String()},
-		{"step-attempts", "ENGINE_STEP_ATTEMPTS", "tries of a failing background step before StepFailed", num(&c.StepAttempts), strconv.Itoa(actors.DefaultStepAttempts)},
+		{"step-attempts", "ENGINE_STEP_ATTEMPTS", "tries of a failing background step before StepFailed", pos(&c.StepAttempts), strconv.Itoa(actors.DefaultStepAttempts)},
 		{"step-backoff", "ENGINE_STEP_BACKOFF", "first wait between tries of a failing step (doubles, with jitter)", dur(&c.StepBackoff), actors.DefaultStepBackoff.String()},
 		{"step-max-time", "ENGINE_STEP_MAX_TIME", "longest a failing step is retried, from its first attempt (across restarts)", dur(&c.StepMaxTime), actors.DefaultStepMaxTime.String()},
 		{"smtp-url", "ENGINE_SMTP_URL", "send emails over SMTP: smtp://user:pass@host:port (STARTTLS when offered) or smtps://; empty: write .eml files to the outbox in -data", str(&c.SMTPURL), ""},
@@ -116,38 +140,51 @@ func (c *Config) settings() []setting {
 }
 
 // ParseFlags fills c from defaults, then the environment, then flags.
+// -h prints the usage (to stderr, where flag errors go) and returns
+// flag.ErrHelp, even when the environment holds a bad value.
 func (c *Config) ParseFlags(name string, args []string, getenv func(string) string, stderr io.Writer) error {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	settings := c.settings()
-	for _, s := range settings {
+	var envErr error
+	for _, s := range c.settings() {
 		v := s.def
 		if e := getenv(s.env); e != "" {
 			v = e
 		}
-		if err := s.set(v); err != nil {
-			return fmt.Errorf("%s=%q: %w", s.env, v, err)
+		if err := s.set(v); err != nil && envErr == nil {
+			envErr = fmt.Errorf("%s=%q: %w", s.env, v, err)
 		}
 		fs.Func(s.flag, fmt.Sprintf("%s (env %s, default %q)", s.usage, s.env, s.def), s.set)
 	}
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, `Usage:
-  %[1]s [flags]                           serve HTTP and WebSocket
-  %[1]s replay FILE.jsonl…                print each stream's final state
-  %[1]s export [--stream S] [--from N]    print stored events as JSON Lines
-  %[1]s import FILE.jsonl                 append a log to the store, checking versions
-
-Every flag also reads its environment variable; a flag wins.
-
-Flags:
-`, name)
-		fs.PrintDefaults()
-	}
+	fs.Usage = func() { printUsage(stderr, name, fs) }
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if envErr != nil {
+		return envErr
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (see -h)", fs.Arg(0))
 	}
 	return nil
+}
+
+// printUsage is `engine -h` and `engine help`.
+func printUsage(w io.Writer, name string, fs *flag.FlagSet) {
+	fmt.Fprintf(w, `Usage:
+  %[1]s [flags]                           serve HTTP and WebSocket
+  %[1]s replay FILE.jsonl…                print every stream's final state as one JSON array
+  %[1]s export [-stream S] [-from N]      print stored events as JSON Lines
+  %[1]s import [-create] FILE.jsonl       append a log to the store, checking versions
+  %[1]s help [COMMAND]                    print this, or a command's usage, on stdout
+
+export and import need a store in -data and create none; import -create
+starts a new store there. "%[1]s help COMMAND" lists a command's flags.
+
+Every flag also reads its environment variable; a flag wins. Numbers and
+durations must be positive unless the flag says what 0 means.
+
+Flags:
+`, name)
+	fs.PrintDefaults()
 }

@@ -141,8 +141,8 @@ func TestE2EExportImport(t *testing.T) {
 		if !sameEvents(exported, stored, true) {
 			t.Fatalf("export (%d events) differs from the store (%d events):\n%s", len(exported), len(stored), full)
 		}
-		if stderr != "" {
-			t.Errorf("stderr: %s", stderr)
+		if want := fmt.Sprintf("engine export: %d events in ", len(stored)); !strings.HasPrefix(stderr, want) || strings.Count(stderr, "\n") != 1 || strings.Contains(stderr, "\r") {
+			t.Errorf("stderr %q, want one summary line %q… and no progress line", stderr, want)
 		}
 	})
 	t.Run("one stream from a version", func(t *testing.T) {
@@ -167,7 +167,7 @@ func TestE2EExportImport(t *testing.T) {
 	}
 	dst := t.TempDir()
 	t.Run("import into a fresh store", func(t *testing.T) {
-		code, out, stderr := runCmd("import", "-data", dst, file)
+		code, out, stderr := runCmd("import", "-create", "-data", dst, file)
 		if code != 0 {
 			t.Fatalf("exit %d: %s", code, stderr)
 		}
@@ -244,7 +244,7 @@ func TestE2EExportImport(t *testing.T) {
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				code, out, stderr := runCmd("import", "-data", t.TempDir(), tc.file)
+				code, out, stderr := runCmd("import", "-create", "-data", t.TempDir(), tc.file)
 				if code != 1 {
 					t.Fatalf("exit %d (stdout %q), want 1", code, out)
 				}

@@ -265,15 +265,32 @@ func (m *Main) storeName() string {
 }
 
 // OpenStore opens the store a Config names: the embedded Pebble store under
-// DataDir/events, or PostgreSQL for a postgres:// URL.
+// DataDir/events, created when there is none (a server starting on a new
+// data directory), or PostgreSQL for a postgres:// URL.
 func OpenStore(cfg Config, logger *slog.Logger) (events.Store, error) {
+	return openStore(cfg, logger, false)
+}
+
+// OpenExistingStore is OpenStore for a store that must already be there
+// (export, import): when DataDir holds no embedded store it fails with an
+// error matching pebblestore.ErrNoStore and creates nothing.
+func OpenExistingStore(cfg Config, logger *slog.Logger) (events.Store, error) {
+	return openStore(cfg, logger, true)
+}
+
+func openStore(cfg Config, logger *slog.Logger, mustExist bool) (events.Store, error) {
 	switch {
 	case cfg.Store == "":
 		dir := filepath.Join(cfg.DataDir, "events")
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, fmt.Errorf("data directory: %w", err)
+		if !mustExist {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return nil, fmt.Errorf("data directory: %w", err)
+			}
 		}
-		s, err := pebblestore.Open(dir, pebblestore.Config{Logger: logger})
+		s, err := pebblestore.Open(dir, pebblestore.Config{Logger: logger, MustExist: mustExist})
+		if errors.Is(err, pebblestore.ErrNoStore) {
+			return nil, fmt.Errorf("%w in %s", pebblestore.ErrNoStore, cfg.DataDir)
+		}
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return nil, fmt.Errorf("open store in %s: in use by another engine process (stop it first): %w", dir, err)
 		}

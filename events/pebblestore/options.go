@@ -39,6 +39,9 @@ func pebbleOptions(cfg Config) *pebble.Options {
 		LBaseMaxBytes: 256 << 20,
 		CacheSize:     cfg.CacheSize,
 		Logger:        slogAdapter{cfg.Logger},
+		// With MustExist, open checks first (mustExist); this catches a
+		// store removed in between.
+		ErrorIfNotExists: cfg.MustExist,
 	}
 	// Compactions run in the background beside the writer; on a small
 	// machine more than two would only steal CPU from appends.

@@ -6,12 +6,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math"
 	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/b6368a97/engine/events"
 )
@@ -65,7 +67,17 @@ type Config struct {
 	// and appends look their ids up again. Zero means 16 million (about
 	// 24 MiB); negative disables the filter.
 	IDFilterSize int64
+
+	// MustExist makes Open refuse a dir that holds no store (it does not
+	// exist, or holds no Pebble database) with an error matching
+	// ErrNoStore, creating nothing there: no directory and no files. The
+	// default, false, creates the store when needed.
+	MustExist bool
 }
+
+// ErrNoStore is Open's error, with Config.MustExist, for a directory that
+// holds no store.
+var ErrNoStore = errors.New("no store")
 
 func (c Config) withDefaults() Config {
 	if c.Logger == nil {
@@ -151,7 +163,8 @@ type Store struct {
 	scanDone chan struct{}
 }
 
-// Open opens (creating when needed) the store in dir.
+// Open opens the store in dir, creating it when needed unless
+// cfg.MustExist.
 //
 // Open does not scan the log: it finds the last global position with one
 // seek, and the writer loads each stream's head lazily, with one seek, the
@@ -182,7 +195,16 @@ func open(dir string, cfg Config) (*Store, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
+	if cfg.MustExist {
+		if err := mustExist(dir); err != nil {
+			return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
+		}
+	}
 	db, err := pebble.Open(dir, pebbleOptions(cfg))
+	if errors.Is(err, pebble.ErrDBDoesNotExist) {
+		// Removed between mustExist and Open.
+		err = ErrNoStore
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
 	}
@@ -205,6 +227,23 @@ func open(dir string, cfg Config) (*Store, error) {
 	s.wm.Advance(last)
 	s.w = newWriter(s, last)
 	return s, nil
+}
+
+// mustExist reports ErrNoStore unless dir holds a Pebble database. It asks
+// Pebble (Peek only lists and reads), because pebble.Open with
+// ErrorIfNotExists still creates the directory and a LOCK file before it
+// finds no database.
+func mustExist(dir string) error {
+	desc, err := pebble.Peek(dir, vfs.Default)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return ErrNoStore
+	case err != nil:
+		return err
+	case !desc.Exists:
+		return ErrNoStore
+	}
+	return nil
 }
 
 // checkFormat writes the format marker and a new epoch into a new store,
