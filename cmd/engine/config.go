@@ -49,54 +49,85 @@ type setting struct {
 	def              string
 }
 
+// Parsers of setting values. Durations and the numbers read by pos must
+// be positive: the packages that own them read 0 as "the default", so a 0
+// given here would silently be the default, not off or none. A setting
+// whose 0 means something says so in its usage and reads with num.
+
+func dur(p *time.Duration) func(string) error {
+	return func(s string) error {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		if d < 0 {
+			return fmt.Errorf("negative duration %s", s)
+		}
+		if d == 0 {
+			return errZero
+		}
+		*p = d
+		return nil
+	}
+}
+
+func num(p *int) func(string) error {
+	return func(s string) error {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return err
+		}
+		if n < 0 {
+			return fmt.Errorf("negative number %d", n)
+		}
+		*p = n
+		return nil
+	}
+}
+
+func pos(p *int) func(string) error {
+	return func(s string) error {
+		var n int
+		if err := num(&n)(s); err != nil {
+			return err
+		}
+		if n == 0 {
+			return errZero
+		}
+		*p = n
+		return nil
+	}
+}
+
+func str(p *string) func(string) error { return func(s string) error { *p = s; return nil } }
+
+func rate(p *float64) func(string) error {
+	return func(s string) error {
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return err
+		}
+		if f < 0 {
+			return fmt.Errorf("negative rate %s", s)
+		}
+		*p = f
+		return nil
+	}
+}
+
+func list(p *[]string) func(string) error {
+	return func(s string) error {
+		*p = nil
+		for _, o := range strings.Split(s, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				*p = append(*p, o)
+			}
+		}
+		return nil
+	}
+}
+
 func (c *Config) settings() []setting {
-	// Durations and the numbers read by pos must be positive: the
-	// packages that own them read 0 as "the default", so a 0 given here
-	// would silently be the default, not off or none. A setting whose 0
-	// means something says so in its usage and reads with num.
-	dur := func(p *time.Duration) func(string) error {
-		return func(s string) error {
-			d, err := time.ParseDuration(s)
-			if err != nil {
-				return err
-			}
-			if d < 0 {
-				return fmt.Errorf("negative duration %s", s)
-			}
-			if d == 0 {
-				return errZero
-			}
-			*p = d
-			return nil
-		}
-	}
-	num := func(p *int) func(string) error {
-		return func(s string) error {
-			n, err := strconv.Atoi(s)
-			if err != nil {
-				return err
-			}
-			if n < 0 {
-				return fmt.Errorf("negative number %d", n)
-			}
-			*p = n
-			return nil
-		}
-	}
-	pos := func(p *int) func(string) error {
-		return func(s string) error {
-			var n int
-			if err := num(&n)(s); err != nil {
-				return err
-			}
-			if n == 0 {
-				return errZero
-			}
-			*p = n
-			return nil
-		}
-	}
-	str := func(p *string) func(string) error { return func(s string) error { *p = s; return nil } }
 	return []setting{
 		{"addr", "ENGINE_ADDR", "address to listen on", str(&c.Addr), ":8080"},
 		{"data", "ENGINE_DATA", "directory of the embedded store and the outbox", str(&c.DataDir), "./data"},
@@ -107,27 +138,9 @@ func (c *Config) settings() []setting {
 		{"send-queue", "ENGINE_SEND_QUEUE", "frames queued for one WebSocket before it is closed as a slow consumer (1008)", pos(&c.SendQueue), strconv.Itoa(transport.DefaultSendQueueFrames)},
 		{"snapshot-every", "ENGINE_SNAPSHOT_EVERY", "events between snapshots of a stream", pos(&c.SnapshotEvery), strconv.Itoa(actors.DefaultSnapshotEvery)},
 		{"idle-timeout", "ENGINE_IDLE_TIMEOUT", "idle time after which a stream's actor is passivated", dur(&c.IdleTimeout), actors.DefaultIdleTimeout.String()},
-		{"allowed-origins", "ENGINE_ALLOWED_ORIGINS", "comma-separated WebSocket origins allowed (empty: all)", func(s string) error {
-			c.AllowedOrigins = nil
-			for _, o := range strings.Split(s, ",") {
-				if o = strings.TrimSpace(o); o != "" {
-					c.AllowedOrigins = append(c.AllowedOrigins, o)
-				}
-			}
-			return nil
-		}, ""},
+		{"allowed-origins", "ENGINE_ALLOWED_ORIGINS", "comma-separated WebSocket origins allowed (empty: all)", list(&c.AllowedOrigins), ""},
 		{"jwt-secret", "ENGINE_JWT_SECRET", "HS256 secret; when set, auth is on and every request needs a token", str(&c.JWTSecret), ""},
-		{"rate-limit", "ENGINE_RATE_LIMIT", "requests per second per client address (0: off)", func(s string) error {
-			f, err := strconv.ParseFloat(s, 64)
-			if err != nil {
-				return err
-			}
-			if f < 0 {
-				return fmt.Errorf("negative rate %s", s)
-			}
-			c.RateLimit = f
-			return nil
-		}, "0"},
+		{"rate-limit", "ENGINE_RATE_LIMIT", "requests per second per client address (0: off)", rate(&c.RateLimit), "0"},
 		{"rate-burst", "ENGINE_RATE_BURST", "requests allowed at once above the rate limit (0: the rate, rounded up)", num(&c.RateBurst), "20"},
 		{"command-timeout", "ENGINE_COMMAND_TIMEOUT", "how long a request waits for its actor before 503", dur(&c.CommandTimeout), transport.DefaultCommandTimeout.String()},
 		{"step-attempts", "ENGINE_STEP_ATTEMPTS", "tries of a failing background step before StepFailed", pos(&c.StepAttempts), strconv.Itoa(actors.DefaultStepAttempts)},
