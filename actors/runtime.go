@@ -89,6 +89,9 @@ type hooks struct {
 	busy func(stream string)
 	// sent runs after an API call's message was queued for a stream actor.
 	sent func(stream string, msg any)
+	// goLive runs on a subscription's reader before each request to go
+	// live.
+	goLive func(stream string)
 }
 
 // New validates cfg, applies its defaults and returns a Runtime ready to

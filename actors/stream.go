@@ -501,10 +501,18 @@ func (a *streamActor) onIdle() {
 
 // Subscribers and presence.
 
+// onSubscribe answers a subscription's Subscribe and go-live requests
+// (see subscription); it adds the subscription to the subscribers once it
+// has caught up with a.version.
 func (a *streamActor) onSubscribe(m *subscribeMsg) {
 	sub := m.sub
-	if !sub.register(a.e, a.version) {
-		m.reply <- unavailable(a.stream, errors.New("subscription cancelled"))
+	live, err := sub.register(a.e, a.version)
+	if err != nil {
+		m.reply <- unavailable(a.stream, err)
+		return
+	}
+	if !live {
+		m.reply <- nil
 		return
 	}
 	if a.subs == nil {

@@ -485,6 +485,9 @@ func (s *wsSub) Enqueue(d actors.Delivery) bool {
 	return s.c.q.deliver(s, outItem{typ: websocket.TextMessage, ev: d.Event, sub: s, size: eventSize(d.Event)})
 }
 
+// WaitRoom implements actors.Sink. The transport reads catch-up itself.
+func (s *wsSub) WaitRoom(ctx context.Context) error { return ctx.Err() }
+
 // Overflow implements actors.Sink: the runtime gave up on this
 // subscriber, so the connection closes as a slow consumer (it resumes
 // with "from").
