@@ -534,3 +534,25 @@ func TestPresenceAfterCatchUp(t *testing.T) {
 	}
 	rtWaitFor(t, "the watcher to see ann", func() bool { return slices.Equal(watcher.lastPresence(), []string{"ann"}) })
 }
+
+// Live only, and From at or beyond the stream's version, need no reader:
+// the subscription is live when Subscribe returns.
+func TestSubscribeImmediate(t *testing.T) {
+	r := rtStart(t, rtConfig(rtMemStore(t)))
+	const stream = "counter:i"
+	for range 3 {
+		rtExec(t, r, stream, "Inc", "")
+	}
+	u := func(v uint64) *uint64 { return &v }
+	for name, from := range map[string]*uint64{"live only": nil, "from 3": u(3), "from 5": u(5)} {
+		sink := &rtSink{}
+		api, err := r.Subscribe(rtCtx(t), SubscribeRequest{Stream: stream, From: from, Sink: sink})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sub := api.(*subscription); !sub.rtLive() || r.bg.rtCount() != 0 || sub.Version() != 3 {
+			t.Fatalf("%s: live %v, %d readers, version %d", name, sub.rtLive(), r.bg.rtCount(), sub.Version())
+		}
+		api.Cancel()
+	}
+}
