@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -171,12 +172,12 @@ func (t *tracker) rtCount() int {
 // store, in big batches.
 func rtAppendDirect(t testing.TB, store events.Store, stream string, n int) {
 	t.Helper()
-	const batch = 5000
+	const batch = 25_000
 	evs := make([]events.Event, 0, batch)
 	for v := 0; v < n; v += batch {
 		evs = evs[:0]
 		for i := v; i < min(n, v+batch); i++ {
-			evs = append(evs, events.Event{ID: fmt.Sprintf("%s-%d", stream, i+1), Type: "Incremented"})
+			evs = append(evs, events.Event{ID: stream + "-" + strconv.Itoa(i+1), Type: "Incremented"})
 		}
 		if _, err := store.Append(context.Background(), stream, events.Exactly(uint64(v)), evs); err != nil {
 			t.Fatalf("append %d events at %d: %v", len(evs), v, err)
@@ -207,7 +208,7 @@ func TestSubscribeSlowConsumerLongStream(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 
-	const sinkCap, pauseEvery = 64, 100
+	const sinkCap, pauseEvery = 64, 200
 	sink := newRtPacedSink(sinkCap)
 	var consumed, appended atomic.Uint64 // versions
 	var commands atomic.Int64
