@@ -69,22 +69,39 @@ type Delivery struct {
 	Presence bool
 }
 
-// Sink receives a subscription's deliveries. Enqueue must not block: it
-// returns false when the sink is full, and the runtime then drops the
-// subscription and calls Overflow once. Calls for one subscription never
-// overlap, but they come from runtime goroutines (the stream's actor, the
-// catch-up reader), so Overflow must not block either. Deliveries are
-// shared between subscribers: a Sink must not modify them.
+// Sink receives a subscription's deliveries.
+//
+// Enqueue must not block: it returns false when the sink is full, and the
+// runtime then drops the subscription and calls Overflow once (the
+// subscriber resumes with From). Live deliveries only ever use Enqueue.
+//
+// WaitRoom paces the catch-up: the subscription's reader calls it before
+// each stored event it hands over, and it returns nil once the sink can
+// take more, or an error when ctx ends or the sink will take nothing more
+// (the subscription then ends as if it had overflowed). A sink should
+// return only while it has headroom left for the live deliveries that may
+// follow without waiting (the WebSocket sink waits until its queue is
+// below half its caps); a sink that cannot wait returns nil at once and
+// lets Enqueue decide.
+//
+// Calls of Enqueue and Overflow for one subscription never overlap, but
+// they come from runtime goroutines (the stream's actor, the catch-up
+// reader), so Overflow must not block either; WaitRoom runs on the reader
+// and may overlap them. Deliveries are shared between subscribers: a Sink
+// must not modify them.
 type Sink interface {
 	Enqueue(d Delivery) bool
+	WaitRoom(ctx context.Context) error
 	Overflow()
 }
 
 // SubscribeRequest asks for a stream's events.
 type SubscribeRequest struct {
 	Stream string
-	// From: when set, catch-up delivers every event with version > *From
-	// before live events; when nil only live events follow.
+	// From: when set, every event with version > *From is delivered, in
+	// order, with no gap and no duplicate: those already stored first
+	// (read at the sink's pace, see Sink.WaitRoom), then live ones. When
+	// nil only events after the subscription's version follow.
 	From *uint64
 	// Member joins the room's presence while subscribed (rooms only).
 	Member string

@@ -26,9 +26,23 @@
 //     messages, subscribers or a running step; the next message
 //     reactivates the stream.
 //   - Subscriptions (Runtime.Subscribe; subscription.go, subscribers.go):
-//     catch-up from the store up to the version the actor had at
-//     registration, then live events, with no gap and no duplicate;
-//     in-memory presence for kinds that have it (presence.go).
+//     the one catch-up-then-live path. Subscribed gets the stream's
+//     version V first. A subscription From an earlier version is not
+//     registered with the actor yet: its reader reads the stored events a
+//     page at a time, paced by the consumer (Sink.WaitRoom), up to the
+//     version the actor last reported, then asks the actor to go live at
+//     the version it has reached; the actor registers it only if it is
+//     still at that version (else the reader reads the rest and asks
+//     again; after a few refusals it is registered with a small bounded
+//     hold while it reads the last stretch). Live events never block the
+//     actor: a full sink, a full hold or a store error during catch-up
+//     ends the subscription with Sink.Overflow, and the subscriber resumes
+//     From what it has. The subscription alone knows which versions its
+//     sink has: no gap, no duplicate. Live-only and From >= V
+//     subscriptions register at once.
+//   - Presence (presence.go), in memory, for kinds that have it: a member
+//     joins when its subscription is registered (after its catch-up) and
+//     leaves on Cancel or overflow; every subscriber of the room is told.
 //   - Background steps (steps.go): a child actor per running step,
 //     spawned after the reply, retried with exponential backoff and jitter
 //     up to Config.StepAttempts attempts and Config.StepMaxTime from the
@@ -49,14 +63,15 @@
 // Everything about one stream happens on its actor, one message at a
 // time; kind functions are only ever called from there. The caller of an
 // API method waits on a reply channel with room for one answer, selecting
-// on its own context, so an actor never blocks on a caller. Sinks are only
-// called through non-blocking Enqueue (and Overflow once), serialised per
-// subscription. Goroutines: mailbox goroutines of the runtime's dispatcher
+// on its own context, so an actor never blocks on a caller. Actors call
+// Sinks only through non-blocking Enqueue (and Overflow once), serialised
+// per subscription; only a catch-up reader waits, in Sink.WaitRoom.
+// Goroutines: mailbox goroutines of the runtime's dispatcher
 // (reused while busy, gone after a second idle or at Stop), one goroutine
 // per running step (owned by its child actor, stopped with it), one
 // catch-up reader per subscription while it catches up (owned by the
-// subscription, stopped by Cancel or Stop), and one timer per active
-// actor. Stop waits for all of them.
+// subscription, stopped by Cancel, an overflow or Stop), and one timer per
+// active actor. Stop waits for all of them.
 //
 // Deliberately avoided in this protoactor version: Futures/RequestFuture
 // (a late reply races with the timeout, upstream #1145), SetReceiveTimeout

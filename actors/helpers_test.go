@@ -377,7 +377,7 @@ func rtState[S any](t testing.TB, r *Runtime, stream string) S {
 }
 
 // rtSink is a Sink recording what it receives; with limit > 0 it refuses
-// deliveries beyond limit.
+// deliveries beyond limit. It does not pace catch-up.
 type rtSink struct {
 	mu        sync.Mutex
 	got       []Delivery
@@ -394,6 +394,9 @@ func (s *rtSink) Enqueue(d Delivery) bool {
 	s.got = append(s.got, d)
 	return true
 }
+
+// WaitRoom never waits: a full rtSink refuses in Enqueue.
+func (s *rtSink) WaitRoom(ctx context.Context) error { return ctx.Err() }
 
 func (s *rtSink) Overflow() {
 	s.mu.Lock()

@@ -87,6 +87,9 @@ type hooks struct {
 	busy func(stream string)
 	// sent runs after an API call's message was queued for a stream actor.
 	sent func(stream string, msg any)
+	// goLive runs on a subscription's reader before each request to go
+	// live.
+	goLive func(stream string)
 }
 
 // New validates cfg, applies its defaults and returns a Runtime ready to
@@ -280,6 +283,14 @@ func (r *Runtime) Subscribe(ctx context.Context, req SubscribeRequest) (Subscrip
 		sub.Cancel()
 		return nil, unavailable(req.Stream, ctx.Err())
 	}
+}
+
+// running reports whether the runtime serves calls (started, not
+// stopping).
+func (r *Runtime) running() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.state == stateRunning
 }
 
 // Check implements API.

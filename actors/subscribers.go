@@ -1,18 +1,24 @@
 package actors
 
 import (
-	"errors"
-
 	"github.com/b6368a97/engine/events"
 )
 
 // A stream's subscribers: registration (with the member it brings into
 // presence), live events and removal. Catch-up is in subscription.go.
 
+// onSubscribe answers a subscription's Subscribe and go-live requests
+// (see subscription); it adds the subscription to the subscribers once it
+// has caught up with a.version.
 func (a *streamActor) onSubscribe(m *subscribeMsg) {
 	sub := m.sub
-	if !sub.register(a.e, a.version) {
-		m.reply <- unavailable(a.stream, errors.New("subscription cancelled"))
+	live, err := sub.register(a.e, a.version)
+	if err != nil {
+		m.reply <- unavailable(a.stream, err)
+		return
+	}
+	if !live {
+		m.reply <- nil
 		return
 	}
 	if a.subs == nil {

@@ -2,23 +2,44 @@ package actors
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
 
 	"github.com/b6368a97/engine/actors/decider"
-	"github.com/b6368a97/engine/events"
 )
 
-// holdLimit bounds the live deliveries a subscription buffers while its
-// catch-up runs; beyond it the subscriber is treated as too slow
-// (Overflow) and resumes with From.
-const holdLimit = 8192
-
-// subscription delivers one stream's events to a Sink with no gap and no
-// duplicate. The actor registers it at its version V and from then on
-// hands it every live event (version > V). Events up to V come from the
-// store, read by a catch-up goroutine that the subscription owns; live
-// deliveries are held while it runs and flushed after it, skipping
-// versions already sent. mu serialises every call of Sink.Enqueue.
+// A subscription delivers one stream's events to a Sink with no gap and no
+// duplicate. It is the only place that knows which versions the sink has:
+// the actor hands it live events, its reader hands it stored ones, and it
+// passes each event on at most once, in version order.
+//
+// Between the subscription and the stream's actor every step is a
+// subscribeMsg answered on a buffered channel (onSubscribe → register):
+//
+//  1. Subscribe: the actor reports its version V. When there is nothing
+//     to read (From nil, or From ≥ V) it registers the subscription at
+//     once; what it delivers before the subscriber's goroutine has called
+//     SubscribeRequest.Subscribed is held and handed over right after.
+//     Otherwise nothing is registered yet, and a reader goroutine starts.
+//  2. The reader reads the stored events after the last version the sink
+//     has, up to the version the actor last reported, a page at a time,
+//     waiting for Sink.WaitRoom before each; then it asks the actor to go
+//     live at the version X it has reached. The actor registers it only if
+//     its own version is still ≤ X: the actor runs one message at a time,
+//     so every event it publishes from then on has a higher version and
+//     reaches the subscription. Otherwise it answers its version, and the
+//     reader reads the rest and asks again.
+//  3. After liveAttempts refusals (a stream busier than one round trip),
+//     the reader asks once more with hold set, and the actor registers the
+//     subscription whatever its version. Its deliveries are then held (at
+//     most holdLimit; beyond, the subscriber has overflowed) while the
+//     reader reads the last stretch, and handed over after it, at the
+//     sink's pace.
+//
+// Live deliveries never block the actor. A full sink, a full hold or a
+// store error ends the subscription with Sink.Overflow, and the subscriber
+// resumes with From. mu serialises every call of Sink.Enqueue.
 type subscription struct {
 	r          *Runtime
 	stream     string
@@ -30,16 +51,39 @@ type subscription struct {
 
 	mu         sync.Mutex
 	owner      *entry // the activation it is registered with
-	version    uint64
+	version    uint64 // the actor's version when it answered Subscribe
+	known      uint64 // the actor's version at its latest answer
+	last       uint64 // highest event version the sink has (or From, or version)
+	answered   bool   // the actor has answered Subscribe
+	holdNext   bool   // the next go-live request asks to be registered held
 	registered bool
+	holding    bool // deliveries go to held until release
+	held       []Delivery
+	maxHeld    int  // the most deliveries held at once (tests)
 	cancelled  bool // Cancel was called
-	dropped    bool // the sink overflowed (Overflow called)
+	dropped    bool // the subscription overflowed (Overflow called)
 	detached   bool // the actor stopped with the runtime
-	holding    bool // buffering live deliveries until start/catch-up ends
-	buf        []Delivery
-	last       uint64 // highest event version handed to the sink
 	stopRead   context.CancelFunc
 }
+
+const (
+	// holdLimit bounds the deliveries a subscription holds (steps 1 and 3
+	// above); beyond it the subscriber is treated as too slow.
+	holdLimit = 1024
+	// liveAttempts is how many times the reader asks to go live at the
+	// version it has reached before it asks to be registered held.
+	liveAttempts = 4
+	// catchUpPage is how many stored events the reader reads at a time.
+	catchUpPage = 256
+)
+
+var (
+	// errEnded: the subscription ended (Cancel, an overflow already
+	// reported, the actor stopping) while its reader ran.
+	errEnded = errors.New("subscription ended")
+	// errFull: the sink refused a delivery.
+	errFull = errors.New("sink full")
+)
 
 func newSubscription(r *Runtime, k decider.Kind, req SubscribeRequest) *subscription {
 	s := &subscription{
@@ -48,7 +92,6 @@ func newSubscription(r *Runtime, k decider.Kind, req SubscribeRequest) *subscrip
 		kind:       k,
 		sink:       req.Sink,
 		subscribed: req.Subscribed,
-		holding:    true,
 	}
 	if k.HasPresence() {
 		s.member = req.Member
@@ -60,102 +103,229 @@ func newSubscription(r *Runtime, k decider.Kind, req SubscribeRequest) *subscrip
 	return s
 }
 
-// register is called by the actor; false if Cancel came first.
-func (s *subscription) register(owner *entry, version uint64) bool {
+func (s *subscription) endedLocked() bool { return s.cancelled || s.dropped || s.detached }
+
+// register is called by the actor, with its version, for Subscribe and
+// for each go-live request. It reports whether the actor must now add the
+// subscription to its subscribers; an error (it ended meanwhile) is the
+// answer to the request.
+func (s *subscription) register(owner *entry, version uint64) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.cancelled {
-		return false
+	if s.endedLocked() {
+		return false, errEnded
 	}
-	s.registered, s.owner, s.version = true, owner, version
-	s.last = version
-	if s.from != nil {
-		s.last = *s.from
+	s.known = version
+	first := !s.answered
+	if first {
+		s.answered, s.version, s.last = true, version, version
+		if s.from != nil {
+			s.last = *s.from
+		}
 	}
-	return true
+	behind := s.last < version
+	if behind && (first || !s.holdNext) {
+		return false, nil // the reader reads up to version first
+	}
+	// Held until Subscribed has run, or until the reader has read up to
+	// version.
+	s.holding = first || behind
+	s.registered, s.owner = true, owner
+	return true, nil
 }
 
-// start runs on the subscriber's goroutine once the actor has registered
-// the subscription.
+// start runs on the subscriber's goroutine once the actor has answered
+// Subscribe: the Subscribed callback first, then either the deliveries
+// held since the registration or the reader.
 func (s *subscription) start() {
 	if s.subscribed != nil {
-		s.subscribed(s.version)
+		s.subscribed(s.Version())
 	}
-	if s.from == nil || *s.from >= s.version {
-		s.release()
+	s.mu.Lock()
+	if s.endedLocked() {
+		s.mu.Unlock()
+		return
+	}
+	if s.registered {
+		s.mu.Unlock()
+		ctx := context.Background()
+		s.finish(ctx, s.release(ctx, false))
 		return
 	}
 	ctx, cancel := context.WithCancel(s.r.ctx)
-	s.mu.Lock()
-	if s.cancelled || s.dropped || s.detached {
-		s.mu.Unlock()
-		cancel()
-		return
-	}
 	s.stopRead = cancel
 	s.mu.Unlock()
 	s.r.bg.add()
 	go s.catchUp(ctx, cancel)
 }
 
-// catchUp delivers the stored events in (from, version], then the held
-// live ones. It ends early on Cancel or when the runtime stops.
+// catchUp is the reader goroutine. Cancel, an overflow and the runtime's
+// Stop end it through ctx.
 func (s *subscription) catchUp(ctx context.Context, cancel context.CancelFunc) {
 	defer s.r.bg.done()
 	defer cancel()
-	for ev, err := range events.IterStream(ctx, s.r.cfg.Store, s.stream, *s.from) {
-		if err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			// The subscriber cannot get a gap-free stream: end it the way
-			// a slow one ends, so that it resumes from what it has.
-			s.r.log.Warn("subscription catch-up failed", "stream", s.stream, "err", err)
-			s.mu.Lock()
-			first := !s.dropped && !s.cancelled && !s.detached
-			s.dropped = true
-			s.mu.Unlock()
-			if first {
-				s.overflowed()
-			}
-			return
-		}
-		if ev.Version > s.version {
-			break
-		}
-		s.mu.Lock()
-		if s.cancelled || s.dropped || s.detached {
-			s.mu.Unlock()
-			return
-		}
-		ok := s.enqueueLocked(Delivery{Stream: s.stream, Event: &ev})
-		s.mu.Unlock()
-		if !ok {
-			s.overflowed()
-			return
-		}
-	}
-	s.release()
+	s.finish(ctx, s.readThenGoLive(ctx))
 }
 
-// release flushes the held deliveries and switches to direct delivery.
-func (s *subscription) release() {
+func (s *subscription) readThenGoLive(ctx context.Context) error {
+	for attempt := 1; ; attempt++ {
+		if err := s.readUp(ctx); err != nil {
+			return err
+		}
+		live, err := s.goLive(ctx, attempt > liveAttempts)
+		if err != nil {
+			return err
+		}
+		if live {
+			break
+		}
+	}
+	// Registered held (step 3): the last stretch, then what was held.
+	if err := s.readUp(ctx); err != nil {
+		return err
+	}
+	return s.release(ctx, true)
+}
+
+// readUp hands the sink the stored events after the last version it has
+// up to the actor's latest reported version, a page at a time, at the
+// sink's pace.
+func (s *subscription) readUp(ctx context.Context) error {
+	for {
+		s.mu.Lock()
+		last, to := s.last, s.known
+		s.mu.Unlock()
+		if last >= to {
+			return nil
+		}
+		page, err := s.r.cfg.Store.ReadStream(ctx, s.stream, last, int(min(to-last, catchUpPage)))
+		if err != nil {
+			return fmt.Errorf("read %s after %d: %w", s.stream, last, err)
+		}
+		if len(page) == 0 {
+			return fmt.Errorf("read %s after %d: no events, the actor is at %d", s.stream, last, to)
+		}
+		for i := range page {
+			if err := s.sink.WaitRoom(ctx); err != nil {
+				return err
+			}
+			if err := s.put(Delivery{Stream: s.stream, Event: &page[i]}); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+func (s *subscription) put(d Delivery) error {
 	s.mu.Lock()
-	if s.cancelled || s.dropped || s.detached {
-		s.buf = nil
+	defer s.mu.Unlock()
+	if s.endedLocked() {
+		return errEnded
+	}
+	if !s.enqueueLocked(d) {
+		return errFull
+	}
+	return nil
+}
+
+// goLive asks the actor to register the subscription at the version the
+// sink has reached (step 2), or whatever its version when hold is set
+// (step 3), and reports whether it did.
+func (s *subscription) goLive(ctx context.Context, hold bool) (bool, error) {
+	s.mu.Lock()
+	s.holdNext = hold
+	s.mu.Unlock()
+	if h := s.r.hooks.goLive; h != nil {
+		h(s.stream)
+	}
+	m := &subscribeMsg{sub: s, reply: make(chan error, 1)}
+	if !s.r.send(s.stream, s.kind, m, true) {
+		return false, errEnded // the runtime is stopping
+	}
+	select {
+	case err := <-m.reply:
+		if err != nil {
+			return false, err
+		}
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.registered, nil
+}
+
+// release hands the held deliveries to the sink, waiting for room before
+// each when wait is set, then switches to direct delivery.
+func (s *subscription) release(ctx context.Context, wait bool) error {
+	waited := !wait
+	for {
+		s.mu.Lock()
+		if s.endedLocked() {
+			s.mu.Unlock()
+			return errEnded
+		}
+		if len(s.held) == 0 {
+			s.held, s.holding = nil, false
+			s.mu.Unlock()
+			return nil
+		}
+		if !waited {
+			s.mu.Unlock()
+			if err := s.sink.WaitRoom(ctx); err != nil {
+				return err
+			}
+			waited = true
+			continue
+		}
+		d := s.held[0]
+		s.held[0] = Delivery{}
+		s.held = s.held[1:]
+		ok := s.enqueueLocked(d)
+		s.mu.Unlock()
+		if !ok {
+			return errFull
+		}
+		waited = !wait
+	}
+}
+
+// finish ends a hand-over (the reader, or the release after Subscribe).
+// An error other than the subscription's own end means that the
+// subscriber cannot get a gap-free stream: it is dropped the way a slow
+// one is, so that it resumes from what it has.
+func (s *subscription) finish(ctx context.Context, err error) {
+	if err == nil || ctx.Err() != nil || errors.Is(err, errEnded) || !s.r.running() {
+		return
+	}
+	if !errors.Is(err, errFull) {
+		s.r.log.Warn("subscription catch-up failed", "stream", s.stream, "err", err)
+	}
+	s.drop()
+}
+
+// drop ends the subscription as overflowed, from a goroutine other than
+// the actor: it tells the sink and asks the actor to forget it.
+func (s *subscription) drop() {
+	s.mu.Lock()
+	if s.endedLocked() {
 		s.mu.Unlock()
 		return
 	}
-	for _, d := range s.buf {
-		if !s.enqueueLocked(d) {
-			s.buf = nil
-			s.mu.Unlock()
-			s.overflowed()
-			return
-		}
+	s.dropped, s.held = true, nil
+	var owner *entry
+	if s.registered {
+		owner = s.owner
 	}
-	s.buf, s.holding = nil, false
+	stop := s.stopRead
 	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	s.sink.Overflow()
+	if owner != nil {
+		s.r.sendTo(owner, &unsubscribeMsg{sub: s})
+	}
 }
 
 // deliver is called by the actor for a live event or a presence change.
@@ -163,39 +333,37 @@ func (s *subscription) release() {
 // must forget it.
 func (s *subscription) deliver(d Delivery) bool {
 	s.mu.Lock()
-	if s.cancelled || s.dropped || s.detached {
+	if s.endedLocked() {
 		s.mu.Unlock()
 		return false
 	}
-	if s.holding {
-		if len(s.buf) >= holdLimit {
-			s.dropped, s.buf = true, nil
-			s.mu.Unlock()
-			s.sink.Overflow()
-			return false
-		}
-		s.buf = append(s.buf, d)
+	if s.holding && len(s.held) < holdLimit {
+		s.held = append(s.held, d)
+		s.maxHeld = max(s.maxHeld, len(s.held))
 		s.mu.Unlock()
 		return true
 	}
-	ok := s.enqueueLocked(d)
-	s.mu.Unlock()
-	if !ok {
-		s.sink.Overflow()
+	if !s.holding && s.enqueueLocked(d) {
+		s.mu.Unlock()
+		return true
 	}
-	return ok
+	s.dropped, s.held = true, nil
+	stop := s.stopRead
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+	s.sink.Overflow()
+	return false
 }
 
-// enqueueLocked hands d to the sink unless it is an event already sent.
-// A full sink drops the subscription; the caller then calls Overflow
-// (outside the lock), exactly once since dropped is set only here and in
-// the paths that call it themselves.
+// enqueueLocked hands d to the sink unless it is an event the sink has
+// already had; false means the sink is full.
 func (s *subscription) enqueueLocked(d Delivery) bool {
 	if d.Event != nil && d.Event.Version <= s.last {
 		return true
 	}
 	if !s.sink.Enqueue(d) {
-		s.dropped = true
 		return false
 	}
 	if d.Event != nil {
@@ -204,22 +372,10 @@ func (s *subscription) enqueueLocked(d Delivery) bool {
 	return true
 }
 
-// overflowed tells the sink and, from a goroutine other than the actor,
-// asks the actor to forget the subscription.
-func (s *subscription) overflowed() {
-	s.sink.Overflow()
-	s.mu.Lock()
-	owner := s.owner
-	s.mu.Unlock()
-	if owner != nil {
-		s.r.sendTo(owner, &unsubscribeMsg{sub: s})
-	}
-}
-
 // detach is called by the actor as it stops with the runtime.
 func (s *subscription) detach() {
 	s.mu.Lock()
-	s.detached, s.buf = true, nil
+	s.detached, s.held = true, nil
 	stop := s.stopRead
 	s.mu.Unlock()
 	if stop != nil {
@@ -241,7 +397,7 @@ func (s *subscription) Cancel() {
 		s.mu.Unlock()
 		return
 	}
-	s.cancelled, s.buf = true, nil
+	s.cancelled, s.held = true, nil
 	tell := s.registered && !s.dropped && !s.detached
 	owner, stop := s.owner, s.stopRead
 	s.mu.Unlock()

@@ -16,13 +16,20 @@
 // Each WebSocket connection has exactly one reader (the handler
 // goroutine) and one writer goroutine. The writer owns every write, the
 // ping ticker and the close frame; everything else (replies, command
-// lanes, actor deliveries, catch-up, the /live-score follower) hands it
-// frames through a bounded queue (queue.go) whose producers never block,
-// except catch-up, which waits for room on purpose. Actors see a Sink
-// whose Enqueue only touches that queue, never the connection. The
-// handler returns only after the writer and every goroutine of the
-// connection have ended, because contrib/websocket recycles the
-// *websocket.Conn for the next client as soon as it returns.
+// lanes, the runtime's deliveries, the /live-score follower) hands it
+// frames through the send queue (queue.go): a plain FIFO capped in frames
+// and bytes that knows nothing of subscriptions or versions. Pushing
+// never blocks; a push over a cap closes the connection as a slow
+// consumer. The runtime sees one actors.Sink per subscription (wsSub)
+// whose Enqueue pushes the event (rendered later by the writer, with the
+// endpoint's Render) and whose WaitRoom, which the runtime's catch-up
+// reader waits on, returns once the queue is below half its caps: a
+// catch-up goes at the client's pace and leaves the other half for live
+// frames. When a subscription ends (unsubscribe, a resubscribe, the
+// connection closing) its items still queued are marked, and the writer
+// skips them. The handler returns only after the writer and every
+// goroutine of the connection have ended, because contrib/websocket
+// recycles the *websocket.Conn for the next client as soon as it returns.
 //
 // Shutdown: /readyz turns 503; the listeners close; new requests, upgrades,
 // commands and subscriptions get 503 unavailable; in-flight HTTP requests
@@ -160,12 +167,13 @@
 //     characters. A room's newcomer gets a presence frame with the current
 //     members after its catch-up (the runtime's choice); presence frames of
 //     subscribed rooms are forwarded whether or not the client joined.
-//     Catch-up is read from the log by the transport and paced by the
-//     client, so a backlog longer than the send queue does not overflow it;
-//     live events that arrive meanwhile wait (counted against the queue's
-//     caps) and follow, de-duplicated by version. A catch-up that cannot
-//     read the log closes the connection with 1011 "catch-up failed" (resume
-//     with from).
+//     "from" is passed to the runtime, whose subscription reads the
+//     catch-up from the log paced by the client (see Concurrency), so a
+//     backlog longer than the send queue does not overflow it; events
+//     appended meanwhile are read too, and the subscription goes live
+//     once it has caught up, with no gap and no duplicate. A catch-up
+//     that cannot read the log ends like a slow consumer: close 1008
+//     "slow consumer" (resume with from).
 //   - unsubscribe of a stream not subscribed still answers unsubscribed; no
 //     event of the stream follows the unsubscribed frame.
 //   - command: "data" absent means {}; "id" has at most 128 visible ASCII

@@ -316,9 +316,9 @@ func TestParseFrame(t *testing.T) {
 
 // Queue tests: the queue alone, with the test goroutine as its writer.
 
-func evItem(sub *wsSub, v uint64) outItem {
+func evItem(v uint64) outItem {
 	ev := &events.Event{Stream: "room:q", Version: v}
-	return outItem{typ: websocket.TextMessage, ev: ev, sub: sub, size: 10}
+	return outItem{typ: websocket.TextMessage, ev: ev, size: 10}
 }
 
 func versions(items []outItem) []uint64 {
@@ -361,39 +361,43 @@ func TestSendQueue(t *testing.T) {
 			t.Fatal("byte cap not enforced")
 		}
 	})
-	t.Run("held until live, deduplicated", func(t *testing.T) {
+	t.Run("a FIFO", func(t *testing.T) {
 		q := newSendQueue(100, 1<<20, func() {})
-		sub := &wsSub{active: true}
-		for _, v := range []uint64{3, 4, 5} {
-			q.deliver(sub, evItem(sub, v))
+		for _, v := range []uint64{3, 1, 2} {
+			q.push(evItem(v))
 		}
-		q.push(outItem{data: []byte("subscribed"), size: 1})
-		if batch, _, _, _ := q.take(nil); len(batch) != 1 {
-			t.Fatalf("held items were queued: %v", versions(batch))
-		}
-		q.startLive(sub, 4, true) // the client has up to 4
-		q.deliver(sub, evItem(sub, 5))
-		q.deliver(sub, evItem(sub, 6))
 		batch, _, _, _ := q.take(nil)
-		if got := versions(batch); fmt.Sprint(got) != "[5 6]" {
-			t.Fatalf("got %v, want [5 6]", got)
+		if got := versions(batch); fmt.Sprint(got) != "[3 1 2]" {
+			t.Fatalf("got %v", got)
 		}
-		if q.frames != 0 || q.bytes != 0 {
-			t.Fatalf("counts %d/%d after take", q.frames, q.bytes)
+		if len(q.items) != 0 || q.bytes != 0 {
+			t.Fatalf("counts %d/%d after take", len(q.items), q.bytes)
 		}
 	})
-	t.Run("deactivate", func(t *testing.T) {
-		q := newSendQueue(100, 1<<20, func() {})
-		a, b := &wsSub{active: true, live: true}, &wsSub{active: true}
-		q.deliver(a, evItem(a, 1))
-		q.deliver(b, evItem(b, 1)) // held
-		q.push(outItem{data: []byte("reply"), size: 1})
-		q.deactivate(a)
-		q.deactivate(b)
-		q.deliver(a, evItem(a, 2))
-		batch, _, _, _ := q.take(nil)
-		if len(batch) != 1 || string(batch[0].data) != "reply" || q.frames != 0 || q.bytes != 0 {
-			t.Fatalf("got %v, counts %d/%d", versions(batch), q.frames, q.bytes)
+	t.Run("a subscription's items are skipped once it ends", func(t *testing.T) {
+		c := &Conn{ep: &Endpoint{}, q: newSendQueue(100, 1<<20, func() {})}
+		old, cur := &wsSub{c: c, stream: "room:q"}, &wsSub{c: c, stream: "room:q"}
+		for v := uint64(1); v <= 3; v++ {
+			old.Enqueue(actors.Delivery{Stream: "room:q", Event: &events.Event{Version: v}})
+		}
+		c.dropSub(old) // unsubscribe, or replaced by cur
+		c.send([]byte("unsubscribed"))
+		old.Enqueue(actors.Delivery{Stream: "room:q", Event: &events.Event{Version: 4}})
+		cur.Enqueue(actors.Delivery{Stream: "room:q", Event: &events.Event{Version: 1}})
+		batch, _, _, _ := c.q.take(nil)
+		var written []string
+		for _, it := range batch {
+			if it.skipped() {
+				continue // the writer's check
+			}
+			if it.ev != nil {
+				written = append(written, fmt.Sprint(it.ev.Version))
+			} else {
+				written = append(written, string(it.data))
+			}
+		}
+		if got := strings.Join(written, " "); got != "unsubscribed 1" {
+			t.Fatalf("written: %q", got)
 		}
 	})
 	t.Run("close flushes or drops", func(t *testing.T) {
@@ -415,18 +419,20 @@ func TestSendQueue(t *testing.T) {
 			t.Fatal("stopNow does not make the writer exit")
 		}
 	})
-	t.Run("catch-up waits for room", func(t *testing.T) {
+	t.Run("waitRoom waits for the writer", func(t *testing.T) {
 		q := newSendQueue(4, 1<<20, func() {})
-		sub := &wsSub{active: true}
 		done := make(chan error, 1)
 		go func() {
 			for v := uint64(1); v <= 10; v++ {
-				if err := q.pushCatchUp(context.Background(), sub, evItem(sub, v)); err != nil {
+				if err := q.waitRoom(context.Background()); err != nil {
 					done <- err
 					return
 				}
+				if !q.push(evItem(v)) {
+					done <- errors.New("push refused")
+					return
+				}
 			}
-			q.goLive(sub)
 			done <- nil
 		}()
 		var got []uint64
@@ -434,7 +440,7 @@ func TestSendQueue(t *testing.T) {
 			<-q.wake
 			batch, _, _, _ := q.take(nil)
 			if len(batch) > 2 {
-				t.Fatalf("catch-up queued %d items with a cap of 4", len(batch))
+				t.Fatalf("%d items queued past waitRoom with a cap of 4", len(batch))
 			}
 			got = append(got, versions(batch)...)
 		}
@@ -448,8 +454,12 @@ func TestSendQueue(t *testing.T) {
 		cancel()
 		q.push(outItem{size: 1})
 		q.push(outItem{size: 1})
-		if err := q.pushCatchUp(ctx, sub, evItem(sub, 11)); !errors.Is(err, context.Canceled) {
-			t.Fatalf("cancelled catch-up: %v", err)
+		if err := q.waitRoom(ctx); !errors.Is(err, context.Canceled) {
+			t.Fatalf("cancelled wait: %v", err)
+		}
+		q.closeWith(websocket.CloseGoingAway, "going away", true)
+		if err := q.waitRoom(context.Background()); !errors.Is(err, errQueueClosed) {
+			t.Fatalf("wait on a closing queue: %v", err)
 		}
 	})
 }

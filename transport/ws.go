@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gofiber/contrib/websocket"
@@ -98,12 +99,11 @@ func (s *Server) wsRecover(c *websocket.Conn) {
 //
 // Goroutines: the handler goroutine reads (readLoop) and, when the reader
 // ends, tears the connection down; the writer goroutine (writeLoop) owns
-// every write, the ping ticker and the close frame; command lanes,
-// catch-ups and the /live-score follower are tracked by wg. The handler
-// returns only after all of them have ended, because contrib/websocket
-// recycles the *websocket.Conn for another client once it returns.
-// Actors never see the connection: they call Enqueue on a wsSub, which
-// only touches q.
+// every write, the ping ticker and the close frame; command lanes and
+// the /live-score follower are tracked by wg. The handler returns only
+// after all of them have ended, because contrib/websocket recycles the
+// *websocket.Conn for another client once it returns. The runtime never
+// sees the connection: it calls a wsSub, which only touches q.
 type Conn struct {
 	s   *Server
 	ep  *Endpoint
@@ -333,6 +333,9 @@ func (c *Conn) abort() {
 }
 
 func (c *Conn) write(it *outItem) error {
+	if it.skipped() {
+		return nil
+	}
 	data := it.data
 	if it.ev != nil {
 		var ok bool
@@ -448,26 +451,23 @@ func (c *Conn) waitIdle(ctx context.Context) error {
 	}
 }
 
-// wsSub is one subscription of a connection; it is the actors.Sink the
-// runtime delivers to. Its fields after stream are guarded by c.q.mu.
+// wsSub is one subscription of a connection: the actors.Sink the runtime
+// delivers to, catch-up included. Its frames go into the connection's
+// queue like any other; gone marks them all at once when the subscription
+// ends, so that the writer skips those still queued.
 type wsSub struct {
 	c      *Conn
 	stream string
 	sub    actors.Subscription // set once Subscribe returned
-	stop   context.CancelFunc  // ends its catch-up
-
-	active bool
-	live   bool
-	last   uint64 // highest event version queued
-	held   []outItem
-}
-
-func (c *Conn) newSub(stream string) *wsSub {
-	return &wsSub{c: c, stream: stream, active: true, stop: func() {}}
+	gone   atomic.Bool         // unsubscribed, replaced or the connection ended
 }
 
 // Enqueue implements actors.Sink. It never blocks.
 func (s *wsSub) Enqueue(d actors.Delivery) bool {
+	if s.gone.Load() {
+		return true // ending: the runtime is being told
+	}
+	it := outItem{typ: websocket.TextMessage, skip: &s.gone}
 	if d.Event == nil || d.Presence {
 		if !s.c.ep.Presence {
 			return true
@@ -480,105 +480,50 @@ func (s *wsSub) Enqueue(d actors.Delivery) bool {
 		if err != nil {
 			return true
 		}
-		return s.c.q.deliver(s, outItem{typ: websocket.TextMessage, data: data, sub: s, size: len(data)})
+		it.data, it.size = data, len(data)
+	} else {
+		it.ev, it.size = d.Event, eventSize(d.Event)
 	}
-	return s.c.q.deliver(s, outItem{typ: websocket.TextMessage, ev: d.Event, sub: s, size: eventSize(d.Event)})
+	return s.c.q.push(it)
 }
+
+// WaitRoom implements actors.Sink: the runtime's catch-up waits until the
+// connection's queue is below half its caps, so that it goes at the
+// client's pace and leaves room for live frames.
+func (s *wsSub) WaitRoom(ctx context.Context) error { return s.c.q.waitRoom(ctx) }
 
 // Overflow implements actors.Sink: the runtime gave up on this
 // subscriber, so the connection closes as a slow consumer (it resumes
 // with "from").
 func (s *wsSub) Overflow() { s.c.q.overflow() }
 
-// subscribe starts a subscription. onVersion runs once the runtime has
-// registered it at version v, before any delivery is queued (the runtime
-// calls it from Subscribe; a runtime that does not is covered after
-// Subscribe returns). Events with version > from are then delivered: from
-// the log up to v by a paced catch-up, then live. from nil means live
-// only.
+// subscribe starts a subscription: every event with version > from (from
+// nil: after the stream's version), catch-up and live, from the runtime.
+// onVersion runs once the runtime has answered, before any delivery is
+// queued.
 func (c *Conn) subscribe(stream, member string, from *uint64, onVersion func(v uint64)) (*wsSub, error) {
-	sub := c.newSub(stream)
-	var once sync.Once
-	started := func(v uint64) {
-		once.Do(func() {
-			if onVersion != nil {
-				onVersion(v)
-			}
-			c.startDelivery(sub, from, v)
-		})
-	}
+	sub := &wsSub{c: c, stream: stream}
 	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.CommandTimeout)
 	defer cancel()
 	as, err := c.s.cfg.API.Subscribe(ctx, actors.SubscribeRequest{
 		Stream:     stream,
+		From:       from,
 		Member:     member,
 		Sink:       sub,
-		Subscribed: started,
+		Subscribed: onVersion,
 	})
 	if err != nil {
-		c.q.deactivate(sub)
-		sub.stop()
+		sub.gone.Store(true)
 		return nil, fmt.Errorf("subscribe %s: %w", stream, err)
 	}
 	sub.sub = as
-	started(as.Version())
 	return sub, nil
 }
 
-func (c *Conn) startDelivery(sub *wsSub, from *uint64, v uint64) {
-	switch {
-	case from == nil:
-		c.q.startLive(sub, v, true)
-	case *from >= v:
-		c.q.startLive(sub, *from, true)
-	default:
-		c.q.startLive(sub, *from, false)
-		ctx, cancel := context.WithCancel(c.ctx)
-		sub.stop = cancel
-		c.wg.Add(1)
-		go c.catchUp(ctx, sub, *from, v)
-	}
-}
-
-// catchUpPage is how many events catch-up reads at a time.
-const catchUpPage = 256
-
-// catchUp queues the stored events of sub in (after, to], paced by the
-// writer, then makes sub live.
-func (c *Conn) catchUp(ctx context.Context, sub *wsSub, after, to uint64) {
-	defer c.wg.Done()
-	for after < to {
-		page, err := c.s.cfg.Log.ReadStream(ctx, sub.stream, after, int(min(to-after, catchUpPage)))
-		if err != nil {
-			if ctx.Err() == nil {
-				c.s.log.Warn("subscription catch-up failed", "stream", sub.stream, "err", err)
-				// The client cannot get a gap-free stream: end the
-				// connection; it resumes with from.
-				c.q.closeWith(websocket.CloseInternalServerErr, "catch-up failed", false)
-			}
-			return
-		}
-		if len(page) == 0 {
-			break
-		}
-		for i := range page {
-			ev := &page[i]
-			if ev.Version > to {
-				break
-			}
-			if err := c.q.pushCatchUp(ctx, sub, outItem{typ: websocket.TextMessage, ev: ev, sub: sub, size: eventSize(ev)}); err != nil {
-				return
-			}
-		}
-		after = page[len(page)-1].Version
-	}
-	c.q.goLive(sub)
-}
-
-// dropSub ends a subscription: nothing more of it is sent.
+// dropSub ends a subscription: nothing more of it is written, also what
+// is queued already.
 func (c *Conn) dropSub(sub *wsSub) {
-	c.q.deactivate(sub)
-	sub.stop()
+	sub.gone.Store(true)
 	if sub.sub != nil {
 		sub.sub.Cancel()
 	}

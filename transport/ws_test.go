@@ -220,6 +220,66 @@ func TestCatchUpLongerThanQueue(t *testing.T) {
 	}
 }
 
+// A subscribe that replaces a catch-up in progress, and an unsubscribe:
+// after the reply, nothing of the old subscription is written.
+func TestResubscribeAndUnsubscribeDuringCatchUp(t *testing.T) {
+	h := transporttest.New(t, func(c *transport.Config) { c.SendQueueFrames = 8 })
+	const n = 200
+	for i := range n {
+		if r := h.Do("POST", "/streams/room:u/commands", transporttest.PostMessage("ann", fmt.Sprint(i))); r.Status != 200 {
+			t.Fatalf("command %d: %d", i, r.Status)
+		}
+	}
+	c := h.Dial(t, "/ws")
+	c.Send(`{"op":"subscribe","stream":"room:u","from":0}`)
+	c.FrameOp("subscribed")
+	next := 1
+	// events reads frames up to the reply with op, checking that the events
+	// before it continue in order.
+	events := func(op string) map[string]any {
+		t.Helper()
+		for {
+			f := c.NonPresence()
+			if f["op"] == op {
+				return f
+			}
+			if f["op"] != "event" || f["version"] != float64(next) {
+				t.Fatalf("got %v, want event %d or %s", f, next, op)
+			}
+			next++
+		}
+	}
+	for next <= 5 {
+		if f := c.NonPresence(); f["op"] != "event" || f["version"] != float64(next) {
+			t.Fatalf("got %v, want event %d", f, next)
+		}
+		next++
+	}
+	c.Send(`{"op":"subscribe","stream":"room:u","from":150,"ref":"again"}`)
+	if f := events("subscribed"); f["ref"] != "again" || f["version"] != float64(n) {
+		t.Fatalf("got %v", f)
+	}
+	for next = 151; next <= n; next++ {
+		if f := c.NonPresence(); f["op"] != "event" || f["version"] != float64(next) {
+			t.Fatalf("after the resubscribe: got %v, want event %d", f, next)
+		}
+	}
+
+	c.Send(`{"op":"subscribe","stream":"room:u","from":0}`)
+	c.FrameOp("subscribed", "presence")
+	next = 1
+	c.Send(`{"op":"unsubscribe","stream":"room:u","ref":"u"}`)
+	events("unsubscribed")
+	h.Do("POST", "/streams/room:u/commands", transporttest.PostMessage("ann", "after"))
+	c.Send(`{"op":"ping","ref":"p"}`)
+	if f := c.Frame(); f["op"] != "pong" {
+		t.Fatalf("after unsubscribed: got %v", f)
+	}
+	if h.Metric("engine_slow_consumer_closes_total") != 0 {
+		t.Fatal("a paced catch-up closed the connection")
+	}
+}
+
 func TestReadLimit(t *testing.T) {
 	h := transporttest.New(t, func(c *transport.Config) { c.ReadLimit = 1 << 10 })
 	other := h.Dial(t, "/ws")

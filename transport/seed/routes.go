@@ -245,6 +245,10 @@ func (w *waitSink) Enqueue(d actors.Delivery) bool {
 	}
 }
 
+// WaitRoom does not pace the catch-up: an order's handful of events fits,
+// and Enqueue reports a sink that fills anyway.
+func (w *waitSink) WaitRoom(ctx context.Context) error { return ctx.Err() }
+
 func (w *waitSink) Overflow() { w.once.Do(func() { close(w.overflow) }) }
 
 // updateScore: POST /update-score?game=G&team=T&score=S → 200 {"updated":true}.
