@@ -29,7 +29,7 @@ import (
 
 var listenLine = regexp.MustCompile(`msg="engine listening" addr=(\S+)`)
 
-// buildEngine compiles the engine once per test binary run.
+// buildBinary compiles the engine into a temporary directory.
 func buildBinary(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "engine")
@@ -49,9 +49,16 @@ type process struct {
 	lines   chan string
 }
 
-// startEngine runs the binary on 127.0.0.1:0 with data in dir and waits for
+// startProcess runs the binary on 127.0.0.1:0 with data in dir and waits for
 // its start-up line, which names the address.
 func startProcess(t *testing.T, bin, dir string, extra ...string) *process {
+	t.Helper()
+	return startProcessLog(t, nil, bin, dir, extra...)
+}
+
+// startProcessLog is startProcess that also copies every line of the
+// engine's log to logw, when it is not nil.
+func startProcessLog(t *testing.T, logw io.Writer, bin, dir string, extra ...string) *process {
 	t.Helper()
 	args := append([]string{"-addr", "127.0.0.1:0", "-data", dir, "-cook-time", "300ms", "-step-backoff", "10ms"}, extra...)
 	cmd := exec.Command(bin, args...)
@@ -68,6 +75,9 @@ func startProcess(t *testing.T, bin, dir string, extra ...string) *process {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
 			line := sc.Text()
+			if logw != nil {
+				fmt.Fprintln(logw, line)
+			}
 			if m := listenLine.FindStringSubmatch(line); m != nil {
 				addr <- m[1]
 			}
