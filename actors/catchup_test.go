@@ -162,12 +162,6 @@ func (s *subscription) rtHolding() (bool, int) {
 	return s.registered && s.holding, len(s.held)
 }
 
-func (t *tracker) rtCount() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.n
-}
-
 // rtAppendDirect appends n Incremented events to stream through the
 // store, in big batches.
 func rtAppendDirect(t testing.TB, store events.Store, stream string, n int) {
@@ -405,7 +399,7 @@ func TestSubscribeGoLiveHeld(t *testing.T) {
 			}
 			if over {
 				rtWaitFor(t, "the overflow", func() bool { _, n := sink.stats(); return n == 1 })
-				rtWaitFor(t, "the reader to end", func() bool { return r.bg.rtCount() == 0 })
+				rtWaitFor(t, "the reader to end", func() bool { return r.bg.N() == 0 })
 				sink.gate(false)
 				rtExec(t, r, stream, "Inc", "")
 				if rest := sink.drain(); len(rest) != 0 || sub.rtHeldMax() != holdLimit {
@@ -451,14 +445,14 @@ func TestSubscribeCatchUpCancelAndStop(t *testing.T) {
 			t.Fatal(err)
 		}
 		rtWaitSignal(t, "the reader to wait for room", sink.waiting)
-		if n := r.bg.rtCount(); n != 1 {
+		if n := r.bg.N(); n != 1 {
 			t.Fatalf("%d readers", n)
 		}
 		return sink, sub
 	}
 	sink, sub := subscribe()
 	sub.Cancel()
-	rtWaitFor(t, "the reader to end", func() bool { return r.bg.rtCount() == 0 })
+	rtWaitFor(t, "the reader to end", func() bool { return r.bg.N() == 0 })
 	sink.gate(false)
 	rtExec(t, r, stream, "Inc", "")
 	if got := sink.drain(); len(got) != 0 {
@@ -467,7 +461,7 @@ func TestSubscribeCatchUpCancelAndStop(t *testing.T) {
 
 	sink, _ = subscribe()
 	rtStop(t, r)
-	if n := r.bg.rtCount(); n != 0 {
+	if n := r.bg.N(); n != 0 {
 		t.Fatalf("%d readers after Stop", n)
 	}
 	if _, overflows := sink.stats(); overflows != 0 {
@@ -491,7 +485,7 @@ func TestSubscribeCatchUpStoreError(t *testing.T) {
 		t.Fatal(err)
 	}
 	rtWaitFor(t, "the overflow", func() bool { _, n := sink.stats(); return n > 0 })
-	rtWaitFor(t, "the reader to end", func() bool { return r.bg.rtCount() == 0 })
+	rtWaitFor(t, "the reader to end", func() bool { return r.bg.N() == 0 })
 	rtExec(t, r, stream, "Inc", "")
 	if _, n := sink.stats(); n != 1 || len(sink.drain()) != 0 {
 		t.Fatalf("%d overflows, or deliveries after it", n)
@@ -551,8 +545,8 @@ func TestSubscribeImmediate(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if sub := api.(*subscription); !sub.rtLive() || r.bg.rtCount() != 0 || sub.Version() != 3 {
-			t.Fatalf("%s: live %v, %d readers, version %d", name, sub.rtLive(), r.bg.rtCount(), sub.Version())
+		if sub := api.(*subscription); !sub.rtLive() || r.bg.N() != 0 || sub.Version() != 3 {
+			t.Fatalf("%s: live %v, %d readers, version %d", name, sub.rtLive(), r.bg.N(), sub.Version())
 		}
 		api.Cancel()
 	}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
+	"github.com/b6368a97/engine/internal/counter"
 )
 
 type runState int
@@ -53,9 +54,9 @@ type Runtime struct {
 	entries  map[string]*entry // the serving activation of each stream
 	retiring map[string]*entry // activations told to stop, until they have
 
-	calls    tracker // API calls in flight
-	live     tracker // stream actors not yet stopped
-	bg       tracker // catch-up goroutines of subscriptions
+	calls    counter.Counter // API calls in flight
+	live     counter.Counter // stream actors not yet stopped
+	bg       counter.Counter // catch-up goroutines of subscriptions
 	shutdown sync.Once
 
 	hooks hooks
@@ -189,7 +190,7 @@ func (r *Runtime) Stop(ctx context.Context) error {
 	}
 	r.mu.Unlock()
 
-	if err := r.calls.wait(ctx); err != nil {
+	if err := r.calls.Wait(ctx); err != nil {
 		return fmt.Errorf("actors: stop: waiting for in-flight calls: %w", err)
 	}
 
@@ -202,11 +203,11 @@ func (r *Runtime) Stop(ctx context.Context) error {
 		}
 	}
 	r.mu.Unlock()
-	if err := r.live.wait(ctx); err != nil {
+	if err := r.live.Wait(ctx); err != nil {
 		return fmt.Errorf("actors: stop: waiting for actors: %w", err)
 	}
 	r.cancel()
-	if err := r.bg.wait(ctx); err != nil {
+	if err := r.bg.Wait(ctx); err != nil {
 		return fmt.Errorf("actors: stop: waiting for subscriptions: %w", err)
 	}
 	r.shutdown.Do(func() {
@@ -340,7 +341,7 @@ func (r *Runtime) call(stream string, k decider.Kind, msg any) error {
 		r.mu.Unlock()
 		return unavailable(stream, errors.New("runtime not running"))
 	}
-	r.calls.add() // under mu: Stop waits for no call admitted before it
+	r.calls.Add() // under mu: Stop waits for no call admitted before it
 	e := r.entries[stream]
 	if e == nil {
 		e = r.spawnLocked(stream, k)
@@ -353,7 +354,7 @@ func (r *Runtime) call(stream string, k decider.Kind, msg any) error {
 	return nil
 }
 
-func (r *Runtime) callDone() { r.calls.done() }
+func (r *Runtime) callDone() { r.calls.Done() }
 
 // send queues a message of the runtime's own (forwarded by a retired
 // actor) for the stream's serving actor. It fails once the actors are being
@@ -387,7 +388,7 @@ func (r *Runtime) sendTo(e *entry, msg any) {
 
 func (r *Runtime) spawnLocked(stream string, k decider.Kind) *entry {
 	e := &entry{stream: stream, kind: k, prev: r.retiring[stream], stopped: make(chan struct{})}
-	r.live.add()
+	r.live.Add()
 	props := actor.PropsFromProducer(func() actor.Actor { return newStreamActor(r, e) }, actor.WithDispatcher(r.disp))
 	e.pid = r.system.Root.Spawn(props)
 	r.entries[stream] = e
@@ -424,47 +425,5 @@ func (r *Runtime) actorStopped(e *entry) {
 	}
 	r.mu.Unlock()
 	close(e.stopped)
-	r.live.done()
-}
-
-// tracker counts calls, goroutines or actors and lets Stop wait for zero.
-type tracker struct {
-	mu   sync.Mutex
-	n    int
-	zero chan struct{}
-}
-
-func (t *tracker) add() {
-	t.mu.Lock()
-	t.n++
-	t.mu.Unlock()
-}
-
-func (t *tracker) done() {
-	t.mu.Lock()
-	t.n--
-	if t.n == 0 && t.zero != nil {
-		close(t.zero)
-		t.zero = nil
-	}
-	t.mu.Unlock()
-}
-
-func (t *tracker) wait(ctx context.Context) error {
-	t.mu.Lock()
-	if t.n == 0 {
-		t.mu.Unlock()
-		return nil
-	}
-	if t.zero == nil {
-		t.zero = make(chan struct{})
-	}
-	z := t.zero
-	t.mu.Unlock()
-	select {
-	case <-z:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	r.live.Done()
 }

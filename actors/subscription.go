@@ -155,14 +155,14 @@ func (s *subscription) start() {
 	ctx, cancel := context.WithCancel(s.r.ctx)
 	s.stopRead = cancel
 	s.mu.Unlock()
-	s.r.bg.add()
+	s.r.bg.Add()
 	go s.catchUp(ctx, cancel)
 }
 
 // catchUp is the reader goroutine. Cancel, an overflow and the runtime's
 // Stop end it through ctx.
 func (s *subscription) catchUp(ctx context.Context, cancel context.CancelFunc) {
-	defer s.r.bg.done()
+	defer s.r.bg.Done()
 	defer cancel()
 	s.finish(ctx, s.readThenGoLive(ctx))
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/b6368a97/engine/actors"
+	"github.com/b6368a97/engine/internal/counter"
 )
 
 // Server is the engine's HTTP and WebSocket front end. Create it with New,
@@ -42,11 +43,12 @@ type Server struct {
 	draining atomic.Bool
 
 	// httpActive counts HTTP handlers running.
-	httpActive activity
+	httpActive counter.Counter
+	// wsActive counts WebSocket handlers running.
+	wsActive counter.Counter
 
 	mu        sync.Mutex
 	conns     map[*Conn]struct{}
-	noConns   chan struct{} // closed when draining and conns is empty
 	listeners []net.Listener
 	stopping  bool          // Shutdown has begun
 	stopped   chan struct{} // closed when Shutdown has finished
@@ -235,13 +237,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 		c.q.closeWith(websocket.CloseGoingAway, "going away", true)
 	}
-	if !forced && s.waitConns(ctx) != nil {
+	if !forced && s.wsActive.Wait(ctx) != nil {
 		forced = true
 	}
 	if forced {
 		s.force()
 		// Every connection is unblocked now: its handler ends promptly.
-		_ = s.waitConns(context.Background())
+		_ = s.wsActive.Wait(context.Background())
 	}
 	err := <-httpErr // nil, or ctx's error
 	if err != nil && !forced {
@@ -250,7 +252,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	if forced {
 		// With base cancelled, the remaining handlers end promptly.
-		_ = s.httpActive.wait(context.Background())
+		_ = s.httpActive.Wait(context.Background())
 	}
 	s.cancelBase()
 	if forced {
@@ -274,7 +276,7 @@ func (s *Server) stopHTTP(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return s.httpActive.wait(ctx)
+	return s.httpActive.Wait(ctx)
 }
 
 // force ends everything Shutdown is still waiting for.
@@ -294,6 +296,7 @@ func (s *Server) register(c *Conn) bool {
 		return false
 	}
 	s.conns[c] = struct{}{}
+	s.wsActive.Add()
 	return true
 }
 
@@ -301,81 +304,15 @@ func (s *Server) unregister(c *Conn) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.conns, c)
-	if len(s.conns) == 0 && s.noConns != nil {
-		close(s.noConns)
-		s.noConns = nil
-	}
-}
-
-// waitConns waits until no WebSocket handler runs.
-func (s *Server) waitConns(ctx context.Context) error {
-	s.mu.Lock()
-	if len(s.conns) == 0 {
-		s.mu.Unlock()
-		return nil
-	}
-	if s.noConns == nil {
-		s.noConns = make(chan struct{})
-	}
-	ch := s.noConns
-	s.mu.Unlock()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
-
-// activity counts work in flight and lets a caller wait for none. The zero
-// value is ready to use.
-type activity struct {
-	mu   sync.Mutex
-	n    int
-	idle chan struct{}
-}
-
-func (a *activity) add() {
-	a.mu.Lock()
-	a.n++
-	a.mu.Unlock()
-}
-
-func (a *activity) done() {
-	a.mu.Lock()
-	a.n--
-	if a.n == 0 && a.idle != nil {
-		close(a.idle)
-		a.idle = nil
-	}
-	a.mu.Unlock()
-}
-
-func (a *activity) wait(ctx context.Context) error {
-	a.mu.Lock()
-	if a.n == 0 {
-		a.mu.Unlock()
-		return nil
-	}
-	if a.idle == nil {
-		a.idle = make(chan struct{})
-	}
-	ch := a.idle
-	a.mu.Unlock()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	s.wsActive.Done()
 }
 
 // observe is the outermost middleware: request id, in-flight accounting,
 // error rendering and the one log line per request.
 func (s *Server) observe(c *fiber.Ctx) error {
 	start := time.Now()
-	s.httpActive.add()
-	defer s.httpActive.done()
+	s.httpActive.Add()
+	defer s.httpActive.Done()
 	rid := c.Get("X-Request-Id")
 	if validRequestID(rid) {
 		rid = strings.Clone(rid)

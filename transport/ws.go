@@ -19,6 +19,7 @@ import (
 	"github.com/b6368a97/engine/actors"
 	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
+	"github.com/b6368a97/engine/internal/counter"
 )
 
 // Endpoint is one WebSocket path's behaviour on top of the common
@@ -126,10 +127,9 @@ type Conn struct {
 	// mu guards the command lanes and the drain state.
 	mu       sync.Mutex
 	draining bool
-	inflight int
-	idle     chan struct{}
 	lanes    map[string][]func()
 	slots    chan struct{} // one per command in flight
+	inflight counter.Counter
 
 	subs map[string]*wsSub // the reader goroutine's only
 }
@@ -384,7 +384,7 @@ func (c *Conn) submit(stream string, fn func()) bool {
 		<-c.slots
 		return false
 	}
-	c.inflight++
+	c.inflight.Add()
 	pending, running := c.lanes[stream]
 	c.lanes[stream] = append(pending, fn)
 	if !running {
@@ -413,13 +413,7 @@ func (c *Conn) runLane(stream string) {
 		fn()
 
 		<-c.slots
-		c.mu.Lock()
-		c.inflight--
-		if c.inflight == 0 && c.idle != nil {
-			close(c.idle)
-			c.idle = nil
-		}
-		c.mu.Unlock()
+		c.inflight.Done()
 	}
 }
 
@@ -432,24 +426,7 @@ func (c *Conn) startDrain() {
 
 // waitIdle waits until no command is in flight; after startDrain, their
 // replies are then queued.
-func (c *Conn) waitIdle(ctx context.Context) error {
-	c.mu.Lock()
-	if c.inflight == 0 {
-		c.mu.Unlock()
-		return nil
-	}
-	if c.idle == nil {
-		c.idle = make(chan struct{})
-	}
-	ch := c.idle
-	c.mu.Unlock()
-	select {
-	case <-ch:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (c *Conn) waitIdle(ctx context.Context) error { return c.inflight.Wait(ctx) }
 
 // wsSub is one subscription of a connection: the actors.Sink the runtime
 // delivers to, catch-up included. Its frames go into the connection's
