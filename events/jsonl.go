@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 )
 
 // MaxLineSize bounds one JSON Lines record: an event of MaxEventSize plus
@@ -43,8 +44,9 @@ func (e *Encoder) Encode(ev Event) error {
 func (e *Encoder) Flush() error { return e.w.Flush() }
 
 // Decoder reads JSON Lines envelopes strictly: an unknown field, a value of
-// the wrong type, trailing data, or a missing stream, version, id or type is
-// an error naming the line. Blank lines are skipped.
+// the wrong type, trailing data, a missing stream, version, id or type, or
+// a time outside the years 0000-9999 in UTC is an error naming the line.
+// Blank lines are skipped.
 type Decoder struct {
 	sc   *bufio.Scanner
 	line int
@@ -102,6 +104,12 @@ func DecodeEnvelope(raw []byte) (Event, error) {
 	}
 	if _, err := ParseStreamID(ev.Stream); err != nil {
 		return Event{}, err
+	}
+	// A store keeps the time in UTC, and TimeFormat has no room for a year
+	// outside 0000-9999: such an event would export as a line that does
+	// not import.
+	if y := ev.Time.UTC().Year(); y < 0 || y > 9999 {
+		return Event{}, fmt.Errorf("bad envelope: time %s is outside the years 0000-9999 in UTC", ev.Time.Format(time.RFC3339Nano))
 	}
 	return ev, nil
 }

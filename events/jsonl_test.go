@@ -74,6 +74,8 @@ func TestDecoderStrict(t *testing.T) {
 		{"bad stream", `{"stream":"Room:a","version":1,"id":"e1","type":"T"}`, 1, "invalid stream id"},
 		{"not JSON", good + "\n\n" + `not json`, 3, "bad envelope"},
 		{"negative version", `{"stream":"room:a","version":-1,"id":"e1","type":"T"}`, 1, "version"},
+		{"time before year 0 in UTC", `{"stream":"room:a","version":1,"id":"e1","type":"T","time":"0000-01-01T00:30:00+01:00"}`, 1, "outside the years"},
+		{"time after year 9999 in UTC", `{"stream":"room:a","version":1,"id":"e1","type":"T","time":"9999-12-31T23:59:59.999-00:01"}`, 1, "outside the years"},
 		{"line too long", good + "\n" + strings.Repeat(" ", events.MaxLineSize+1), 2, "longer than"},
 	}
 	for _, tc := range cases {
