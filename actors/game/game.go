@@ -44,7 +44,7 @@ func (s State) MarshalJSON() ([]byte, error) {
 	if p.Scores == nil {
 		p.Scores = map[string]int64{}
 	}
-	return json.Marshal(p)
+	return events.EncodeData(p)
 }
 
 // ScoreUpdated is the data of EventScoreUpdated.

@@ -1,7 +1,6 @@
 package kitchen
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"unicode"
@@ -54,7 +53,7 @@ func (s State) MarshalJSON() ([]byte, error) {
 	type plain State
 	p := plain(s)
 	p.Tickets = decider.List(p.Tickets)
-	return json.Marshal(p)
+	return events.EncodeData(p)
 }
 
 // TicketClosed is the data of CommandCloseTicket and EventTicketClosed;

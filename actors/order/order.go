@@ -118,7 +118,7 @@ func (s State) MarshalJSON() ([]byte, error) {
 	type plain State
 	p := plain(s)
 	p.Items = decider.List(p.Items)
-	return json.Marshal(p)
+	return events.EncodeData(p)
 }
 
 // PlaceOrder is the data of CommandPlaceOrder.

@@ -1,7 +1,6 @@
 package room
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"unicode/utf8"
@@ -54,7 +53,7 @@ func (s State) MarshalJSON() ([]byte, error) {
 	type plain State
 	p := plain(s)
 	p.Members, p.Messages = decider.List(p.Members), decider.List(p.Messages)
-	return json.Marshal(p)
+	return events.EncodeData(p)
 }
 
 // PostMessage is the data of CommandPostMessage.
