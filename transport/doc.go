@@ -1,9 +1,16 @@
 // Package transport is the engine's front end: the Fiber application with
-// every HTTP route and WebSocket endpoint of docs/protocol.md, bearer-token
-// auth, rate limits, body and frame limits, the one table that maps errors
-// to protocol codes (errors.go), Prometheus metrics and graceful shutdown.
-// It is the only package that imports Fiber. It talks to the actors only
-// through actors.API and reads the log only through Log.
+// the generic routes (/streams/…, /ws), bearer-token authentication, rate
+// and size limits, the one table that maps errors to protocol codes
+// (errors.go), Prometheus metrics and graceful shutdown. It is the only
+// package that imports Fiber and it knows no kind: whether a stream's kind
+// exists is the runtime's answer (actors.API.Check), and routes that know
+// kinds (the seed routes of package transport/seed) register through the
+// Extension API (extension.go), which authenticates them like the rest.
+//
+// What a client sees (routes, frames, codes, limits, and every choice the
+// contract leaves open) is documented once, in docs/protocol.md; who may
+// use which route or op is in docs/security.md. This comment only states
+// what a reader of the code needs beyond that.
 //
 // # Concurrency
 //
@@ -40,166 +47,6 @@
 // what still runs, drops the remaining connections without a close frame,
 // waits for their goroutines and returns the context's error. The caller
 // then stops the actors and closes the store.
-//
-// # Choices where the protocol is silent
-//
-// HTTP:
-//   - A known path with another method is 404 not_found (the protocol has
-//     no 405). A plain GET on a WebSocket path is 400 bad_request.
-//   - A request body without Content-Type is read as JSON; a declared type
-//     other than application/json or */*+json is 415. Bodies are decoded
-//     strictly: unknown fields, wrong types and trailing data are 400.
-//     POST /order/{item} and POST /update-score take no body.
-//   - Command bodies: "type" is required; "data" absent or null means {};
-//     data that is not an object is 400.
-//   - If-Match takes a version bare (3), quoted ("3") or weak (W/"3"); "*"
-//     means any version; anything else is 400. Command replies and state
-//     reads carry ETag: "<version>".
-//   - Idempotency-Key (1-128 visible ASCII characters) is honoured by every
-//     route that runs a command. On POST /orders and POST /order/{item} it
-//     also derives the order id, so that a retry lands on the same order.
-//   - GET /streams/{s}/events: from defaults to 0; limit defaults to 100
-//     and larger values than 1000 are clamped to 1000; limit < 1 is 400;
-//     next is the last version returned, or from when none is. A stream of
-//     a known kind with no events is 200 with no events; an unknown kind is
-//     400 (as on every stream route).
-//   - Epochs (see Epochs below): the state of GET /streams/{s} gets an
-//     "epoch" member appended to the runtime's JSON object, and the page
-//     of GET /streams/{s}/events an "epoch" next to "next". A page read
-//     with ?from=N&epoch=E where E is not the store's epoch is 409
-//     epoch_changed; ?epoch= without from, or empty, is not checked.
-//   - A 500 has code "internal" and a fixed detail; its cause is logged with
-//     the request id. A stream whose stored events its kind cannot fold
-//     (actors.ErrCorruptStream) is one, over HTTP and /ws alike. 401 carries WWW-Authenticate: Bearer; 429 carries
-//     Retry-After (seconds until a token is available); 503 Retry-After: 1.
-//   - Other problems' detail, and error frames' message, is text written
-//     for the client: the ClientMessage of the error that decided the code
-//     (events.Refusal, made with events.Refuse, the decider's Invalid,
-//     Conflict, Forbidden and UnknownCommand, newClientError, badRequest,
-//     ClientError), or a fixed sentence per code. An error's Error(),
-//     with the context the transport and the runtime wrap around it, goes
-//     to the log only. See "What a client reads" in errors.go.
-//   - X-Request-Id: a client's value of 1-128 visible ASCII characters is
-//     kept, any other is replaced by a random one; the response echoes it
-//     and the request's log line carries it with method, path, status,
-//     duration and remote address.
-//   - GET /readyz answers {"status":"ready"}, or a 503 problem while
-//     starting or draining. /healthz, /readyz and /metrics need no token,
-//     are never throttled and still answer while draining.
-//   - POST /order/{item} (the item percent-decoded) waits up to
-//     Config.OrderTimeout (30 s) and then answers 503 (the order goes on); an
-//     order cancelled meanwhile is 409 conflict; a kitchen or cook step that
-//     failed for good is 500.
-//   - A body over Config.BodyLimit is read and answered 413 too_large on a
-//     connection that stays usable; a body over a hard cap (4 × BodyLimit,
-//     at least BodyLimit + 256 KiB) is refused by fasthttp unread, with 413
-//     and a closed connection, which a client still sending may see as a
-//     reset.
-//   - No CORS headers are sent.
-//
-// Auth (Config.Auth.JWTSecret set): every route but the probes, including
-// the seed routes and WebSocket upgrades, needs an HS256 token with a
-// "sub"; exp, nbf and iat are checked against Config.Now. HTTP takes it
-// from Authorization only, upgrades also from ?token=. The optional
-// "streams" claim lists path.Match patterns ("room:*", "game:main");
-// absent means every stream, [] none. A stream outside it is 403 (HTTP and
-// /ws); /live-score only sends games it allows; /chat-room needs room:lobby.
-// Commands run with the token's sub as decider.Command.User; /chat-room
-// speaks as sub and refuses (403) a different ?user=; a /ws subscribe with
-// a different "user" is forbidden.
-//
-// Auth fails closed. The public routes are listed once (publicRoutes in
-// server.go); every other route is registered through Server.get,
-// Server.post or Server.websocket (Routes for extensions), which
-// authenticate first. With auth off, authentication yields an explicit
-// anonymous principal that may touch every stream and runs commands as no
-// user; a handler reached without authentication finds no principal, and
-// every stream check refuses it 401 unauthorized. TestEveryRouteAuthenticates
-// sends every registered route and WebSocket path a request without a
-// token with auth on and fails on any answer but 401 from a route that is
-// not public.
-//
-// Rate limit (Config.RateLimit): a token bucket per client IP (the socket's
-// remote address; proxy headers are not trusted) for HTTP requests,
-// WebSocket upgrades, /ws frames other than ping and /chat-room frames. A
-// throttled WebSocket frame gets an error (rate_limited) and the
-// connection stays open.
-//
-// WebSocket, all paths: an upgrade whose Origin is not in
-// Config.AllowedOrigins gets a 403 problem; a request without Origin is
-// not a browser's and is accepted. Messages over Config.ReadLimit close
-// with 1009. A send queue over Config.SendQueueFrames or
-// Config.SendQueueBytes closes with 1008 "slow consumer" without sending
-// what was queued. The server pings every PingInterval; any frame, ping or
-// pong from the peer extends its deadline by PongTimeout, past which the
-// connection is dropped without a close frame. After sending a close frame
-// the server waits up to WriteTimeout for the peer's. A connection whose
-// setup fails closes with 1013 (unavailable) or 1011, the reason being the
-// error code. engine_connections counts open WebSockets.
-//
-// /chat: a text frame X comes back as "You said: X"; a binary frame comes
-// back unchanged.
-//
-// /chat-room: the user is the token's sub, else ?user=, else "anonymous";
-// the connection joins room:lobby's presence as that user. Its subscription
-// starts once the handshake is done and before its first frame is read,
-// so a client's own messages always come back to it. Each text frame is a
-// PostMessage, sent in order; a refused one is answered to its sender only,
-// as the text "error: <code>: <message>". Binary frames are refused the same
-// way. Only MessagePosted events are relayed ("user: text"); presence is
-// not sent.
-//
-// /live-score: delivery starts at the log's head read during the
-// handshake, so every score update made after the handshake completes is
-// sent; "game" is the game's id without "game:". Client frames are
-// ignored.
-//
-// /ws:
-//   - Frames must be text; a binary frame is an error (bad_request).
-//   - Frames are decoded strictly (unknown fields, wrong types: bad_request).
-//   - "ref" must be a string of at most 64 characters (code points); it is
-//     echoed verbatim, "" included, and "ref": null is no ref. A frame that
-//     is not valid JSON, or whose ref is invalid, gets an error without ref;
-//     any other error carries the frame's ref.
-//   - subscribe: a second subscribe to the same stream replaces the first
-//     (a resume with a new "from"). A "from" beyond the current version
-//     delivers nothing until events beyond it. "user" has at most 64
-//     characters. A room's newcomer gets a presence frame with the current
-//     members after its catch-up (the runtime's choice); presence frames of
-//     subscribed rooms are forwarded whether or not the client joined.
-//     "from" is passed to the runtime, whose subscription reads the
-//     catch-up from the log paced by the client (see Concurrency), so a
-//     backlog longer than the send queue does not overflow it; events
-//     appended meanwhile are read too, and the subscription goes live
-//     once it has caught up, with no gap and no duplicate. A catch-up
-//     that cannot read the log ends like a slow consumer: close 1008
-//     "slow consumer" (resume with from).
-//   - unsubscribe of a stream not subscribed still answers unsubscribed; no
-//     event of the stream follows the unsubscribed frame.
-//   - command: "data" absent means {}; "id" has at most 128 visible ASCII
-//     characters. A connection's commands to one stream run one at a time
-//     in the order received; commands to different streams run
-//     concurrently, at most Config.MaxInflight (256) at once, beyond which
-//     the connection stops reading until one is answered. The ack of a
-//     no-op or of a repeated id carries the stream's version as the runtime
-//     reports it.
-//   - subscribe may carry "epoch" (a string). With "from" and an epoch
-//     that is not the store's, the reply is an error epoch_changed and
-//     nothing changes: no subscription is made, and one the connection
-//     already has to the stream stays. Without "from" the epoch is not
-//     checked. subscribed carries the store's "epoch"; ack does not.
-//   - Error frames use the HTTP table's codes; "message" is the problem's
-//     detail.
-//
-// Epochs: every reply that tells a client a version also tells it the
-// store's epoch (Log.Epoch, i.e. events.Store.Epoch), an id that stays
-// the same for the life of the store's data and changes when the data is
-// new (a wiped data directory, an import into a fresh store). Versions
-// only mean something within one epoch, so a client resuming from a
-// version sends the epoch it read it under; when that is not the current
-// one the transport refuses the resume (409 / error frame epoch_changed,
-// mapped in errors.go) instead of sending the new store's events after
-// the client's old version, and the client starts over from 0.
 //
 // Metrics: the runtime reports engine_commands_total{kind,result} (result
 // being one of the actors.Result* constants), engine_append_seconds and
