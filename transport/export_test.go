@@ -37,3 +37,15 @@ func PublicPaths() []string {
 func RawRoutes(register func(app *fiber.App)) Extension {
 	return func(r *Routes) { register(r.s.app) }
 }
+
+// ProtocolCodes are the codes of the error table a client can receive
+// (every code but a 500's "internal").
+func ProtocolCodes() map[string]bool {
+	codes := make(map[string]bool)
+	for _, row := range errorTable {
+		if row.code != codeInternal {
+			codes[row.code] = true
+		}
+	}
+	return codes
+}

@@ -155,10 +155,6 @@ func FuzzWSDispatch(f *testing.F) {
 	})
 }
 
-// protocolCodes are the error codes of docs/protocol.md, except a 500's.
-var protocolCodes = map[string]bool{
-	"bad_request": true, "unauthorized": true, "forbidden": true, "not_found": true,
-	"conflict": true, "wrong_expected_version": true, "too_large": true,
-	"unsupported_media_type": true, "rate_limited": true, "unavailable": true,
-	"epoch_changed": true,
-}
+// protocolCodes are the error codes of the transport's table (those of
+// docs/protocol.md), except a 500's.
+var protocolCodes = transport.ProtocolCodes()
