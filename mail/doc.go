@@ -1,6 +1,6 @@
 // Package mail delivers the email of a StepEmail step, through one of two
-// senders behind one interface (Sender, the method set of the runtime's
-// actors.Mailer):
+// senders behind one interface (Sender); Executor turns a Sender into the
+// runtime's executor of decider.StepEmail:
 //
 //   - Outbox writes each message as an RFC 5322 file into a directory
 //     (the engine's <data>/outbox/ when ENGINE_SMTP_URL is empty), named
@@ -14,9 +14,10 @@
 //     the sender, TLS mode, EHLO name and a per-send timeout as options.
 //
 // What it owns: the message format, the header policy, the Message-ID,
-// the outbox file names and the classification of failures. It imports
-// events (for decider.Email) and the standard library; it does not import
-// actors, which consumes it through actors.Mailer.
+// the outbox file names and the classification of failures (a failure a
+// retry cannot fix is marked decider.Permanent). It imports events and
+// actors/decider and the standard library; it does not import actors,
+// which runs its Executor like any other registered step executor.
 //
 // The message, the same from both senders: text/plain UTF-8,
 // quoted-printable body, CRLF line endings, headers folded at 78
