@@ -97,13 +97,18 @@
 //     reset.
 //   - No CORS headers are sent.
 //
-// Auth (Config.Auth.JWTSecret set): every route but the probes, including
-// the seed routes and WebSocket upgrades, needs an HS256 token with a
-// "sub"; exp, nbf and iat are checked against Config.Now. HTTP takes it
+// Auth (Config.Auth.JWTSecret or Config.Auth.JWKS set): every route but
+// the probes, including the seed routes and WebSocket upgrades, needs a
+// token with a "sub" and an "exp", signed HS256 with the secret or RS256 /
+// ES256 with a key of the JWKS (by its kid; without kid, any key of its
+// alg), and no other alg: a key never serves another algorithm. exp, nbf
+// and iat are checked against Config.Now with Auth.Leeway. HTTP takes it
 // from Authorization only, upgrades also from ?token=. The optional
 // "streams" claim lists path.Match patterns ("room:*", "game:main");
-// absent means every stream, [] none. A stream outside it is 403 (HTTP and
-// /ws); /live-score only sends games it allows; /chat-room needs room:lobby.
+// absent means every stream, [] none, and anything but a list of strings
+// (null included) is an invalid token. A stream outside it is 403 (HTTP
+// and /ws); /live-score only sends games it allows; /chat-room needs
+// room:lobby.
 // Commands run with the token's sub as decider.Command.User; /chat-room
 // speaks as sub and refuses (403) a different ?user=; a /ws subscribe with
 // a different "user" is forbidden.
