@@ -142,6 +142,15 @@
 // setup fails closes with 1013 (unavailable) or 1011, the reason being the
 // error code. engine_connections counts open WebSockets.
 //
+// Token expiry, all paths: a connection is closed at its token's exp +
+// Auth.Leeway (a timer per connection, computed from Config.Now when the
+// token is taken, stopped at teardown) with 1008 "token expired", after
+// the endpoint's Endpoint.Expired frame (/ws: an error frame unauthorized
+// "token expired", without ref; /chat-room: "error: unauthorized: token
+// expired"; other paths: none). The timer only queues: the writer sends
+// the frame and the close. Only /ws can refresh the token (op refresh);
+// other paths reconnect with a new one.
+//
 // /chat: a text frame X comes back as "You said: X"; a binary frame comes
 // back unchanged.
 //
@@ -193,6 +202,15 @@
 //     nothing changes: no subscription is made, and one the connection
 //     already has to the stream stays. Without "from" the epoch is not
 //     checked. subscribed carries the store's "epoch"; ack does not.
+//   - refresh {"token":T}: T replaces the connection's token if it is
+//     valid (else unauthorized, with the reason), has the same sub (else
+//     forbidden) and allows every stream the connection is subscribed to
+//     (else forbidden: unsubscribe first); the reply is refreshed with the
+//     new token's "exp" (seconds since the epoch). From then on T's claims
+//     govern the connection's requests and its exp the expiry. A refused
+//     refresh changes nothing: the old token and its expiry stay. With
+//     auth off refresh is answered refreshed without exp. Commands
+//     accepted before the refresh run as they were.
 //   - Error frames use the HTTP table's codes; "message" is the problem's
 //     detail.
 //
