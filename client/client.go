@@ -21,8 +21,17 @@ type Options struct {
 	// Header is added to every upgrade request (it is copied at Dial).
 	Header http.Header
 	// Token, when set, is sent as "Authorization: Bearer <Token>" on every
-	// upgrade request.
+	// upgrade request; a successful Refresh replaces it for the upgrades
+	// that follow.
 	Token string
+	// TokenSource, when set, is asked for the bearer token before every
+	// connection attempt, Dial's and each reconnect's, instead of Token:
+	// a source that fetches or mints a fresh token keeps reconnects
+	// working after the server closed the connection because its token
+	// expired (1008 "token expired"). ctx bounds the attempt. An error
+	// fails the attempt like a failed dial: Dial returns it, a reconnect
+	// backs off and tries again (counting towards MaxAttempts).
+	TokenSource func(ctx context.Context) (string, error)
 	// Logger receives connection diagnostics. Nil discards them.
 	Logger *slog.Logger
 
@@ -92,9 +101,6 @@ func (o *Options) setDefaults() {
 	if h == nil {
 		h = http.Header{}
 	}
-	if o.Token != "" {
-		h.Set("Authorization", "Bearer "+o.Token)
-	}
 	o.Header = h
 }
 
@@ -156,6 +162,7 @@ type Client struct {
 	resync  chan struct{} // nudges the connection goroutine: a subscription saw a gap
 
 	mu       sync.Mutex
+	token    string        // the bearer token of the next upgrade (without TokenSource)
 	sess     *session      // the live connection, nil between connections
 	sessCh   chan struct{} // closed when sess becomes non-nil
 	subs     map[string]*Subscription
@@ -178,6 +185,7 @@ func Dial(ctx context.Context, url string, opts Options) (*Client, error) {
 		sessCh:   make(chan struct{}),
 		subs:     make(map[string]*Subscription),
 		stopDone: make(chan struct{}),
+		token:    opts.Token,
 	}
 	s, err := c.dial(ctx)
 	if err != nil {
@@ -255,9 +263,13 @@ func (c *Client) nextRef() string {
 func (c *Client) dial(ctx context.Context) (*session, error) {
 	dctx, cancel := context.WithTimeout(ctx, c.opts.DialTimeout)
 	defer cancel()
+	header, err := c.upgradeHeader(dctx)
+	if err != nil {
+		return nil, err
+	}
 	conn, resp, err := websocket.Dial(dctx, c.url, &websocket.DialOptions{
 		HTTPClient: c.opts.HTTPClient,
-		HTTPHeader: c.opts.Header,
+		HTTPHeader: header,
 	})
 	if err != nil {
 		if resp != nil && resp.StatusCode >= 400 && resp.StatusCode < 500 &&
@@ -268,6 +280,29 @@ func (c *Client) dial(ctx context.Context) (*session, error) {
 	}
 	conn.SetReadLimit(c.opts.ReadLimit)
 	return newSession(c, conn), nil
+}
+
+// upgradeHeader is Options.Header with the bearer token of this attempt:
+// TokenSource's, else the latest of Options.Token and Refresh.
+func (c *Client) upgradeHeader(ctx context.Context) (http.Header, error) {
+	var token string
+	if c.opts.TokenSource != nil {
+		t, err := c.opts.TokenSource(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("token source: %w", err)
+		}
+		token = t
+	} else {
+		c.mu.Lock()
+		token = c.token
+		c.mu.Unlock()
+	}
+	if token == "" {
+		return c.opts.Header, nil
+	}
+	h := c.opts.Header.Clone()
+	h.Set("Authorization", "Bearer "+token)
+	return h, nil
 }
 
 // refusedError is an upgrade answered with a 4xx: retrying will not help.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Ack is the server's acknowledgement of a command: its events are durable
@@ -104,6 +105,53 @@ func (c *Client) Ping(ctx context.Context) error {
 		}
 		if again := c.mayRetry(ctx, err, false); again != nil {
 			return fmt.Errorf("ping: %w", again)
+		}
+	}
+}
+
+// Refresh hands the server a fresh token for the current connection
+// before the old one expires (the server closes a connection with 1008
+// "token expired" at its token's exp), and returns the new token's exp
+// (zero when the server runs without auth). The server refuses a token
+// that is invalid (an *Error with code "unauthorized") or that speaks for
+// another user or does not allow a subscribed stream ("forbidden"); the
+// connection then keeps its old token. Once accepted, token is also the
+// one later reconnects present, unless Options.TokenSource provides them.
+//
+// Refresh waits for a connection while the client reconnects, and a
+// refresh whose reply was lost with the connection is sent again on the
+// next one (replacing a token twice is harmless). ctx bounds the whole
+// call.
+func (c *Client) Refresh(ctx context.Context, token string) (time.Time, error) {
+	if token == "" {
+		return time.Time{}, errors.New("refresh: empty token")
+	}
+	ref := c.nextRef()
+	frame, err := marshal(outFrame{Op: opRefresh, Ref: ref, Token: token})
+	if err != nil {
+		return time.Time{}, err
+	}
+	for {
+		s, err := c.session(ctx)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("refresh: %w", err)
+		}
+		f, err := s.roundTrip(ctx, ref, frame)
+		if err == nil {
+			if err := replyError(f, opRefreshed); err != nil {
+				return time.Time{}, fmt.Errorf("refresh: %w", err)
+			}
+			c.mu.Lock()
+			c.token = token
+			c.mu.Unlock()
+			var exp time.Time
+			if f.Exp != 0 {
+				exp = time.Unix(f.Exp, 0)
+			}
+			return exp, nil
+		}
+		if again := c.mayRetry(ctx, err, true); again != nil {
+			return time.Time{}, fmt.Errorf("refresh: %w", again)
 		}
 	}
 }

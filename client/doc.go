@@ -49,6 +49,15 @@
 // the next connection. If the server closes with 1009 (a frame over its
 // limit), requests in flight fail with ErrTooLarge and are not re-sent.
 //
+// Tokens: Options.Token is presented on the upgrade. The server closes a
+// connection whose token expires (1008 "token expired") unless the
+// application calls Refresh with a fresh token first; a refreshed token
+// is also the one later reconnects present. An application that cannot
+// refresh in time can set Options.TokenSource instead, which is asked for
+// a token before every connection attempt, so that the reconnect after an
+// expiry presents a fresh one. With only a static Token, the reconnect
+// after an expiry is refused with 401 and the client fails (StateFailed).
+//
 // # Concurrency
 //
 // Every method is safe for concurrent use. Per connection there is one

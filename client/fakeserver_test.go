@@ -32,7 +32,7 @@ type fakeServer struct {
 	srv *httptest.Server
 
 	// Set by newFakeServer's configure functions, read-only afterwards.
-	token     string // required bearer token when set
+	token     string // required bearer token when set (see also SetTokens)
 	readLimit int64
 	// sloppy makes the server break its promises the way a buggy or
 	// racing server might: catch-up starts a few versions early, and
@@ -61,10 +61,12 @@ type fakeServer struct {
 	members    map[string][]string // room → users
 	accepts    int
 	subscribes int
-	loseAck    map[string]int // command type → how many acks to lose (connection dropped instead)
+	loseAck    map[string]int // command type (or "refresh") → how many replies to lose (connection dropped instead)
 	skip       map[string]int // stream → how many live event frames to leave out
 	liveN      int            // live events sent so far, for sloppy
 	closed     bool
+	tokens     map[string]int64 // when set, the valid tokens (instead of token) and their exp
+	upgrades   []string         // the bearer token of every upgrade, in order
 }
 
 type fakeConn struct {
@@ -86,6 +88,7 @@ type fakeReq struct {
 	Data   json.RawMessage `json:"data"`
 	ID     string          `json:"id"`
 	Epoch  string          `json:"epoch"`
+	Token  string          `json:"token"`
 }
 
 // newFakeServer starts a server; configure sets fields such as token,
@@ -128,7 +131,15 @@ func (f *fakeServer) Close() {
 func (f *fakeServer) serve(w http.ResponseWriter, r *http.Request) {
 	f.wg.Add(1)
 	defer f.wg.Done()
-	if f.token != "" && r.Header.Get("Authorization") != "Bearer "+f.token {
+	bearer := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+	f.mu.Lock()
+	f.upgrades = append(f.upgrades, bearer)
+	_, valid := f.tokens[bearer]
+	if f.tokens == nil {
+		valid = f.token == "" || bearer == f.token
+	}
+	f.mu.Unlock()
+	if !valid {
 		http.Error(w, "unauthorized", http.StatusUnauthorized)
 		return
 	}
@@ -205,6 +216,18 @@ func (f *fakeServer) handle(fc *fakeConn, b []byte) {
 	switch req.Op {
 	case "ping":
 		reply(map[string]any{"op": "pong"})
+	case "refresh":
+		switch exp, ok := f.tokens[req.Token]; {
+		case req.Token == "":
+			fail("bad_request", "token is required")
+		case !ok:
+			fail("unauthorized", "invalid token: bad signature")
+		case f.loseAck["refresh"] > 0:
+			f.loseAck["refresh"]--
+			f.drop(fc, 0)
+		default:
+			reply(map[string]any{"op": "refreshed", "exp": exp})
+		}
 	case "subscribe":
 		if !events.ValidStreamID(req.Stream) {
 			fail("bad_request", "bad stream id")
@@ -460,4 +483,19 @@ func (f *fakeServer) Stats() (accepts, subscribes, subscribers int) {
 		}
 	}
 	return f.accepts, f.subscribes, subscribers
+}
+
+// SetTokens makes tokens (with their exp, for refreshed) the only valid
+// ones, for upgrades and refresh alike.
+func (f *fakeServer) SetTokens(tokens map[string]int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.tokens = tokens
+}
+
+// Upgrades returns the bearer token of every upgrade request so far.
+func (f *fakeServer) Upgrades() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.upgrades...)
 }

@@ -22,6 +22,8 @@ const (
 	opEvent        = "event"
 	opPresence     = "presence"
 	opError        = "error"
+	opRefresh      = "refresh"
+	opRefreshed    = "refreshed"
 )
 
 // outFrame is every client → server frame. Empty fields are omitted so that
@@ -36,6 +38,7 @@ type outFrame struct {
 	Data   json.RawMessage `json:"data,omitempty"`
 	ID     string          `json:"id,omitempty"`
 	Epoch  string          `json:"epoch,omitempty"`
+	Token  string          `json:"token,omitempty"`
 }
 
 // inFrame is every server → client frame, decoded in one pass. Event frames
@@ -58,6 +61,7 @@ type inFrame struct {
 	Data     json.RawMessage `json:"data"`
 	Meta     events.Meta     `json:"meta"`
 	Epoch    string          `json:"epoch"` // subscribed: the server's store epoch
+	Exp      int64           `json:"exp"`   // refreshed: the new token's exp
 }
 
 func (f *inFrame) event() events.Event {

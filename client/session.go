@@ -169,7 +169,7 @@ func (s *session) handle(b []byte) {
 		if sub := s.c.subscription(f.Stream); sub != nil {
 			sub.offerPresence(f.Members)
 		}
-	case opSubscribed, opUnsubscribed, opAck, opPong, opError:
+	case opSubscribed, opUnsubscribed, opAck, opPong, opRefreshed, opError:
 		if f.Ref == "" {
 			if f.Op == opError {
 				s.c.log.Warn("client: error without ref", "code", f.Code, "message", f.Message)

@@ -1,9 +1,13 @@
 package transport
 
 import (
+	"encoding/json"
 	"errors"
+	"fmt"
 	"path"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -24,6 +28,9 @@ type principal struct {
 	user string
 	// streams are the patterns the token allows; nil allows every stream.
 	streams []string
+	// expires is the token's exp; zero only when anonymous. Past it (plus
+	// Auth.Leeway) a WebSocket that has not refreshed its token closes.
+	expires time.Time
 }
 
 // anonymousPrincipal is who every request speaks for when auth is off.
@@ -35,50 +42,157 @@ var errNotAuthenticated = newClientError(errUnauthorized, "the request is not au
 // claims are the token claims the engine reads.
 type claims struct {
 	jwt.RegisteredClaims
-	Streams []string `json:"streams,omitempty"`
+	// Streams stays raw so that a claim that is present but not a list
+	// of strings (null included) is told apart from an absent one.
+	Streams json.RawMessage `json:"streams,omitempty"`
 }
 
-// authenticate verifies an HS256 token and returns who it speaks for. With
-// auth off it returns the anonymous principal, whatever the token. It
-// never returns a nil principal without an error.
+// authOn reports whether tokens are required: a secret or a key set.
+func (a *Auth) authOn() bool { return len(a.JWTSecret) > 0 || a.JWKS.Len() > 0 }
+
+// algs are the token algorithms the configuration accepts.
+func (a *Auth) algs() []string {
+	var algs []string
+	if len(a.JWTSecret) > 0 {
+		algs = append(algs, algHS256)
+	}
+	for _, alg := range []string{algRS256, algES256} {
+		if a.JWKS.has(alg) {
+			algs = append(algs, alg)
+		}
+	}
+	return algs
+}
+
+// authenticate verifies a token (HS256 with the secret, RS256 or ES256
+// with a key of the JWKS) and returns who it speaks for. With auth off it
+// returns the anonymous principal, whatever the token. It never returns a
+// nil principal without an error.
 func (s *Server) authenticate(token string) (*principal, error) {
-	if len(s.cfg.Auth.JWTSecret) == 0 {
+	if !s.cfg.Auth.authOn() {
 		return anonymousPrincipal, nil
 	}
 	if token == "" {
 		return nil, newClientError(errUnauthorized, "a bearer token is required")
 	}
+	algs := s.cfg.Auth.algs()
 	var c claims
-	_, err := jwt.ParseWithClaims(token, &c,
-		func(*jwt.Token) (any, error) { return s.cfg.Auth.JWTSecret, nil },
-		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
+	t, err := jwt.NewParser(
+		jwt.WithValidMethods(algs),
 		jwt.WithTimeFunc(s.cfg.Now),
-	)
+		jwt.WithLeeway(s.cfg.Auth.Leeway),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+	).ParseWithClaims(token, &c, s.tokenKey)
 	if err != nil {
-		// The parser's reasons (expired, bad signature, malformed) are
-		// about the client's own token and safe to show.
-		return nil, newClientError(errUnauthorized, "invalid token: %s", tokenReason(err))
+		// The reasons (expired, bad signature, malformed) are about the
+		// client's own token and safe to show.
+		return nil, newClientError(errUnauthorized, "invalid token: %s", tokenReason(t, algs, err))
 	}
 	if c.Subject == "" {
 		return nil, newClientError(errUnauthorized, "invalid token: no sub claim")
 	}
-	p := &principal{user: c.Subject}
-	if c.Streams != nil {
-		p.streams = c.Streams
+	streams, err := streamsClaim(c.Streams)
+	if err != nil {
+		return nil, newClientError(errUnauthorized, "invalid token: %s", err)
 	}
-	return p, nil
+	return &principal{user: c.Subject, streams: streams, expires: c.ExpiresAt.Time}, nil
 }
 
-func tokenReason(err error) string {
+// streamsClaim reads the streams claim: absent (nil) allows every stream;
+// otherwise it must be a list of strings ([] allows none).
+func streamsClaim(raw json.RawMessage) ([]string, error) {
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	var items []any
+	if err := json.Unmarshal(raw, &items); err != nil || items == nil {
+		return nil, errors.New("the streams claim must be a list of strings")
+	}
+	streams := make([]string, 0, len(items))
+	for _, it := range items {
+		s, ok := it.(string)
+		if !ok {
+			return nil, errors.New("the streams claim must be a list of strings")
+		}
+		streams = append(streams, s)
+	}
+	return streams, nil
+}
+
+// keyError is why no key verifies a token, for the client.
+type keyError struct{ reason string }
+
+func (e *keyError) Error() string { return e.reason }
+
+// tokenKey is the parser's Keyfunc: the key for the token's alg, which
+// the parser has checked is one the configuration accepts. HS256 is
+// verified with the secret only, RS256 and ES256 with the JWKS keys of
+// that alg only, so that no key ever serves another algorithm. A token
+// with a kid uses that key; one without tries every key of its alg.
+func (s *Server) tokenKey(t *jwt.Token) (any, error) {
+	alg := t.Method.Alg()
+	switch alg {
+	case algHS256:
+		if len(s.cfg.Auth.JWTSecret) == 0 {
+			return nil, &keyError{"alg HS256 is not accepted"}
+		}
+		return s.cfg.Auth.JWTSecret, nil
+	case algRS256, algES256:
+	default:
+		return nil, &keyError{fmt.Sprintf("alg %q is not accepted", clip(alg))}
+	}
+	ks := s.cfg.Auth.JWKS
+	if rawKid, ok := t.Header["kid"]; ok {
+		kid, ok := rawKid.(string)
+		if !ok {
+			return nil, &keyError{"kid must be a string"}
+		}
+		if kid != "" {
+			k := ks.byKid(kid)
+			if k == nil {
+				return nil, &keyError{fmt.Sprintf("no key with kid %q", clip(kid))}
+			}
+			if k.alg != alg {
+				return nil, &keyError{fmt.Sprintf("key %q is not an %s key", clip(kid), alg)}
+			}
+			return k.key, nil
+		}
+	}
+	keys := ks.forAlg(alg)
+	if len(keys) == 0 {
+		return nil, &keyError{fmt.Sprintf("alg %s is not accepted", alg)}
+	}
+	set := jwt.VerificationKeySet{Keys: make([]jwt.VerificationKey, len(keys))}
+	for i, k := range keys {
+		set.Keys[i] = k
+	}
+	return set, nil
+}
+
+// tokenReason says, for the client, why the parser refused a token.
+func tokenReason(t *jwt.Token, algs []string, err error) string {
+	var ke *keyError
 	switch {
-	case errors.Is(err, jwt.ErrTokenExpired):
-		return "expired"
-	case errors.Is(err, jwt.ErrTokenNotValidYet), errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
-		return "not valid yet"
-	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
-		return "bad signature"
+	case errors.As(err, &ke):
+		return ke.reason
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return "malformed"
+	case t != nil && t.Header["alg"] == nil:
+		return "no alg"
+	case t != nil && !slices.Contains(algs, fmt.Sprint(t.Header["alg"])):
+		// The parser checks the alg before the signature.
+		return fmt.Sprintf("alg %q is not accepted", clip(fmt.Sprint(t.Header["alg"])))
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid), errors.Is(err, jwt.ErrTokenUnverifiable):
+		return "bad signature"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		return "no exp claim"
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return "expired"
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		return "not valid yet (nbf)"
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		return "issued in the future (iat)"
 	}
 	return "rejected"
 }

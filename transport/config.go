@@ -36,15 +36,36 @@ type Log interface {
 	Epoch() string
 }
 
-// Auth configures bearer-token authentication.
+// DefaultJWTLeeway is cmd/engine's -jwt-leeway: the clock skew tolerated
+// on exp, nbf and iat. Auth's zero Leeway is none.
+const DefaultJWTLeeway = 30 * time.Second
+
+// Auth configures bearer-token authentication. Auth is on when JWTSecret
+// or JWKS is set; both may be.
+//
+// With auth off (the zero Auth) every request is allowed and PostMessage
+// takes its user from data. With auth on, every route except /healthz,
+// /readyz and /metrics needs a valid token: signed with HS256 and
+// JWTSecret, or with RS256 or ES256 and a key of JWKS (an RS256 or ES256
+// token is never checked against the secret, nor an HS256 one against a
+// public key); with a "sub", the user; with an "exp" (required), and
+// "nbf" and "iat" when present, checked with Leeway. An optional
+// "streams" claim lists the stream patterns (path.Match syntax, e.g.
+// "room:*") the token may touch: absent means every stream, [] none, and
+// anything but a list of strings (null included) makes the token invalid.
 type Auth struct {
-	// JWTSecret is the HS256 key. Empty (the default) turns auth off:
-	// every request is allowed and PostMessage takes its user from data.
-	// When set, every route except /healthz, /readyz and /metrics needs
-	// a valid token whose "sub" is the user; an optional "streams" claim
-	// lists the stream patterns (path.Match syntax, e.g. "room:*") the
-	// token may touch.
+	// JWTSecret is the HS256 key.
 	JWTSecret []byte
+	// JWKS holds the RS256 and ES256 public keys (ReadJWKSFile). A token
+	// with a "kid" header is checked with that key only (an unknown kid
+	// is refused); one without is tried with every key of its alg. The
+	// set is read once: changing the file needs a restart.
+	JWKS *KeySet
+	// Leeway is the clock skew tolerated: a token is accepted until exp +
+	// Leeway, from nbf - Leeway and iat - Leeway. Zero (the default) is
+	// none; cmd/engine uses DefaultJWTLeeway. A WebSocket closes at its
+	// token's exp + Leeway unless the client refreshed it.
+	Leeway time.Duration
 }
 
 // RateLimit configures a token bucket per client IP.
@@ -196,6 +217,7 @@ func (cfg Config) Validate() error {
 		{"MaxInflight", int64(cfg.MaxInflight)},
 		{"CommandTimeout", int64(cfg.CommandTimeout)},
 		{"RateLimit.Burst", int64(cfg.RateLimit.Burst)},
+		{"Auth.Leeway", int64(cfg.Auth.Leeway)},
 	} {
 		if c.v < 0 {
 			errs = append(errs, fmt.Errorf("%s must not be negative", c.name))

@@ -20,6 +20,9 @@ const maxMember = 64
 
 // /ws: the engine protocol.
 
+// expiredFrame is the last frame of a /ws connection whose token expired.
+var expiredFrame = []byte(`{"op":"error","code":"unauthorized","message":"token expired"}`)
+
 // clientFrame is every field any op may carry.
 type clientFrame struct {
 	Op     string          `json:"op"`
@@ -31,6 +34,7 @@ type clientFrame struct {
 	Data   json.RawMessage `json:"data"`
 	ID     string          `json:"id"`
 	Epoch  string          `json:"epoch"`
+	Token  string          `json:"token"`
 }
 
 // subscribedFrame is the reply to subscribe and, without Epoch, to
@@ -146,6 +150,8 @@ func engineFrame(c *Conn, typ int, data []byte) {
 		c.opUnsubscribe(ref, &f)
 	case "command":
 		c.opCommand(ref, &f)
+	case "refresh":
+		c.opRefresh(ref, &f)
 	case "":
 		c.replyError(ref, badRequest("op is required"))
 	default:
@@ -158,7 +164,7 @@ func (c *Conn) checkStreamFor(stream string) error {
 	if stream == "" {
 		return badRequest("stream is required")
 	}
-	return c.s.checkStream(c.req.principal, stream)
+	return c.s.checkStream(c.principal(), stream)
 }
 
 func (c *Conn) opSubscribe(ref *string, f *clientFrame) {
@@ -176,7 +182,7 @@ func (c *Conn) opSubscribe(ref *string, f *clientFrame) {
 			c.replyError(ref, badRequest("user must be 1-%d characters", maxMember))
 			return
 		}
-		if u := c.req.principal.userName(); u != "" && member != u {
+		if u := c.principal().userName(); u != "" && member != u {
 			c.replyError(ref, newClientError(decider.ErrForbidden, "user %q may not join as %q", u, clip(member)))
 			return
 		}
@@ -244,7 +250,7 @@ func (c *Conn) opCommand(ref *string, f *clientFrame) {
 		Type:   f.Type,
 		Data:   data,
 		ID:     f.ID,
-		User:   c.req.principal.userName(),
+		User:   c.principal().userName(),
 		Time:   c.s.cfg.Now(),
 	}
 	ok := c.submit(cmd.Stream, func() {

@@ -161,7 +161,7 @@ func (c *Conn) SendBinary(data []byte) bool {
 // presence as member, when the endpoint forwards presence), rendered by
 // the endpoint's Render.
 func (c *Conn) SubscribeLive(stream, member string) error {
-	if err := c.s.checkStream(c.req.principal, stream); err != nil {
+	if err := c.s.checkStream(c.principal(), stream); err != nil {
 		return err
 	}
 	sub, err := c.subscribe(stream, member, nil, nil)
@@ -178,10 +178,11 @@ func (c *Conn) Submit(stream string, fn func()) bool { return c.submit(stream, f
 // Execute runs cmd as the connection's principal within the command
 // deadline.
 func (c *Conn) Execute(cmd decider.Command) (actors.Result, error) {
-	if err := c.s.checkStream(c.req.principal, cmd.Stream); err != nil {
+	p := c.principal()
+	if err := c.s.checkStream(p, cmd.Stream); err != nil {
 		return actors.Result{}, err
 	}
-	cmd.User = c.req.principal.userName()
+	cmd.User = p.userName()
 	return c.s.execute(c.ctx, cmd, events.AnyVersion)
 }
 

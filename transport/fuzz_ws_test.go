@@ -22,8 +22,8 @@ import (
 // promises whatever the frame:
 //
 //   - the connection stays open and the ping gets its pong;
-//   - the frame gets exactly one reply (error, pong, ack, subscribed or
-//     unsubscribed; commands are answered asynchronously, so the reply may
+//   - the frame gets exactly one reply (error, pong, ack, subscribed,
+//     unsubscribed or refreshed; commands are answered asynchronously, so the reply may
 //     follow the pong), and every other frame is an event or presence;
 //   - the reply carries the frame's ref, or none when the frame has no
 //     valid ref (parseFrame's, through transport.FrameRef);
@@ -49,6 +49,8 @@ func FuzzWSDispatch(f *testing.F) {
 		`{"op":"unsubscribe","stream":"room:fz","ref":"u"}`,
 		`{"op":"unsubscribe","stream":"Room:fz"}`,
 		`{"op":"dance","ref":"d"}`,
+		`{"op":"refresh","token":"any","ref":"t"}`,
+		`{"op":"refresh","ref":"t"}`,
 		`{"ref":"no op"}`,
 		`{"op":"ping","ref":"a","extra":1}`,
 		`{"op":"ping","ref":1}`,
@@ -135,7 +137,7 @@ func FuzzWSDispatch(f *testing.F) {
 				if _, msgOK := m["message"].(string); !protocolCodes[code] || !msgOK {
 					t.Fatalf("frame %q got %s: not a protocol error", frame, b)
 				}
-			case "ack", "subscribed", "unsubscribed":
+			case "ack", "subscribed", "unsubscribed", "refreshed":
 			default:
 				t.Fatalf("frame %q got %s: unknown op", frame, b)
 			}

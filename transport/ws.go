@@ -40,6 +40,9 @@ type Endpoint struct {
 	Render func(ev *events.Event) (data []byte, ok bool)
 	// Presence: forward presence changes of subscribed rooms.
 	Presence bool
+	// Expired, when set, is the last frame a connection gets when its
+	// token expires, before close 1008 "token expired".
+	Expired []byte
 }
 
 // Upgrade is what the upgrade request tells a connection, copied out of
@@ -101,7 +104,8 @@ func (s *Server) wsRecover(c *websocket.Conn) {
 // Goroutines: the handler goroutine reads (readLoop) and, when the reader
 // ends, tears the connection down; the writer goroutine (writeLoop) owns
 // every write, the ping ticker and the close frame; command lanes and
-// the /live-score follower are tracked by wg. The handler returns only
+// the /live-score follower are tracked by wg; the token's expiry timer
+// (connAuth) only queues, and teardown stops it. The handler returns only
 // after all of them have ended, because contrib/websocket recycles the
 // *websocket.Conn for another client once it returns. The runtime never
 // sees the connection: it calls a wsSub, which only touches q.
@@ -132,6 +136,8 @@ type Conn struct {
 	inflight counter.Counter
 
 	subs map[string]*wsSub // the reader goroutine's only
+
+	auth connAuth // the token in force and its expiry timer
 }
 
 func (s *Server) serveWS(ws *websocket.Conn, ep *Endpoint) {
@@ -166,6 +172,7 @@ func (s *Server) serveWS(ws *websocket.Conn, ep *Endpoint) {
 	// teardown runs even if a handler panics: the writer must be gone
 	// before this function returns.
 	defer func() { c.teardown(readErr) }()
+	c.setPrincipal(req.principal)
 	if ep.Start != nil {
 		if err := ep.Start(c); err != nil {
 			c.closeFor(err)
@@ -188,6 +195,7 @@ func (c *Conn) closeFor(err error) {
 }
 
 func (c *Conn) teardown(readErr error) {
+	c.endAuth()
 	c.cancel()
 	for _, sub := range c.subs {
 		c.dropSub(sub)

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // dirEntries lists dir, or returns nil when it does not exist.
@@ -164,7 +165,7 @@ func TestZeroSettings(t *testing.T) {
 	}
 	t.Run("every numeric setting is decided", func(t *testing.T) {
 		// A new number or duration must be added to one of the tables.
-		decided := map[string]bool{"rate-limit": true, "rate-burst": true}
+		decided := map[string]bool{"rate-limit": true, "rate-burst": true, "jwt-leeway": true}
 		for _, tc := range refused {
 			decided[tc.flag] = true
 		}
@@ -182,6 +183,7 @@ func TestZeroSettings(t *testing.T) {
 	}{
 		{"rate-limit", "(0: off)", func(c Config) float64 { return c.RateLimit }},
 		{"rate-burst", "(0: the rate, rounded up)", func(c Config) float64 { return float64(c.RateBurst) }},
+		{"jwt-leeway", "(0: none)", func(c Config) float64 { return float64(c.JWTLeeway) }},
 	} {
 		t.Run(tc.flag+" 0 is meaningful", func(t *testing.T) {
 			var cfg Config
@@ -242,5 +244,30 @@ func TestHelpCommand(t *testing.T) {
 	})
 	if code, out, stderr := runCmd("help", "nope"); code != 2 || out != "" || !strings.Contains(stderr, `unknown command "nope"`) {
 		t.Errorf("engine help nope: exit %d, stdout %q, stderr %q", code, out, stderr)
+	}
+}
+
+// TestJWTSettings: the token settings' defaults, environment and flags.
+func TestJWTSettings(t *testing.T) {
+	if m := NewMain(); m.Config.JWTLeeway != 30*time.Second || m.Config.JWKSFile != "" || m.Config.JWTSecret != "" {
+		t.Fatalf("defaults: leeway %s, jwks %q", m.Config.JWTLeeway, m.Config.JWKSFile)
+	}
+	env := map[string]string{"ENGINE_JWT_LEEWAY": "5s", "ENGINE_JWT_JWKS_FILE": "/etc/engine/jwks.json"}
+	var cfg Config
+	var stderr strings.Builder
+	if err := cfg.ParseFlags("engine", nil, func(k string) string { return env[k] }, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.JWTLeeway != 5*time.Second || cfg.JWKSFile != "/etc/engine/jwks.json" {
+		t.Fatalf("from the environment: leeway %s, jwks %q", cfg.JWTLeeway, cfg.JWKSFile)
+	}
+	if err := cfg.ParseFlags("engine", []string{"-jwt-leeway", "1m", "-jwt-jwks-file", "k.json"}, func(k string) string { return env[k] }, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.JWTLeeway != time.Minute || cfg.JWKSFile != "k.json" {
+		t.Fatalf("from flags: leeway %s, jwks %q", cfg.JWTLeeway, cfg.JWKSFile)
+	}
+	if code, _, stderr := runCmd("-jwt-leeway", "-1s"); code != 2 || !strings.Contains(stderr, "negative duration") {
+		t.Errorf("-jwt-leeway -1s: exit %d, stderr %q", code, stderr)
 	}
 }

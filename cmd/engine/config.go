@@ -28,6 +28,8 @@ type Config struct {
 	IdleTimeout    time.Duration
 	AllowedOrigins []string
 	JWTSecret      string
+	JWKSFile       string
+	JWTLeeway      time.Duration
 	RateLimit      float64
 	RateBurst      int
 	CommandTimeout time.Duration
@@ -65,6 +67,18 @@ func dur(p *time.Duration) func(string) error {
 		}
 		if d == 0 {
 			return errZero
+		}
+		*p = d
+		return nil
+	}
+}
+
+// durOrZero is dur for a duration whose 0 means none.
+func durOrZero(p *time.Duration) func(string) error {
+	return func(s string) error {
+		var d time.Duration
+		if err := dur(&d)(s); err != nil && !errors.Is(err, errZero) {
+			return err
 		}
 		*p = d
 		return nil
@@ -140,6 +154,8 @@ func (c *Config) settings() []setting {
 		{"idle-timeout", "ENGINE_IDLE_TIMEOUT", "idle time after which a stream's actor is passivated", dur(&c.IdleTimeout), actors.DefaultIdleTimeout.String()},
 		{"allowed-origins", "ENGINE_ALLOWED_ORIGINS", "comma-separated WebSocket origins allowed (empty: all)", list(&c.AllowedOrigins), ""},
 		{"jwt-secret", "ENGINE_JWT_SECRET", "HS256 secret; when set, auth is on and every request needs a token", str(&c.JWTSecret), ""},
+		{"jwt-jwks-file", "ENGINE_JWT_JWKS_FILE", "JSON Web Key Set file of RS256/ES256 public keys, read once at start-up; when set, auth is on", str(&c.JWKSFile), ""},
+		{"jwt-leeway", "ENGINE_JWT_LEEWAY", "clock skew tolerated on token exp, nbf and iat; a WebSocket closes at exp plus this (0: none)", durOrZero(&c.JWTLeeway), transport.DefaultJWTLeeway.String()},
 		{"rate-limit", "ENGINE_RATE_LIMIT", "requests per second per client address (0: off)", rate(&c.RateLimit), "0"},
 		{"rate-burst", "ENGINE_RATE_BURST", "requests allowed at once above the rate limit (0: the rate, rounded up)", num(&c.RateBurst), "20"},
 		{"command-timeout", "ENGINE_COMMAND_TIMEOUT", "how long a request waits for its actor before 503", dur(&c.CommandTimeout), transport.DefaultCommandTimeout.String()},

@@ -131,9 +131,20 @@ func (m *Main) newRuntime(metrics *transport.Metrics) (*actors.Runtime, error) {
 
 // newServer builds the HTTP and WebSocket front end with the seed routes.
 func (m *Main) newServer(metrics *transport.Metrics, reg *prometheus.Registry) (*transport.Server, error) {
-	var secret []byte
+	auth := transport.Auth{Leeway: m.Config.JWTLeeway}
 	if m.Config.JWTSecret != "" {
-		secret = []byte(m.Config.JWTSecret)
+		auth.JWTSecret = []byte(m.Config.JWTSecret)
+	}
+	if m.Config.JWKSFile != "" {
+		ks, err := transport.ReadJWKSFile(m.Config.JWKSFile)
+		if err != nil {
+			return nil, fmt.Errorf("ENGINE_JWT_JWKS_FILE: %w", err)
+		}
+		for _, why := range ks.Skipped() {
+			m.Logger.Warn("jwks: key skipped", "file", m.Config.JWKSFile, "why", why)
+		}
+		m.Logger.Info("jwks: keys loaded", "file", m.Config.JWKSFile, "keys", ks.Len())
+		auth.JWKS = ks
 	}
 	srv, err := transport.New(transport.Config{
 		API:             m.runtime,
@@ -145,7 +156,7 @@ func (m *Main) newServer(metrics *transport.Metrics, reg *prometheus.Registry) (
 		SendQueueFrames: m.Config.SendQueue,
 		AllowedOrigins:  m.Config.AllowedOrigins,
 		CommandTimeout:  m.Config.CommandTimeout,
-		Auth:            transport.Auth{JWTSecret: secret},
+		Auth:            auth,
 		RateLimit:       transport.RateLimit{PerSecond: m.Config.RateLimit, Burst: m.Config.RateBurst},
 		Metrics:         metrics,
 		Registerer:      reg,

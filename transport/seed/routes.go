@@ -57,7 +57,8 @@ func Routes(cfg Config) transport.Extension {
 		r.Post("/update-score", h.updateScore)
 		ls := liveScore{log: cfg.Log}
 		r.WebSocket(&transport.Endpoint{Path: "/chat", Frame: chatFrame})
-		r.WebSocket(&transport.Endpoint{Path: "/chat-room", Check: chatRoomCheck, Start: chatRoomStart, Frame: chatRoomFrame, Render: chatRoomRender})
+		r.WebSocket(&transport.Endpoint{Path: "/chat-room", Check: chatRoomCheck, Start: chatRoomStart, Frame: chatRoomFrame, Render: chatRoomRender,
+			Expired: []byte("error: unauthorized: token expired")})
 		r.WebSocket(&transport.Endpoint{Path: "/live-score", Check: ls.check, Start: ls.start})
 	}
 }
