@@ -24,6 +24,10 @@ type principal struct {
 	user string
 	// streams are the patterns the token allows; nil allows every stream.
 	streams []string
+	// email is the token's address if it says it is verified, else "";
+	// admin: the token's "admin" claim is true (see caller).
+	email string
+	admin bool
 }
 
 // anonymousPrincipal is who every request speaks for when auth is off.
@@ -36,6 +40,10 @@ var errNotAuthenticated = newClientError(errUnauthorized, "the request is not au
 type claims struct {
 	jwt.RegisteredClaims
 	Streams []string `json:"streams,omitempty"`
+	// Email counts only with EmailVerified, as in OIDC.
+	Email         string   `json:"email,omitempty"`
+	EmailVerified trueFlag `json:"email_verified,omitempty"`
+	Admin         trueFlag `json:"admin,omitempty"`
 }
 
 // authenticate verifies an HS256 token and returns who it speaks for. With
@@ -62,7 +70,10 @@ func (s *Server) authenticate(token string) (*principal, error) {
 	if c.Subject == "" {
 		return nil, newClientError(errUnauthorized, "invalid token: no sub claim")
 	}
-	p := &principal{user: c.Subject}
+	p := &principal{user: c.Subject, admin: bool(c.Admin)}
+	if c.EmailVerified {
+		p.email = c.Email
+	}
 	if c.Streams != nil {
 		p.streams = c.Streams
 	}

@@ -245,6 +245,7 @@ func (c *Conn) opCommand(ref *string, f *clientFrame) {
 		Data:   data,
 		ID:     f.ID,
 		User:   c.req.principal.userName(),
+		Caller: c.req.principal.caller(),
 		Time:   c.s.cfg.Now(),
 	}
 	ok := c.submit(cmd.Stream, func() {
