@@ -177,8 +177,12 @@ func (h *handlers) postOrderItem(c *fiber.Ctx) error {
 		return err
 	}
 
-	// Subscribe before placing, from the start of the stream, so that no
-	// step's event can be missed, even on a retried key.
+	if _, err := h.s.Command(c, stream, order.CommandPlaceOrder, data, key); err != nil {
+		return err
+	}
+	// Subscribe once the order is placed (with auth on, nobody may read an
+	// order before it has an owner), from the start of the stream, so that
+	// no step's event can be missed, even on a retried key.
 	w := newWaitSink()
 	from := uint64(0)
 	sub, err := h.s.Subscribe(c, actors.SubscribeRequest{Stream: stream, From: &from, Sink: w})
@@ -186,10 +190,6 @@ func (h *handlers) postOrderItem(c *fiber.Ctx) error {
 		return fmt.Errorf("subscribe %s: %w", stream, err)
 	}
 	defer sub.Cancel()
-
-	if _, err := h.s.Command(c, stream, order.CommandPlaceOrder, data, key); err != nil {
-		return err
-	}
 	timer := time.NewTimer(h.cfg.OrderTimeout)
 	defer timer.Stop()
 	for {
