@@ -127,6 +127,10 @@ func Clip(s string) string { return clip(s) }
 // ErrDraining is the 503 unavailable of a server that is shutting down.
 var ErrDraining error = errDraining
 
+// User is who the request speaks for: the token's subject, or "" when
+// auth is off.
+func User(c *fiber.Ctx) string { return principalOf(c).userName() }
+
 // Upgrade's accessors for endpoints.
 
 // User is who the token speaks for, or "" when auth is off.

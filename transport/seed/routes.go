@@ -78,10 +78,15 @@ func newStreamID() string {
 
 // orderStream is the stream of a new order: derived from the request's
 // idempotency key when it has one, so that a retry lands on the same
-// order, else random.
-func orderStream(key string) string {
+// order, else random. With auth on the key is the user's own: two users
+// sending the same key get two orders (each its owner's) rather than one
+// refused.
+func orderStream(user, key string) string {
 	id := newStreamID()
-	if key != "" {
+	switch {
+	case key != "" && user != "":
+		id = keyedStreamID(user + "\x00" + key)
+	case key != "":
 		id = keyedStreamID(key)
 	}
 	return order.Kind + ":" + id
@@ -149,7 +154,7 @@ func (h *handlers) postOrders(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	stream := orderStream(key)
+	stream := orderStream(transport.User(c), key)
 	res, err := h.s.Command(c, stream, order.CommandPlaceOrder, data, key)
 	if err != nil {
 		return err
@@ -171,7 +176,7 @@ func (h *handlers) postOrderItem(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	stream := orderStream(key)
+	stream := orderStream(transport.User(c), key)
 	data, err := json.Marshal(order.PlaceOrder{Items: []order.Item{{Name: item, Qty: 1}}})
 	if err != nil {
 		return err
