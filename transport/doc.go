@@ -108,6 +108,15 @@
 // speaks as sub and refuses (403) a different ?user=; a /ws subscribe with
 // a different "user" is forbidden.
 //
+// Authorization beyond the streams claim is the runtime's, and the
+// transport stays kind-agnostic: every command, state read, events read
+// (Runtime.CheckRead before the log is read) and subscription carries the
+// caller (decider.Caller: sub, the "email" when "email_verified" is true,
+// "admin": true; Anonymous with auth off), and the runtime refuses a
+// kind's internal commands and applies its private-stream rule
+// (docs/security.md, whose route table TestSecurityTableCoversEveryRoute
+// holds to the registered routes and /ws ops).
+//
 // Auth fails closed. The public routes are listed once (publicRoutes in
 // server.go); every other route is registered through Server.get,
 // Server.post or Server.websocket (Routes for extensions), which
