@@ -98,6 +98,9 @@ type Sink interface {
 // SubscribeRequest asks for a stream's events.
 type SubscribeRequest struct {
 	Stream string
+	// Caller is who subscribes: a private kind's rule decides whether it
+	// may read the stream (decider.ErrForbidden if not).
+	Caller decider.Caller
 	// From: when set, every event with version > *From is delivered, in
 	// order, with no gap and no duplicate: those already stored first
 	// (read at the sink's pace, see Sink.WaitRoom), then live ones. When
@@ -135,16 +138,28 @@ type API interface {
 	// matching events.ErrInvalidStream or ErrUnknownKind when it is not.
 	// It activates nothing.
 	Check(stream string) error
-	// Execute runs a command on its stream's actor and returns once the
-	// events are durable. Errors: ErrUnknownKind, events.ErrInvalidStream,
-	// decider.ErrInvalid, decider.ErrConflict, decider.ErrForbidden,
+	// Execute runs a client's command on its stream's actor and returns
+	// once the events are durable. A command its kind marks internal
+	// (decider.Decider.Internal) is refused with decider.ErrForbidden, and
+	// so is one cmd.Caller may not give to a private stream
+	// (decider.Decider.Private). Errors: ErrUnknownKind,
+	// events.ErrInvalidStream, decider.ErrInvalid, decider.ErrConflict,
+	// decider.ErrForbidden,
 	// decider.ErrUnknownCommand, events.ErrWrongExpectedVersion (when
 	// expected is not AnyVersion and the stream moved on, or a lost race
 	// after one retry), ErrUnavailable (stopping, or ctx expired).
 	Execute(ctx context.Context, cmd decider.Command, expected events.ExpectedVersion) (Result, error)
-	// State returns a stream's current state; events.ErrNotFound when the
-	// stream has no events.
-	State(ctx context.Context, stream string) (StateView, error)
-	// Subscribe starts a subscription (see SubscribeRequest).
+	// State returns a stream's current state as c may read it:
+	// decider.ErrForbidden when a private kind's rule refuses c (checked
+	// first), events.ErrNotFound when the stream has no events.
+	State(ctx context.Context, stream string, c decider.Caller) (StateView, error)
+	// CheckRead reports whether c may read stream (its stored events, for a
+	// reader that goes to the log itself): nil, or decider.ErrForbidden
+	// when a private kind's rule refuses c; the errors of Check for a
+	// stream not served. It asks the stream's actor only for a private
+	// kind.
+	CheckRead(ctx context.Context, stream string, c decider.Caller) error
+	// Subscribe starts a subscription (see SubscribeRequest);
+	// decider.ErrForbidden when a private kind's rule refuses req.Caller.
 	Subscribe(ctx context.Context, req SubscribeRequest) (Subscription, error)
 }

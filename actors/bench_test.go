@@ -145,7 +145,7 @@ func BenchmarkActivation(b *testing.B) {
 				b.StopTimer()
 				r.rtPassivate(stream)
 				b.StartTimer()
-				view, err := r.State(ctx, stream)
+				view, err := r.State(ctx, stream, decider.Caller{})
 				if err != nil || view.Version != total {
 					b.Fatalf("State = v%d, %v", view.Version, err)
 				}

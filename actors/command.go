@@ -167,6 +167,14 @@ func (a *streamActor) decideBatch(msgs []*execMsg) *batch {
 func (a *streamActor) decideOne(b *batch, i int) {
 	st := &b.cmds[i]
 	cmd, expected := st.m.cmd, st.m.expected
+	// A private stream's rule comes first: a caller it refuses learns
+	// nothing, not even the reply to another caller's command id.
+	if !st.m.internal {
+		if err := a.access(b.next, cmd.Caller, decider.Write); err != nil {
+			st.err, st.outcome = err, ResultRejected
+			return
+		}
+	}
 	if cmd.ID != "" && a.repeated(b, i) {
 		return
 	}

@@ -206,7 +206,7 @@ func TestCorruptStream(t *testing.T) {
 			}
 			_, err := r.Execute(ctx, decider.Command{Stream: "counter:bad", Type: "Inc"}, events.AnyVersion)
 			check("Execute", err)
-			_, err = r.State(ctx, "counter:bad")
+			_, err = r.State(ctx, "counter:bad", decider.Caller{})
 			check("State", err)
 		})
 	}

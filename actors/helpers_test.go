@@ -203,7 +203,7 @@ func rtShopKind() decider.Kind {
 
 // rtTally records the orders notified to it, one Recorded per command:
 // it deliberately does not deduplicate, so a repeated notification would
-// show.
+// show. Record is internal: only shop's notify step sends it.
 type rtTally struct {
 	Stream  string   `json:"stream"`
 	Version uint64   `json:"version"`
@@ -212,8 +212,9 @@ type rtTally struct {
 
 func rtTallyKind() decider.Kind {
 	return decider.New(decider.Decider[rtTally]{
-		Name:    "tally",
-		Initial: func(stream string) rtTally { return rtTally{Stream: stream} },
+		Name:     "tally",
+		Internal: []string{"Record"},
+		Initial:  func(stream string) rtTally { return rtTally{Stream: stream} },
 		Decide: func(s rtTally, c decider.Command) ([]events.Event, error) {
 			if c.Type != "Record" {
 				return nil, fmt.Errorf("%w: %s", decider.ErrUnknownCommand, c.Type)
@@ -365,7 +366,7 @@ func rtWaitFor(t testing.TB, what string, cond func() bool) {
 // rtState decodes a stream's state into v.
 func rtState[S any](t testing.TB, r *Runtime, stream string) S {
 	t.Helper()
-	view, err := r.State(rtCtx(t), stream)
+	view, err := r.State(rtCtx(t), stream, decider.Caller{})
 	if err != nil {
 		t.Fatalf("State %s: %v", stream, err)
 	}

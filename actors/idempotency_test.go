@@ -51,7 +51,7 @@ func TestIdempotencyMismatch(t *testing.T) {
 			}
 		})
 	}
-	if view, err := r.State(ctx, "counter:m"); err != nil || view.Version != 1 {
+	if view, err := r.State(ctx, "counter:m", decider.Caller{}); err != nil || view.Version != 1 {
 		t.Fatalf("State after the repeats = v%d, %v; want version 1", view.Version, err)
 	}
 }

@@ -221,11 +221,21 @@ func (r *Runtime) Stop(ctx context.Context) error {
 	return nil
 }
 
-// Execute implements API.
+// Execute implements API: a client's command.
 func (r *Runtime) Execute(ctx context.Context, cmd decider.Command, expected events.ExpectedVersion) (Result, error) {
+	return r.execute(ctx, cmd, expected, false)
+}
+
+// execute runs a command. internal: the engine's own (a step's
+// StepCommand), which may be a command the kind marks internal and is not
+// subject to a private kind's rule; otherwise a client's.
+func (r *Runtime) execute(ctx context.Context, cmd decider.Command, expected events.ExpectedVersion, internal bool) (Result, error) {
 	k, err := r.kindOf(cmd.Stream)
 	if err != nil {
 		return Result{}, err
+	}
+	if !internal && k.IsInternal(cmd.Type) {
+		return Result{}, decider.Forbidden("%s is sent by the engine itself, never by clients", events.Clip(cmd.Type, 64))
 	}
 	if expected < events.AnyVersion {
 		return Result{}, decider.Invalid("expected version %d is not a version", int64(expected))
@@ -236,7 +246,7 @@ func (r *Runtime) Execute(ctx context.Context, cmd decider.Command, expected eve
 	if cmd.Time.IsZero() {
 		cmd.Time = r.cfg.Now()
 	}
-	m := &execMsg{ctx: ctx, cmd: cmd, expected: expected, reply: make(chan execReply, 1)}
+	m := &execMsg{ctx: ctx, cmd: cmd, expected: expected, internal: internal, reply: make(chan execReply, 1)}
 	rep, err := ask(ctx, r, cmd.Stream, k, m, m.reply)
 	if err != nil {
 		return Result{}, err
@@ -245,12 +255,12 @@ func (r *Runtime) Execute(ctx context.Context, cmd decider.Command, expected eve
 }
 
 // State implements API.
-func (r *Runtime) State(ctx context.Context, stream string) (StateView, error) {
+func (r *Runtime) State(ctx context.Context, stream string, c decider.Caller) (StateView, error) {
 	k, err := r.kindOf(stream)
 	if err != nil {
 		return StateView{}, err
 	}
-	m := &stateMsg{reply: make(chan stateReply, 1)}
+	m := &stateMsg{caller: c, reply: make(chan stateReply, 1)}
 	rep, err := ask(ctx, r, stream, k, m, m.reply)
 	if err != nil {
 		return StateView{}, err
@@ -268,7 +278,7 @@ func (r *Runtime) Subscribe(ctx context.Context, req SubscribeRequest) (Subscrip
 		return nil, fmt.Errorf("%w: subscribe to %s without a sink", decider.ErrInvalid, req.Stream)
 	}
 	sub := newSubscription(r, k, req)
-	m := &subscribeMsg{sub: sub, reply: make(chan error, 1)}
+	m := &subscribeMsg{sub: sub, caller: &req.Caller, reply: make(chan error, 1)}
 	if err := r.call(req.Stream, k, m); err != nil {
 		return nil, err
 	}

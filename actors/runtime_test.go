@@ -195,7 +195,7 @@ func TestIdempotentCommands(t *testing.T) {
 		}
 	})
 	t.Run("repeat ignores that its expected version is stale now", func(t *testing.T) {
-		view, err := r.State(ctx, "counter:i")
+		view, err := r.State(ctx, "counter:i", decider.Caller{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -351,7 +351,7 @@ func TestSnapshotReplayEqualsFullReplay(t *testing.T) {
 	for i := 1; i <= 37; i++ {
 		rtExec(t, r, "counter:s", "Add", fmt.Sprintf(`{"by":%d}`, i%7+1))
 	}
-	live, err := r.State(rtCtx(t), "counter:s")
+	live, err := r.State(rtCtx(t), "counter:s", decider.Caller{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +378,7 @@ func TestSnapshotReplayEqualsFullReplay(t *testing.T) {
 	}
 	// A new runtime activates from the snapshot plus 7 events.
 	r2 := rtStart(t, rtConfig(store))
-	fromSnap, err := r2.State(rtCtx(t), "counter:s")
+	fromSnap, err := r2.State(rtCtx(t), "counter:s", decider.Caller{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -403,7 +403,7 @@ func TestStateOfUnknownStream(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.stream, func(t *testing.T) {
-			if _, err := r.State(rtCtx(t), tt.stream); !errors.Is(err, tt.want) {
+			if _, err := r.State(rtCtx(t), tt.stream, decider.Caller{}); !errors.Is(err, tt.want) {
 				t.Fatalf("State = %v, want %v", err, tt.want)
 			}
 		})
@@ -569,7 +569,7 @@ func TestStopAnswersAndRefuses(t *testing.T) {
 		if _, err := r.Execute(ctx, decider.Command{Stream: "counter:g1", Type: "Inc"}, events.AnyVersion); !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("Execute after Stop = %v, want ErrUnavailable", err)
 		}
-		if _, err := r.State(ctx, "counter:g1"); !errors.Is(err, ErrUnavailable) {
+		if _, err := r.State(ctx, "counter:g1", decider.Caller{}); !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("State after Stop = %v, want ErrUnavailable", err)
 		}
 		if _, err := r.Subscribe(ctx, SubscribeRequest{Stream: "room:x", Sink: sink}); !errors.Is(err, ErrUnavailable) {

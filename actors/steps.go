@@ -255,7 +255,7 @@ func (s *stepActor) attempt(ctx context.Context, st decider.Step) (err error) {
 	r := s.r
 	if st.Action == decider.StepCommand {
 		cmd := decider.Command{Stream: st.Target, Type: st.Command, Data: st.Data, ID: st.Key, Time: r.cfg.Now()}
-		_, err := r.Execute(ctx, cmd, events.AnyVersion)
+		_, err := r.execute(ctx, cmd, events.AnyVersion, true)
 		return err
 	}
 	run, ok := r.cfg.Executors[st.Action]

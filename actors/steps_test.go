@@ -187,7 +187,7 @@ func TestFailingStepDoesNotBlockCommands(t *testing.T) {
 	if _, err := r.Execute(rtCtx(t), decider.Command{Stream: "shop:b", Type: "Place"}, events.AnyVersion); !errors.Is(err, decider.ErrConflict) {
 		t.Fatalf("command while a step retries = %v, want the decider's conflict", err)
 	}
-	if _, err := r.State(rtCtx(t), "shop:b"); err != nil {
+	if _, err := r.State(rtCtx(t), "shop:b", decider.Caller{}); err != nil {
 		t.Fatal(err)
 	}
 }

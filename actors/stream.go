@@ -22,6 +22,9 @@ type (
 		ctx      context.Context
 		cmd      decider.Command
 		expected events.ExpectedVersion
+		// internal: the engine's own command (a step's), which no private
+		// kind's rule is asked about.
+		internal bool
 		reply    chan execReply
 	}
 	execReply struct {
@@ -29,15 +32,26 @@ type (
 		err error
 	}
 
-	stateMsg   struct{ reply chan stateReply }
+	stateMsg struct {
+		caller decider.Caller
+		reply  chan stateReply
+	}
 	stateReply struct {
 		view StateView
 		err  error
 	}
 
 	subscribeMsg struct {
-		sub   *subscription
-		reply chan error
+		sub *subscription
+		// caller is who subscribes, checked against a private kind's rule;
+		// nil for the subscription's own go-live requests.
+		caller *decider.Caller
+		reply  chan error
+	}
+	// checkMsg asks whether caller may read the stream (CheckRead).
+	checkMsg struct {
+		caller decider.Caller
+		reply  chan error
 	}
 	unsubscribeMsg struct{ sub *subscription }
 
@@ -52,6 +66,7 @@ func (m *execMsg) fail(err error)      { m.reply <- execReply{err: err} }
 func (m *stateMsg) fail(err error)     { m.reply <- stateReply{err: err} }
 func (m *subscribeMsg) fail(err error) { m.reply <- err }
 func (m *wakeMsg) fail(err error)      { m.reply <- err }
+func (m *checkMsg) fail(err error)     { m.reply <- err }
 
 // streamActor owns one stream: its state, version, subscribers, presence
 // and the child running its current background step. Everything here is
@@ -166,6 +181,8 @@ func (a *streamActor) onRequest(c actor.Context, m request) {
 		a.onState(m)
 	case *subscribeMsg:
 		a.onSubscribe(m)
+	case *checkMsg:
+		m.reply <- a.access(a.state, m.caller, decider.Read)
 	case *wakeMsg:
 		if len(a.kind.Steps(a.state)) == 0 {
 			// Listed as pending but owing nothing: the step finished before
@@ -180,6 +197,10 @@ func (a *streamActor) onRequest(c actor.Context, m request) {
 }
 
 func (a *streamActor) onState(m *stateMsg) {
+	if err := a.access(a.state, m.caller, decider.Read); err != nil {
+		m.fail(err)
+		return
+	}
 	if a.version == 0 {
 		m.fail(events.Refuse(events.ErrNotFound, "stream %s has no events", a.stream))
 		return

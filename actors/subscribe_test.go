@@ -174,7 +174,7 @@ func TestPresence(t *testing.T) {
 	}
 	members := func() []string {
 		t.Helper()
-		view, err := r.State(ctx, room)
+		view, err := r.State(ctx, room, decider.Caller{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package actors
 
 import (
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -12,6 +13,12 @@ import (
 // has caught up with a.version.
 func (a *streamActor) onSubscribe(m *subscribeMsg) {
 	sub := m.sub
+	if m.caller != nil {
+		if err := a.access(a.state, *m.caller, decider.Read); err != nil {
+			m.reply <- err
+			return
+		}
+	}
 	live, err := sub.register(a.e, a.version)
 	if err != nil {
 		m.reply <- unavailable(a.stream, err)

@@ -31,6 +31,10 @@ type principal struct {
 	// expires is the token's exp; zero only when anonymous. Past it (plus
 	// Auth.Leeway) a WebSocket that has not refreshed its token closes.
 	expires time.Time
+	// email is the token's address if it says it is verified, else "";
+	// admin: the token's "admin" claim is true (see caller).
+	email string
+	admin bool
 }
 
 // anonymousPrincipal is who every request speaks for when auth is off.
@@ -45,6 +49,10 @@ type claims struct {
 	// Streams stays raw so that a claim that is present but not a list
 	// of strings (null included) is told apart from an absent one.
 	Streams json.RawMessage `json:"streams,omitempty"`
+	// Email counts only with EmailVerified, as in OIDC.
+	Email         string   `json:"email,omitempty"`
+	EmailVerified trueFlag `json:"email_verified,omitempty"`
+	Admin         trueFlag `json:"admin,omitempty"`
 }
 
 // authOn reports whether tokens are required: a secret or a key set.
@@ -96,7 +104,11 @@ func (s *Server) authenticate(token string) (*principal, error) {
 	if err != nil {
 		return nil, newClientError(errUnauthorized, "invalid token: %s", err)
 	}
-	return &principal{user: c.Subject, streams: streams, expires: c.ExpiresAt.Time}, nil
+	p := &principal{user: c.Subject, streams: streams, expires: c.ExpiresAt.Time, admin: bool(c.Admin)}
+	if c.EmailVerified {
+		p.email = c.Email
+	}
+	return p, nil
 }
 
 // streamsClaim reads the streams claim: absent (nil) allows every stream;

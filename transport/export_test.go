@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"maps"
 	"net/http"
 	"slices"
 	"sync/atomic"
@@ -22,6 +23,13 @@ func App(s *Server) *fiber.App { return s.app }
 // WebSocketPaths are the paths registered as WebSocket endpoints (through
 // Server.websocket, which authenticates the upgrade).
 func WebSocketPaths(s *Server) []string { return slices.Clone(s.wsPaths) }
+
+// WSOps are the names of the /ws ops.
+func WSOps() []string {
+	ops := slices.Collect(maps.Keys(wsOps))
+	slices.Sort(ops)
+	return ops
+}
 
 // PublicPaths are the paths of the public routes (publicRoutes).
 func PublicPaths() []string {

@@ -60,16 +60,18 @@ func (s *Server) Command(c *fiber.Ctx, stream, typ string, data []byte, key stri
 		Data:   data,
 		ID:     key,
 		User:   principalOf(c).userName(),
+		Caller: principalOf(c).caller(),
 		Time:   s.cfg.Now(),
 	}, events.AnyVersion)
 }
 
 // Subscribe subscribes to a stream the request's principal may read,
-// within the command deadline.
+// within the command deadline. req.Caller is set to the principal's.
 func (s *Server) Subscribe(c *fiber.Ctx, req actors.SubscribeRequest) (actors.Subscription, error) {
 	if err := s.checkStream(principalOf(c), req.Stream); err != nil {
 		return nil, err
 	}
+	req.Caller = principalOf(c).caller()
 	ctx, cancel := context.WithTimeout(s.base, s.cfg.CommandTimeout)
 	defer cancel()
 	return s.cfg.API.Subscribe(ctx, req)
@@ -125,6 +127,10 @@ func Clip(s string) string { return clip(s) }
 // ErrDraining is the 503 unavailable of a server that is shutting down.
 var ErrDraining error = errDraining
 
+// User is who the request speaks for: the token's subject, or "" when
+// auth is off.
+func User(c *fiber.Ctx) string { return principalOf(c).userName() }
+
 // Upgrade's accessors for endpoints.
 
 // User is who the token speaks for, or "" when auth is off.
@@ -175,14 +181,15 @@ func (c *Conn) SubscribeLive(stream, member string) error {
 // Submit runs fn on the connection's lane for stream (see submit).
 func (c *Conn) Submit(stream string, fn func()) bool { return c.submit(stream, fn) }
 
-// Execute runs cmd as the connection's principal within the command
-// deadline.
+// Execute runs cmd as the connection's principal (cmd.User and
+// cmd.Caller are set to it) within the command deadline.
 func (c *Conn) Execute(cmd decider.Command) (actors.Result, error) {
 	p := c.principal()
 	if err := c.s.checkStream(p, cmd.Stream); err != nil {
 		return actors.Result{}, err
 	}
 	cmd.User = p.userName()
+	cmd.Caller = p.caller()
 	return c.s.execute(c.ctx, cmd, events.AnyVersion)
 }
 

@@ -198,6 +198,7 @@ func (s *Server) postCommand(c *fiber.Ctx) error {
 		Data:   data,
 		ID:     key,
 		User:   principalOf(c).userName(),
+		Caller: principalOf(c).caller(),
 		Time:   s.cfg.Now(),
 	}, expected)
 	if err != nil {
@@ -219,7 +220,7 @@ func (s *Server) getState(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(s.base, s.cfg.CommandTimeout)
 	defer cancel()
-	view, err := s.cfg.API.State(ctx, stream)
+	view, err := s.cfg.API.State(ctx, stream, principalOf(c).caller())
 	if err != nil {
 		return fmt.Errorf("state of %s: %w", stream, err)
 	}
@@ -284,6 +285,11 @@ func (s *Server) getEvents(c *fiber.Ctx) error {
 	}
 	ctx, cancel := context.WithTimeout(s.base, s.cfg.CommandTimeout)
 	defer cancel()
+	// The log knows no owners: the runtime says whether a private stream
+	// is the caller's, as for its state.
+	if err := s.cfg.API.CheckRead(ctx, stream, principalOf(c).caller()); err != nil {
+		return fmt.Errorf("read %s: %w", stream, err)
+	}
 	evs, err := s.cfg.Log.ReadStream(ctx, stream, from, limit)
 	if err != nil {
 		return fmt.Errorf("read %s: %w", stream, err)

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/b6368a97/engine/transport"
 	"github.com/b6368a97/engine/transport/transporttest"
@@ -18,15 +17,11 @@ var wsSecret = []byte("ws-token-secret")
 // the claim out.
 func mint(t testing.TB, sub string, exp time.Time, streams []string) string {
 	t.Helper()
-	c := jwt.MapClaims{"sub": sub, "exp": exp.Unix()}
+	c := map[string]any{"sub": sub, "exp": exp.Unix()}
 	if streams != nil {
 		c["streams"] = streams
 	}
-	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, c).SignedString(wsSecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
+	return transporttest.Sign(t, wsSecret, c)
 }
 
 // expiringServer is a server with auth on whose clock stands still at

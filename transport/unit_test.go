@@ -236,7 +236,7 @@ func (a *openAPI) Execute(context.Context, decider.Command, events.ExpectedVersi
 	a.executed.Add(1)
 	return actors.Result{Version: 1}, nil
 }
-func (a *openAPI) State(_ context.Context, stream string) (actors.StateView, error) {
+func (a *openAPI) State(_ context.Context, stream string, _ decider.Caller) (actors.StateView, error) {
 	return actors.StateView{Stream: stream, Version: 1, JSON: []byte(`{}`)}, nil
 }
 

@@ -492,6 +492,7 @@ func (c *Conn) subscribe(stream, member string, from *uint64, onVersion func(v u
 	defer cancel()
 	as, err := c.s.cfg.API.Subscribe(ctx, actors.SubscribeRequest{
 		Stream:     stream,
+		Caller:     c.principal().caller(),
 		From:       from,
 		Member:     member,
 		Sink:       sub,

@@ -60,8 +60,12 @@ type Command struct {
 	// ID is an optional idempotency key: a command repeated with the same ID
 	// returns the first result and appends nothing.
 	ID string
-	// User is the authenticated user, empty when auth is off.
+	// User is the authenticated user, empty when auth is off
+	// (Caller.User).
 	User string
+	// Caller is who sent the command, for a private kind's rule (see
+	// Decider.Private); the zero Caller for the engine's own step commands.
+	Caller Caller
 	// Time is when the command was received; deciders never read a clock.
 	Time time.Time
 }

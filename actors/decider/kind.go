@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 
 	"github.com/b6368a97/engine/events"
 )
@@ -42,6 +43,21 @@ type Decider[S any] struct {
 	// WithMembers returns the state with the room's in-memory presence set,
 	// for the state clients read. Nil for kinds without presence.
 	WithMembers func(state S, members []string) S
+	// Internal names the commands only the engine itself sends (a step's
+	// decider.StepCommand): the runtime refuses them from clients
+	// (Runtime.Execute) with ErrForbidden, with or without auth. Nil: every
+	// command is a client's.
+	Internal []string
+	// Private, when set, makes the kind's streams private: it reports
+	// whether c may have access a to the stream in state s (s is the state
+	// a command is decided on, or Initial for a stream with no events). The
+	// runtime asks it before a state read, a subscription, an events read
+	// (Runtime.CheckRead) and a command (before its idempotency key is
+	// looked up), and refuses with ErrForbidden when it says no. It does
+	// not ask for an anonymous caller (auth off: nobody to check), for an
+	// admin (Caller.Admin: always allowed), nor for the engine's own step
+	// commands. Nil: the kind's streams are shared.
+	Private func(s S, c Caller, a Access) bool
 }
 
 // State is a kind's state with its type erased.
@@ -62,6 +78,14 @@ type Kind interface {
 	Attempts(s State, step string) StepAttempts
 	HasPresence() bool
 	WithMembers(s State, members []string) State
+	// Internal lists the commands only the engine sends (Decider.Internal);
+	// IsInternal reports whether typ is one of them.
+	Internal() []string
+	IsInternal(typ string) bool
+	// IsPrivate reports whether the kind has a Decider.Private rule;
+	// Allows applies it (true for a kind without one).
+	IsPrivate() bool
+	Allows(s State, c Caller, a Access) bool
 	// MarshalState and UnmarshalState serialise a state for snapshots.
 	MarshalState(s State) ([]byte, error)
 	UnmarshalState(b []byte) (State, error)
@@ -75,6 +99,16 @@ type kind[S any] struct{ d Decider[S] }
 func (k kind[S]) Name() string                { return k.d.Name }
 func (k kind[S]) Initial(stream string) State { return k.d.Initial(stream) }
 func (k kind[S]) HasPresence() bool           { return k.d.WithMembers != nil }
+func (k kind[S]) Internal() []string          { return slices.Clone(k.d.Internal) }
+func (k kind[S]) IsInternal(typ string) bool  { return slices.Contains(k.d.Internal, typ) }
+func (k kind[S]) IsPrivate() bool             { return k.d.Private != nil }
+
+func (k kind[S]) Allows(s State, c Caller, a Access) bool {
+	if k.d.Private == nil {
+		return true
+	}
+	return k.d.Private(s.(S), c, a)
+}
 
 func (k kind[S]) Decide(s State, cmd Command) ([]events.Event, error) {
 	return k.d.Decide(s.(S), cmd)

@@ -35,7 +35,8 @@ var knownCommands = map[string][]string{
 const maxScriptLines = 24
 
 // FuzzKinds runs a script against one kind (kinds.All()[kind % n]) on the
-// stream "<kind>:fz", the way the runtime runs commands and steps. A
+// stream "<kind>:fz" (for users, the stream of fuzzUserEmail, the only one
+// its SignUp is valid on), the way the runtime runs commands and steps. A
 // script is lines of
 //
 //	[@user ]TYPE[ DATA]   a command: TYPE literal, or #n for the kind's
@@ -117,7 +118,7 @@ CancelOrder {}`},
 !retry 421 try later
 !fail 550 no such user
 SignUp {"email":"ann@example.com","name":"Ann"}`},
-	{3, `#0 {"email":"li.lei@example.cn","name":"李雷"}
+	{3, `#0 {"email":"BOB@example.com","name":"李雷"}
 !ok
 !ok
 #0 {"email":"not an address","name":"x"}`},
@@ -140,8 +141,18 @@ type kindRun struct {
 	log     []events.Event
 }
 
+// fuzzUserEmail is the address whose stream FuzzKinds signs users up on.
+const fuzzUserEmail = "bob@example.com"
+
 func newKindRun(t *testing.T, k decider.Kind) *kindRun {
 	r := &kindRun{t: t, k: k, stream: k.Name() + ":fz", clock: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	if k.Name() == user.Kind {
+		id, err := user.IDForEmail(fuzzUserEmail)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.stream = user.Kind + ":" + id
+	}
 	r.state = k.Initial(r.stream)
 	r.marshalRoundTrip(r.state)
 	return r

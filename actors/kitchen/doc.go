@@ -10,6 +10,9 @@
 //
 // Rules, from the protocol and where it is silent:
 //
+//   - Both commands are internal (Internal, decider.Decider.Internal): the
+//     order kind's steps send them, and the runtime refuses them from
+//     clients with forbidden, with or without auth.
 //   - order must be an order stream id ("order:ID"); items follow the
 //     order kind's rules (1–50 items, name 1–64 characters without control
 //     characters, qty 1–99), so a ticket never holds what no order could.

@@ -175,5 +175,10 @@ func checkItems(items []Item) error {
 
 // New returns the kitchen kind, for the runtime and the replay.
 func New() decider.Kind {
-	return decider.New(decider.Decider[State]{Name: Kind, Initial: Initial, Decide: Decide, Evolve: Evolve})
+	return decider.New(decider.Decider[State]{Name: Kind, Initial: Initial, Decide: Decide, Evolve: Evolve,
+		Internal: Internal})
 }
+
+// Internal are the kitchen's commands, all of them: only order actors
+// send them, from their steps; the runtime refuses them from clients.
+var Internal = []string{CommandAddTicket, CommandCloseTicket}

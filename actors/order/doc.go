@@ -17,6 +17,11 @@
 //     is optional and, when given, a bare address as net/mail parses it
 //     (no display name, no angle brackets, no surrounding space), at most
 //     254 bytes. Placing an order on a stream that has one is a conflict.
+//   - Owner: OrderPlaced records the authenticated user who placed the
+//     order (data "user", absent without auth and in older logs), shown as
+//     the state's "user". Private makes order streams private to it (and
+//     to admins); an order without an owner is for admins only. With auth
+//     off nobody is checked.
 //   - CancelOrder: allowed while the order is placed or in the kitchen;
 //     before any order, after OrderReady and a second time it is a
 //     conflict.

@@ -87,6 +87,9 @@ type State struct {
 	Version uint64 `json:"version"`
 	Items   []Item `json:"items"`
 	Email   string `json:"email"`
+	// User is the order's owner, who placed it (OrderPlaced.User); empty
+	// when it was placed without auth or before owners were recorded.
+	User string `json:"user,omitempty"`
 	// Status is empty until the order is placed.
 	Status string     `json:"status"`
 	Steps  StepStates `json:"steps"`
@@ -127,10 +130,13 @@ type PlaceOrder struct {
 	Email string `json:"email,omitempty"`
 }
 
-// OrderPlaced is the data of EventOrderPlaced.
+// OrderPlaced is the data of EventOrderPlaced. User, the authenticated
+// user who placed the order (its owner, see Private), was added later:
+// absent in older logs and when auth is off.
 type OrderPlaced struct {
 	Items []Item `json:"items"`
 	Email string `json:"email,omitempty"`
+	User  string `json:"user,omitempty"`
 }
 
 // StepFailed is the data of EventStepFailed.
@@ -164,7 +170,7 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 		if s.Status != "" {
 			return nil, decider.Conflict("the order was placed already")
 		}
-		return decider.Event(Kind, EventOrderPlaced, OrderPlaced(d))
+		return decider.Event(Kind, EventOrderPlaced, OrderPlaced{Items: d.Items, Email: d.Email, User: c.User})
 	case CommandCancelOrder:
 		if err := decider.DecodeCommand(Kind, c, &struct{}{}); err != nil {
 			return nil, err
@@ -180,6 +186,20 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 	default:
 		return nil, decider.UnknownCommand(Kind, c.Type)
 	}
+}
+
+// Private is the order's access rule (decider.Decider.Private): an order
+// belongs to the user who placed it. Before it is placed anyone may give
+// it a command (placing it makes them its owner) and nobody may read it,
+// so that nobody can watch an order that someone else will place; once
+// placed only its owner may, and an order placed without a user (auth
+// off, or a log from before owners were recorded) is nobody's: admins
+// only (the runtime lets admins through before asking).
+func Private(s State, c decider.Caller, a decider.Access) bool {
+	if s.Status == "" {
+		return a == decider.Write
+	}
+	return s.User != "" && s.User == c.User
 }
 
 // CheckItems applies the item rules: 1–50 items, name 1–64 runes without
@@ -257,7 +277,7 @@ func evolvePlaced(s State, e events.Event) (State, error) {
 	if s.Status != "" {
 		return s, invalid(e, "the order was placed already")
 	}
-	s.Items, s.Email, s.Status = d.Items, d.Email, StatusPlaced
+	s.Items, s.Email, s.User, s.Status = d.Items, d.Email, d.User, StatusPlaced
 	s.Steps = StepStates{Kitchen: Pending, Cook: Pending, Receipt: Pending}
 	if d.Email == "" {
 		s.Steps.Receipt = Skipped
@@ -369,6 +389,7 @@ func New(cookTime time.Duration) decider.Kind {
 		Complete:      Complete,
 		RecordAttempt: RecordAttempt,
 		Attempts:      Attempts,
+		Private:       Private,
 	})
 }
 

@@ -399,3 +399,60 @@ func TestEvolveIsPure(t *testing.T) {
 		t.Errorf("zero state = %s", b)
 	}
 }
+
+// PlaceOrder records who placed the order; an OrderPlaced without a user
+// (older logs, auth off) still folds, to an order with no owner.
+func TestOwner(t *testing.T) {
+	evs, err := order.Decide(order.Initial(stream), decider.Command{Stream: stream, Type: "PlaceOrder",
+		Data: json.RawMessage(`{"items":[{"name":"tea","qty":1}]}`), User: "ann", Time: t0})
+	if err != nil || len(evs) != 1 || string(evs[0].Data) != `{"items":[{"name":"tea","qty":1}],"user":"ann"}` {
+		t.Fatalf("OrderPlaced by ann = %+v, %v", evs, err)
+	}
+	h := newHistory(t).apply(evs, nil)
+	if h.s.User != "ann" {
+		t.Fatalf("owner %q", h.s.User)
+	}
+	if b, _ := json.Marshal(h.s); !strings.Contains(string(b), `"user":"ann"`) {
+		t.Errorf("state %s does not show the owner", b)
+	}
+	old := newHistory(t).apply([]events.Event{{Type: "OrderPlaced", Data: json.RawMessage(`{"items":[{"name":"tea","qty":1}]}`)}}, nil)
+	if old.s.User != "" || old.s.Status != order.StatusPlaced {
+		t.Fatalf("an OrderPlaced without user: %+v", old.s)
+	}
+	if b, _ := json.Marshal(old.s); strings.Contains(string(b), `"user"`) {
+		t.Errorf("state %s shows an owner it has not", b)
+	}
+}
+
+// An order is its owner's; before it is placed anyone may place it and
+// nobody read it; an order without an owner is nobody's (admins only,
+// which the runtime decides before asking).
+func TestPrivate(t *testing.T) {
+	placedBy := func(user string) order.State {
+		evs, err := order.Decide(order.Initial(stream), decider.Command{Stream: stream, Type: "PlaceOrder",
+			Data: json.RawMessage(`{"items":[{"name":"tea","qty":1}]}`), User: user, Time: t0})
+		return newHistory(t).apply(evs, err).s
+	}
+	ann, bob, nobody := decider.Caller{User: "ann"}, decider.Caller{User: "bob"}, decider.Caller{}
+	for _, tt := range []struct {
+		name string
+		s    order.State
+		c    decider.Caller
+		a    decider.Access
+		want bool
+	}{
+		{"owner reads", placedBy("ann"), ann, decider.Read, true},
+		{"owner commands", placedBy("ann"), ann, decider.Write, true},
+		{"another user reads", placedBy("ann"), bob, decider.Read, false},
+		{"another user commands", placedBy("ann"), bob, decider.Write, false},
+		{"nobody reads", placedBy("ann"), nobody, decider.Read, false},
+		{"unplaced: anyone places", order.Initial(stream), bob, decider.Write, true},
+		{"unplaced: nobody reads", order.Initial(stream), bob, decider.Read, false},
+		{"no owner: not read", placedBy(""), ann, decider.Read, false},
+		{"no owner: not commanded", placedBy(""), nobody, decider.Write, false},
+	} {
+		if got := order.Private(tt.s, tt.c, tt.a); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}

@@ -15,12 +15,15 @@
 //     most 254 bytes; it is stored trimmed, with its case kept.
 //   - name is 1–64 characters (runes) without control characters (it goes
 //     into an email subject, where a newline would forge a header).
-//   - A second SignUp on a stream that has a user is a conflict, whatever
-//     its data. One user per email holds for POST /signup because the
-//     stream id is IDForEmail of the address: the lower-cased, trimmed
-//     address hashed (SHA-256, first 16 bytes in hex: 32 characters of
-//     [0-9a-f]). Decide does not require that a stream's id match its
-//     email, so a client may also sign up on a stream it names itself.
+//   - One user per email: SignUp is valid only on the stream whose id is
+//     IDForEmail of its address (the lower-cased, trimmed address hashed,
+//     SHA-256, first 16 bytes in hex: 32 characters of [0-9a-f]); on any
+//     other stream it is invalid (bad_request), whatever the route. A
+//     second SignUp on a stream that has a user is a conflict, whatever
+//     its data.
+//   - Private makes user streams private to the holder of a verified email
+//     (decider.Caller.Email) that maps to the stream, and to admins. With
+//     auth off nobody is checked.
 //   - The welcome step (StepEmail, key stream + "/welcome") is owed from
 //     UserSignedUp until WelcomeEmailSent or StepFailed; welcome_email is
 //     pending, done or failed (empty before the sign-up). A completion that

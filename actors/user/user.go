@@ -109,6 +109,15 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 		if strings.ContainsFunc(d.Name, unicode.IsControl) {
 			return nil, decider.Invalid("name must not hold control characters")
 		}
+		// One user per email, on every route: an address signs up on its
+		// own stream only.
+		id, err := IDForEmail(d.Email)
+		if err != nil {
+			return nil, err
+		}
+		if want := Kind + ":" + id; c.Stream != want {
+			return nil, decider.Invalid("email %q signs up on stream %s only, not %s", events.Clip(d.Email, 80), want, events.Clip(c.Stream, 80))
+		}
 		if s.Email != "" {
 			return nil, decider.Conflict("%s is signed up already", s.Stream)
 		}
@@ -162,6 +171,18 @@ func Evolve(s State, e events.Event) (State, error) {
 	}
 	next.Stream, next.Version = e.Stream, e.Version
 	return next, nil
+}
+
+// Private is the user's access rule (decider.Decider.Private): a user
+// stream belongs to the holder of a verified email address (Caller.Email)
+// whose IDForEmail is the stream's id, for reading and for commands alike;
+// admins are let through by the runtime before it asks.
+func Private(s State, c decider.Caller, _ decider.Access) bool {
+	if c.Email == "" {
+		return false
+	}
+	id, err := IDForEmail(c.Email)
+	return err == nil && s.Stream == Kind+":"+id
 }
 
 // owes reports whether a step of that name is still owed.
@@ -226,5 +247,5 @@ func validEmail(s string) bool {
 // and the replay.
 func New() decider.Kind {
 	return decider.New(decider.Decider[State]{Name: Kind, Initial: Initial, Decide: Decide, Evolve: Evolve,
-		Steps: Steps, Complete: Complete, RecordAttempt: RecordAttempt, Attempts: Attempts})
+		Steps: Steps, Complete: Complete, RecordAttempt: RecordAttempt, Attempts: Attempts, Private: Private})
 }

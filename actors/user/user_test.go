@@ -13,7 +13,8 @@ import (
 	"github.com/b6368a97/engine/events"
 )
 
-const stream = "user:ann"
+// stream is ann@example.com's: user.IDForEmail of the address.
+const stream = "user:71d4f55f72fa128dfb468a1a3901507c"
 
 var t0 = time.Date(2026, 11, 25, 9, 0, 0, 0, time.UTC)
 
@@ -49,7 +50,7 @@ func TestDecide(t *testing.T) {
 		wantErr error
 	}{
 		{name: "sign up", data: `{"email":"ann@example.com","name":"Ann"}`, want: `UserSignedUp {"email":"ann@example.com","name":"Ann"}`},
-		{name: "email is trimmed", data: `{"email":"  Ann@Example.com ","name":"Ann"}`, want: `UserSignedUp {"email":"Ann@Example.com","name":"Ann"}`},
+		{name: "email is trimmed, its stream found in any case", data: `{"email":"  Ann@Example.com ","name":"Ann"}`, want: `UserSignedUp {"email":"Ann@Example.com","name":"Ann"}`},
 		{name: "name 64", data: `{"email":"ann@example.com","name":"` + n64 + `"}`, want: `UserSignedUp {"email":"ann@example.com","name":"` + n64 + `"}`},
 		{name: "name 65", data: `{"email":"ann@example.com","name":"` + n64 + `x"}`, wantErr: decider.ErrInvalid},
 		{name: "name empty", data: `{"email":"ann@example.com","name":""}`, wantErr: decider.ErrInvalid},
@@ -61,7 +62,9 @@ func TestDecide(t *testing.T) {
 		{name: "email not a string", data: `{"email":1,"name":"Ann"}`, wantErr: decider.ErrInvalid},
 		{name: "unknown field", data: `{"email":"ann@example.com","name":"Ann","age":3}`, wantErr: decider.ErrInvalid},
 		{name: "second sign-up", signed: true, data: `{"email":"ann@example.com","name":"Ann"}`, wantErr: decider.ErrConflict},
-		{name: "second sign-up with another email", signed: true, data: `{"email":"bob@example.com","name":"Bob"}`, wantErr: decider.ErrConflict},
+		{name: "second sign-up in another spelling", signed: true, data: `{"email":"ANN@example.com","name":"Ann"}`, wantErr: decider.ErrConflict},
+		{name: "the email of another stream", data: `{"email":"bob@example.com","name":"Bob"}`, wantErr: decider.ErrInvalid},
+		{name: "the email of another stream, signed up", signed: true, data: `{"email":"victim@example.com","name":"V"}`, wantErr: decider.ErrInvalid},
 		{name: "unknown command", typ: "Rename", data: `{"name":"A"}`, wantErr: decider.ErrUnknownCommand},
 	}
 	for _, tt := range tests {
@@ -107,7 +110,7 @@ func TestWelcomeStep(t *testing.T) {
 		t.Fatalf("steps = %+v", steps)
 	}
 	w := steps[0]
-	if w.Name != "welcome" || w.Key != "user:ann/welcome" || w.Action != decider.StepEmail || w.Email == nil ||
+	if w.Name != "welcome" || w.Key != "user:71d4f55f72fa128dfb468a1a3901507c/welcome" || w.Action != decider.StepEmail || w.Email == nil ||
 		w.Email.To != "ann@example.com" || w.Email.Subject != "Welcome, Ann!" || !strings.Contains(w.Email.Body, "Hi Ann,") {
 		t.Errorf("welcome step = %+v %+v", w, w.Email)
 	}
@@ -121,15 +124,15 @@ func TestWelcomeStep(t *testing.T) {
 		want    string
 	}{
 		{name: "sent", results: []decider.StepResult{{Step: "welcome"}},
-			want: `{"stream":"user:ann","version":2,"email":"ann@example.com","name":"Ann","welcome_email":"done"}`},
+			want: `{"stream":"user:71d4f55f72fa128dfb468a1a3901507c","version":2,"email":"ann@example.com","name":"Ann","welcome_email":"done"}`},
 		{name: "sent twice is a no-op", results: []decider.StepResult{{Step: "welcome"}, {Step: "welcome"}},
-			want: `{"stream":"user:ann","version":2,"email":"ann@example.com","name":"Ann","welcome_email":"done"}`},
+			want: `{"stream":"user:71d4f55f72fa128dfb468a1a3901507c","version":2,"email":"ann@example.com","name":"Ann","welcome_email":"done"}`},
 		{name: "failed", results: []decider.StepResult{{Step: "welcome", Err: "smtp: 451", Attempts: 5}},
-			want: `{"stream":"user:ann","version":2,"email":"ann@example.com","name":"Ann","welcome_email":"failed","errors":{"welcome":"smtp: 451"}}`},
+			want: `{"stream":"user:71d4f55f72fa128dfb468a1a3901507c","version":2,"email":"ann@example.com","name":"Ann","welcome_email":"failed","errors":{"welcome":"smtp: 451"}}`},
 		{name: "sent after failing is a no-op", results: []decider.StepResult{{Step: "welcome", Err: "x", Attempts: 1}, {Step: "welcome"}},
-			want: `{"stream":"user:ann","version":2,"email":"ann@example.com","name":"Ann","welcome_email":"failed","errors":{"welcome":"x"}}`},
+			want: `{"stream":"user:71d4f55f72fa128dfb468a1a3901507c","version":2,"email":"ann@example.com","name":"Ann","welcome_email":"failed","errors":{"welcome":"x"}}`},
 		{name: "unknown step is a no-op", results: []decider.StepResult{{Step: "receipt"}},
-			want: `{"stream":"user:ann","version":1,"email":"ann@example.com","name":"Ann","welcome_email":"pending"}`},
+			want: `{"stream":"user:71d4f55f72fa128dfb468a1a3901507c","version":1,"email":"ann@example.com","name":"Ann","welcome_email":"pending"}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -219,5 +222,30 @@ func TestIDForEmail(t *testing.T) {
 	// The id is part of recorded logs: it must never change.
 	if a != "71d4f55f72fa128dfb468a1a3901507c" {
 		t.Errorf("IDForEmail(ann@example.com) = %q changed", a)
+	}
+}
+
+// A user stream is its verified address's: Private lets a caller through
+// only when the email it carries maps to the stream.
+func TestPrivate(t *testing.T) {
+	s := user.Initial(stream)
+	for _, tt := range []struct {
+		name string
+		c    decider.Caller
+		want bool
+	}{
+		{"its address", decider.Caller{User: "ann", Email: "ann@example.com"}, true},
+		{"its address in another spelling", decider.Caller{User: "x", Email: " ANN@Example.com"}, true},
+		{"another address", decider.Caller{User: "bob", Email: "bob@example.com"}, false},
+		{"no verified address", decider.Caller{User: "ann"}, false},
+		{"a subject that looks like the id", decider.Caller{User: "71d4f55f72fa128dfb468a1a3901507c"}, false},
+		{"an address that is not one", decider.Caller{User: "ann", Email: "Ann <ann@example.com>"}, false},
+		{"nobody", decider.Caller{}, false},
+	} {
+		for _, a := range []decider.Access{decider.Read, decider.Write} {
+			if got := user.Private(s, tt.c, a); got != tt.want {
+				t.Errorf("%s, %s: %v, want %v", tt.name, a, got, tt.want)
+			}
+		}
 	}
 }

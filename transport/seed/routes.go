@@ -79,10 +79,15 @@ func newStreamID() string {
 
 // orderStream is the stream of a new order: derived from the request's
 // idempotency key when it has one, so that a retry lands on the same
-// order, else random.
-func orderStream(key string) string {
+// order, else random. With auth on the key is the user's own: two users
+// sending the same key get two orders (each its owner's) rather than one
+// refused.
+func orderStream(user, key string) string {
 	id := newStreamID()
-	if key != "" {
+	switch {
+	case key != "" && user != "":
+		id = keyedStreamID(user + "\x00" + key)
+	case key != "":
 		id = keyedStreamID(key)
 	}
 	return order.Kind + ":" + id
@@ -150,7 +155,7 @@ func (h *handlers) postOrders(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	stream := orderStream(key)
+	stream := orderStream(transport.User(c), key)
 	res, err := h.s.Command(c, stream, order.CommandPlaceOrder, data, key)
 	if err != nil {
 		return err
@@ -172,14 +177,18 @@ func (h *handlers) postOrderItem(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	stream := orderStream(key)
+	stream := orderStream(transport.User(c), key)
 	data, err := json.Marshal(order.PlaceOrder{Items: []order.Item{{Name: item, Qty: 1}}})
 	if err != nil {
 		return err
 	}
 
-	// Subscribe before placing, from the start of the stream, so that no
-	// step's event can be missed, even on a retried key.
+	if _, err := h.s.Command(c, stream, order.CommandPlaceOrder, data, key); err != nil {
+		return err
+	}
+	// Subscribe once the order is placed (with auth on, nobody may read an
+	// order before it has an owner), from the start of the stream, so that
+	// no step's event can be missed, even on a retried key.
 	w := newWaitSink()
 	from := uint64(0)
 	sub, err := h.s.Subscribe(c, actors.SubscribeRequest{Stream: stream, From: &from, Sink: w})
@@ -187,10 +196,6 @@ func (h *handlers) postOrderItem(c *fiber.Ctx) error {
 		return fmt.Errorf("subscribe %s: %w", stream, err)
 	}
 	defer sub.Cancel()
-
-	if _, err := h.s.Command(c, stream, order.CommandPlaceOrder, data, key); err != nil {
-		return err
-	}
 	timer := time.NewTimer(h.cfg.OrderTimeout)
 	defer timer.Stop()
 	for {

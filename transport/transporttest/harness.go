@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/b6368a97/engine/actors"
@@ -526,4 +527,14 @@ func JSONEq(t *testing.T, got any, want string) bool {
 // PostMessage is the body of a command that posts text to a room as user.
 func PostMessage(user, text string) string {
 	return fmt.Sprintf(`{"type":"PostMessage","data":{"user":%q,"text":%q}}`, user, text)
+}
+
+// Sign makes an HS256 token with the claims, signed with secret.
+func Sign(t testing.TB, secret []byte, claims map[string]any) string {
+	t.Helper()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.MapClaims(claims)).SignedString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
