@@ -24,6 +24,8 @@ const (
 	DefaultWriteTimeout    = 5 * time.Second
 	DefaultCommandTimeout  = 10 * time.Second
 	DefaultMaxInflight     = 256
+
+	DefaultMaxSubscriptions = 1000
 )
 
 // Log is the part of the event log the transport reads directly: stream
@@ -95,6 +97,11 @@ type Config struct {
 	// waiting for their ack; the connection stops reading while it is
 	// reached. Default 256.
 	MaxInflight int
+	// MaxSubscriptions bounds the streams one /ws connection may be
+	// subscribed to at once; a subscribe beyond it is refused with
+	// limit_exceeded (a subscribe to a stream the connection has already
+	// replaces it and is not counted twice). Default 1,000.
+	MaxSubscriptions int
 	// AllowedOrigins lists the Origin header values accepted on WebSocket
 	// upgrades. Empty (the default) accepts every origin; a request
 	// without an Origin header (not a browser) is always accepted.
@@ -155,6 +162,9 @@ func (cfg *Config) setDefaults() {
 	if cfg.CommandTimeout == 0 {
 		cfg.CommandTimeout = DefaultCommandTimeout
 	}
+	if cfg.MaxSubscriptions == 0 {
+		cfg.MaxSubscriptions = DefaultMaxSubscriptions
+	}
 	if cfg.RateLimit.PerSecond > 0 && cfg.RateLimit.Burst == 0 {
 		cfg.RateLimit.Burst = max(1, int(cfg.RateLimit.PerSecond+0.999999))
 	}
@@ -195,6 +205,7 @@ func (cfg Config) Validate() error {
 		{"WriteTimeout", int64(cfg.WriteTimeout)},
 		{"MaxInflight", int64(cfg.MaxInflight)},
 		{"CommandTimeout", int64(cfg.CommandTimeout)},
+		{"MaxSubscriptions", int64(cfg.MaxSubscriptions)},
 		{"RateLimit.Burst", int64(cfg.RateLimit.Burst)},
 	} {
 		if c.v < 0 {

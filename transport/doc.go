@@ -162,7 +162,9 @@
 //     is not valid JSON, or whose ref is invalid, gets an error without ref;
 //     any other error carries the frame's ref.
 //   - subscribe: a second subscribe to the same stream replaces the first
-//     (a resume with a new "from"). A "from" beyond the current version
+//     (a resume with a new "from"). A connection holds at most
+//     Config.MaxSubscriptions subscriptions; one more is refused with
+//     limit_exceeded before anything is subscribed. A "from" beyond the current version
 //     delivers nothing until events beyond it. "user" has at most 64
 //     characters. A room's newcomer gets a presence frame with the current
 //     members after its catch-up (the runtime's choice); presence frames of

@@ -160,5 +160,5 @@ var protocolCodes = map[string]bool{
 	"bad_request": true, "unauthorized": true, "forbidden": true, "not_found": true,
 	"conflict": true, "wrong_expected_version": true, "too_large": true,
 	"unsupported_media_type": true, "rate_limited": true, "unavailable": true,
-	"epoch_changed": true,
+	"epoch_changed": true, "limit_exceeded": true,
 }

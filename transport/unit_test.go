@@ -33,7 +33,8 @@ func TestConfig(t *testing.T) {
 		if c.BodyLimit != 64<<10 || c.ReadLimit != 64<<10 || c.SendQueueFrames != 1024 || c.SendQueueBytes != 4<<20 ||
 			c.PingInterval != 30*time.Second || c.PongTimeout != 60*time.Second || c.CommandTimeout <= 0 ||
 			c.WriteTimeout <= 0 || c.MaxInflight <= 0 || c.Logger == nil || c.Now == nil ||
-			c.Registerer == nil || c.Gatherer == nil {
+			c.Registerer == nil || c.Gatherer == nil ||
+			c.MaxSubscriptions != 1000 {
 			t.Fatalf("defaults: %+v", c)
 		}
 		c = valid()
@@ -52,6 +53,7 @@ func TestConfig(t *testing.T) {
 		{"no Log", func(c *Config) { c.Log = nil }, "Log is required"},
 		{"negative", func(c *Config) { c.SendQueueFrames = -1 }, "SendQueueFrames"},
 		{"negative rate", func(c *Config) { c.RateLimit.PerSecond = -1 }, "PerSecond"},
+		{"negative subscriptions", func(c *Config) { c.MaxSubscriptions = -1 }, "MaxSubscriptions"},
 		{"pong before ping", func(c *Config) { c.PingInterval, c.PongTimeout = time.Second, time.Second }, "PongTimeout"},
 		{"registerer without gatherer", func(c *Config) {
 			c.Registerer = prometheus.WrapRegistererWith(prometheus.Labels{"a": "b"}, prometheus.NewRegistry())
@@ -94,6 +96,8 @@ func TestClassify(t *testing.T) {
 		{newClientError(errUnsupportedMedia, "xml"), 415, "unsupported_media_type", "xml", false},
 		{&rateLimitError{}, 429, "rate_limited", "too many requests: slow down", false},
 		{errDraining, 503, "unavailable", "the server is shutting down", false},
+		{newClientError(errLimitExceeded, "this connection has %d subscriptions, the limit", 2), 429, "limit_exceeded", "this connection has 2 subscriptions, the limit", false},
+		{errLimitExceeded, 429, "limit_exceeded", "a limit of this client was reached", false},
 		// Without a message for the client, the row's fixed sentence: the
 		// error's own text (hunter2) never reaches the client.
 		{wrapped(fmt.Errorf("%w: hunter2", decider.ErrInvalid)), 400, "bad_request", "invalid command", false},

@@ -133,6 +133,7 @@ func TestZeroSettings(t *testing.T) {
 		{"snapshot-every", "ENGINE_SNAPSHOT_EVERY", "0"},
 		{"idle-timeout", "ENGINE_IDLE_TIMEOUT", "0"},
 		{"command-timeout", "ENGINE_COMMAND_TIMEOUT", "0s"},
+		{"max-subscriptions", "ENGINE_MAX_SUBSCRIPTIONS", "0"},
 		{"step-attempts", "ENGINE_STEP_ATTEMPTS", "0"},
 		{"step-backoff", "ENGINE_STEP_BACKOFF", "0ms"},
 		{"step-max-time", "ENGINE_STEP_MAX_TIME", "0"},

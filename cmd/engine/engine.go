@@ -150,6 +150,8 @@ func (m *Main) newServer(metrics *transport.Metrics, reg *prometheus.Registry) (
 		Metrics:         metrics,
 		Registerer:      reg,
 		Gatherer:        reg,
+
+		MaxSubscriptions: m.Config.MaxSubscriptions,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("transport: %w", err)
