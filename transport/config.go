@@ -26,6 +26,7 @@ const (
 	DefaultMaxInflight     = 256
 
 	DefaultMaxSubscriptions = 1000
+	DefaultHTTPReadTimeout  = 5 * time.Second
 )
 
 // Log is the part of the event log the transport reads directly: stream
@@ -102,6 +103,12 @@ type Config struct {
 	// limit_exceeded (a subscribe to a stream the connection has already
 	// replaces it and is not counted twice). Default 1,000.
 	MaxSubscriptions int
+	// HTTPReadTimeout bounds the reading of one HTTP request, headers and
+	// body, from its first byte (the connection's start for its first
+	// request); a request not received by then is answered 400 and its
+	// connection closed. Idle keep-alive connections are not affected.
+	// Default 5 s.
+	HTTPReadTimeout time.Duration
 	// AllowedOrigins lists the Origin header values accepted on WebSocket
 	// upgrades. Empty (the default) accepts every origin; a request
 	// without an Origin header (not a browser) is always accepted.
@@ -165,6 +172,9 @@ func (cfg *Config) setDefaults() {
 	if cfg.MaxSubscriptions == 0 {
 		cfg.MaxSubscriptions = DefaultMaxSubscriptions
 	}
+	if cfg.HTTPReadTimeout == 0 {
+		cfg.HTTPReadTimeout = DefaultHTTPReadTimeout
+	}
 	if cfg.RateLimit.PerSecond > 0 && cfg.RateLimit.Burst == 0 {
 		cfg.RateLimit.Burst = max(1, int(cfg.RateLimit.PerSecond+0.999999))
 	}
@@ -206,6 +216,7 @@ func (cfg Config) Validate() error {
 		{"MaxInflight", int64(cfg.MaxInflight)},
 		{"CommandTimeout", int64(cfg.CommandTimeout)},
 		{"MaxSubscriptions", int64(cfg.MaxSubscriptions)},
+		{"HTTPReadTimeout", int64(cfg.HTTPReadTimeout)},
 		{"RateLimit.Burst", int64(cfg.RateLimit.Burst)},
 	} {
 		if c.v < 0 {

@@ -32,8 +32,10 @@
 // recycles the *websocket.Conn for the next client as soon as it returns.
 //
 // Shutdown: /readyz turns 503; the listeners close; new requests, upgrades,
-// commands and subscriptions get 503 unavailable; in-flight HTTP requests
-// and WebSocket commands are answered; every WebSocket then gets the frames
+// commands and subscriptions get 503 unavailable; requests not received
+// whole are not waited for (their reading ends at once: 400 and a closed
+// connection, see conns.go); in-flight HTTP requests and WebSocket
+// commands are answered; every WebSocket then gets the frames
 // already queued and close 1001 "going away"; Shutdown returns when every
 // handler and connection goroutine has ended (fasthttp's worker-pool
 // janitor notices within a second). If its context ends first it cancels
@@ -90,6 +92,10 @@
 //     Config.OrderTimeout (30 s) and then answers 503 (the order goes on); an
 //     order cancelled meanwhile is 409 conflict; a kitchen or cook step that
 //     failed for good is 500.
+//   - A request's headers and body must arrive within
+//     Config.HTTPReadTimeout (5 s) of its first byte; otherwise 400
+//     bad_request and the connection is closed. Idle keep-alive
+//     connections are closed after 2 minutes.
 //   - A body over Config.BodyLimit is read and answered 413 too_large on a
 //     connection that stays usable; a body over a hard cap (4 × BodyLimit,
 //     at least BodyLimit + 256 KiB) is refused by fasthttp unread, with 413

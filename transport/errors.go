@@ -168,6 +168,8 @@ func fiberCode(status int) (int, string, string) {
 		return status, codeRateLimited, "too many requests: slow down"
 	case status == http.StatusServiceUnavailable:
 		return status, codeUnavailable, "the service is unavailable; retry later"
+	case status == http.StatusRequestTimeout:
+		return http.StatusBadRequest, codeBadRequest, "the request was not received within the read timeout"
 	case status == http.StatusUpgradeRequired:
 		return http.StatusBadRequest, codeBadRequest, "this is a WebSocket endpoint: send an upgrade request"
 	case status >= 400 && status < 500:

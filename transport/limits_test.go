@@ -1,9 +1,16 @@
 package transport_test
 
 import (
+	"bufio"
+	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/b6368a97/engine/transport"
 	"github.com/b6368a97/engine/transport/transporttest"
@@ -55,4 +62,130 @@ func TestSubscriptionLimit(t *testing.T) {
 		t.Fatalf("subscribe after unsubscribe: %v", f)
 	}
 	transporttest.Eventually(t, "ann in room:c", func() bool { return members("room:c") == "[ann]" })
+}
+
+// rawRequest opens a TCP connection and sends part of a request.
+func rawRequest(t *testing.T, h *transporttest.Harness, part string) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", strings.TrimPrefix(h.Base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if _, err := io.WriteString(c, part); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// halfRequests are requests cut short: in the headers, in the body.
+var halfRequests = []string{
+	"GET /healthz HTTP/1.1\r\nHost: engine\r\nX-Slow: ",
+	"POST /streams/room:slow/commands HTTP/1.1\r\nHost: engine\r\nContent-Type: application/json\r\nContent-Length: 200\r\n\r\n{\"type\":",
+}
+
+// statusLine reads the first line of the reply on c, or the error.
+func statusLine(c net.Conn) string {
+	_ = c.SetReadDeadline(time.Now().Add(transporttest.Timeout))
+	line, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err.Error()
+	}
+	return strings.TrimSpace(line)
+}
+
+func TestHTTPReadTimeout(t *testing.T) {
+	const timeout = 300 * time.Millisecond
+	h := transporttest.New(t, func(c *transport.Config) { c.HTTPReadTimeout = timeout })
+	for _, part := range halfRequests {
+		start := time.Now()
+		c := rawRequest(t, h, part)
+		if got := statusLine(c); got != "HTTP/1.1 400 Bad Request" {
+			t.Fatalf("%.20q: got %q", part, got)
+		}
+		if d := time.Since(start); d < timeout || d > timeout+2*time.Second {
+			t.Fatalf("%.20q answered after %v, the read timeout is %v", part, d, timeout)
+		}
+		if _, err := c.Read(make([]byte, 1<<10)); err == nil {
+			// the rest of the problem; then the connection must close
+			if _, err := io.Copy(io.Discard, c); err != nil {
+				t.Fatalf("after the 400: %v", err)
+			}
+		}
+	}
+	// An idle keep-alive connection is not bound by the read timeout.
+	c := rawRequest(t, h, "GET /healthz HTTP/1.1\r\nHost: engine\r\n\r\n")
+	br := bufio.NewReader(c)
+	for i := range 2 {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("status %d", resp.StatusCode)
+		}
+		if i == 0 {
+			time.Sleep(2 * timeout) // idle for longer than the read timeout
+			if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: engine\r\n\r\n"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if h.Logs.Find(func(r map[string]any) bool { return r["level"] == "ERROR" }) != nil {
+		t.Fatal("a read timeout was logged as an error")
+	}
+}
+
+// TestShutdownHalfSentRequests: requests that were never fully sent do not
+// hold a shutdown up, however long the read timeout.
+func TestShutdownHalfSentRequests(t *testing.T) {
+	h := transporttest.New(t, func(c *transport.Config) { c.HTTPReadTimeout = time.Minute })
+	const n = 200
+	conns := make([]net.Conn, n)
+	for i := range conns {
+		conns[i] = rawRequest(t, h, halfRequests[i%len(halfRequests)])
+	}
+	transporttest.Eventually(t, "the server to read them all", func() bool { return transport.ReadingRequests(h.Srv) >= n })
+	// A request being handled is still answered.
+	held := h.API.HoldType("UpdateScore")
+	inflight := make(chan transporttest.Reply, 1)
+	go func() {
+		inflight <- h.Do("POST", "/streams/game:sd/commands", `{"type":"UpdateScore","data":{"team":"home","score":1}}`)
+	}()
+	<-held.Entered
+
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), transporttest.Timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- h.Srv.Shutdown(ctx) }()
+	transporttest.Eventually(t, "draining", transport.Draining(h.Srv).Load)
+	held.Open()
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+	took := time.Since(start)
+	t.Logf("Shutdown with %d half-sent requests: %v", n, took)
+	if took > 2*time.Second {
+		t.Fatalf("Shutdown took %v", took)
+	}
+	if r := <-inflight; r.Status != 200 {
+		t.Fatalf("in-flight command: %d %s", r.Status, r.Body)
+	}
+	var wg sync.WaitGroup
+	lines := make([]string, n)
+	for i, c := range conns {
+		wg.Go(func() { lines[i] = statusLine(c) })
+	}
+	wg.Wait()
+	for i, l := range lines {
+		if l != "HTTP/1.1 400 Bad Request" {
+			t.Fatalf("half-sent request %d got %q", i, l)
+		}
+	}
+	if r := h.Logs.Find(func(r map[string]any) bool { return r["level"] == "ERROR" }); r != nil {
+		t.Fatalf("logged %v", r)
+	}
 }

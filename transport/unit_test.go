@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/b6368a97/engine/actors"
 	"github.com/b6368a97/engine/actors/decider"
@@ -34,7 +36,8 @@ func TestConfig(t *testing.T) {
 			c.PingInterval != 30*time.Second || c.PongTimeout != 60*time.Second || c.CommandTimeout <= 0 ||
 			c.WriteTimeout <= 0 || c.MaxInflight <= 0 || c.Logger == nil || c.Now == nil ||
 			c.Registerer == nil || c.Gatherer == nil ||
-			c.MaxSubscriptions != 1000 {
+			c.MaxSubscriptions != 1000 ||
+			c.HTTPReadTimeout != 5*time.Second {
 			t.Fatalf("defaults: %+v", c)
 		}
 		c = valid()
@@ -54,6 +57,7 @@ func TestConfig(t *testing.T) {
 		{"negative", func(c *Config) { c.SendQueueFrames = -1 }, "SendQueueFrames"},
 		{"negative rate", func(c *Config) { c.RateLimit.PerSecond = -1 }, "PerSecond"},
 		{"negative subscriptions", func(c *Config) { c.MaxSubscriptions = -1 }, "MaxSubscriptions"},
+		{"negative read timeout", func(c *Config) { c.HTTPReadTimeout = -1 }, "HTTPReadTimeout"},
 		{"pong before ping", func(c *Config) { c.PingInterval, c.PongTimeout = time.Second, time.Second }, "PongTimeout"},
 		{"registerer without gatherer", func(c *Config) {
 			c.Registerer = prometheus.WrapRegistererWith(prometheus.Labels{"a": "b"}, prometheus.NewRegistry())
@@ -98,6 +102,7 @@ func TestClassify(t *testing.T) {
 		{errDraining, 503, "unavailable", "the server is shutting down", false},
 		{newClientError(errLimitExceeded, "this connection has %d subscriptions, the limit", 2), 429, "limit_exceeded", "this connection has 2 subscriptions, the limit", false},
 		{errLimitExceeded, 429, "limit_exceeded", "a limit of this client was reached", false},
+		{fiber.ErrRequestTimeout, 400, "bad_request", "the request was not received within the read timeout", false},
 		// Without a message for the client, the row's fixed sentence: the
 		// error's own text (hunter2) never reaches the client.
 		{wrapped(fmt.Errorf("%w: hunter2", decider.ErrInvalid)), 400, "bad_request", "invalid command", false},
@@ -470,3 +475,20 @@ func TestSendQueue(t *testing.T) {
 
 // stubAPI is an actors.API for tests that build a Config and never call it.
 type stubAPI struct{ actors.API }
+
+func TestHTTPConns(t *testing.T) {
+	var tr httpConns
+	a := &net.TCPConn{}
+	tr.set(a, fasthttp.StateActive)
+	tr.phase(a, reqHandling)
+	tr.set(a, fasthttp.StateClosed)
+	if len(tr.conns) != 0 {
+		t.Fatalf("%d connections left", len(tr.conns))
+	}
+	// A new request starts unread; one in a handler is not cut.
+	tr.set(a, fasthttp.StateIdle)
+	tr.set(a, fasthttp.StateActive)
+	if tr.conns[a].phase != reqReading {
+		t.Fatal("a new request does not start unread")
+	}
+}

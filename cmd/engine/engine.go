@@ -152,6 +152,7 @@ func (m *Main) newServer(metrics *transport.Metrics, reg *prometheus.Registry) (
 		Gatherer:        reg,
 
 		MaxSubscriptions: m.Config.MaxSubscriptions,
+		HTTPReadTimeout:  m.Config.HTTPReadTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("transport: %w", err)
