@@ -25,8 +25,10 @@ const (
 	DefaultCommandTimeout  = 10 * time.Second
 	DefaultMaxInflight     = 256
 
-	DefaultMaxSubscriptions = 1000
-	DefaultHTTPReadTimeout  = 5 * time.Second
+	DefaultMaxSubscriptions    = 1000
+	DefaultMaxConnections      = 10000
+	DefaultMaxConnectionsPerIP = 100
+	DefaultHTTPReadTimeout     = 5 * time.Second
 )
 
 // Log is the part of the event log the transport reads directly: stream
@@ -103,6 +105,14 @@ type Config struct {
 	// limit_exceeded (a subscribe to a stream the connection has already
 	// replaces it and is not counted twice). Default 1,000.
 	MaxSubscriptions int
+	// MaxConnections bounds the WebSocket connections of the server, and
+	// MaxConnectionsPerIP those from one client address (the socket's,
+	// as for RateLimit). An upgrade beyond either is refused before the
+	// upgrade: 503 unavailable for the server's, 429 limit_exceeded for
+	// the address's. A connection counts from its accepted upgrade
+	// request until its handler has ended. Defaults 10,000 and 100.
+	MaxConnections      int
+	MaxConnectionsPerIP int
 	// HTTPReadTimeout bounds the reading of one HTTP request, headers and
 	// body, from its first byte (the connection's start for its first
 	// request); a request not received by then is answered 400 and its
@@ -172,6 +182,12 @@ func (cfg *Config) setDefaults() {
 	if cfg.MaxSubscriptions == 0 {
 		cfg.MaxSubscriptions = DefaultMaxSubscriptions
 	}
+	if cfg.MaxConnections == 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.MaxConnectionsPerIP == 0 {
+		cfg.MaxConnectionsPerIP = DefaultMaxConnectionsPerIP
+	}
 	if cfg.HTTPReadTimeout == 0 {
 		cfg.HTTPReadTimeout = DefaultHTTPReadTimeout
 	}
@@ -216,6 +232,8 @@ func (cfg Config) Validate() error {
 		{"MaxInflight", int64(cfg.MaxInflight)},
 		{"CommandTimeout", int64(cfg.CommandTimeout)},
 		{"MaxSubscriptions", int64(cfg.MaxSubscriptions)},
+		{"MaxConnections", int64(cfg.MaxConnections)},
+		{"MaxConnectionsPerIP", int64(cfg.MaxConnectionsPerIP)},
 		{"HTTPReadTimeout", int64(cfg.HTTPReadTimeout)},
 		{"RateLimit.Burst", int64(cfg.RateLimit.Burst)},
 	} {

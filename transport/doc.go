@@ -143,6 +143,12 @@
 // setup fails closes with 1013 (unavailable) or 1011, the reason being the
 // error code. engine_connections counts open WebSockets.
 //
+// Limits: Config.MaxConnections WebSockets in all and
+// Config.MaxConnectionsPerIP from one client address, counted from the
+// accepted upgrade request (before the 101, so concurrent upgrades cannot
+// overshoot) to the handler's end; beyond them the upgrade is refused,
+// 503 unavailable (the server's) or 429 limit_exceeded (the address's).
+//
 // /chat: a text frame X comes back as "You said: X"; a binary frame comes
 // back unchanged.
 //

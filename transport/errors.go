@@ -28,7 +28,7 @@ const (
 	codeRateLimited     = "rate_limited"
 	codeUnavailable     = "unavailable"
 	// codeLimitExceeded refuses what would take a client over one of its
-	// limits: subscriptions of a connection.
+	// limits: subscriptions of a connection, connections of an address.
 	codeLimitExceeded = "limit_exceeded"
 	// codeEpochChanged refuses a resume (from with an epoch) whose epoch
 	// is not the store's: the versions it counts from are another store's.

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
+
 	"github.com/b6368a97/engine/transport"
 	"github.com/b6368a97/engine/transport/transporttest"
 )
@@ -62,6 +64,92 @@ func TestSubscriptionLimit(t *testing.T) {
 		t.Fatalf("subscribe after unsubscribe: %v", f)
 	}
 	transporttest.Eventually(t, "ann in room:c", func() bool { return members("room:c") == "[ann]" })
+}
+
+// dialFrom dials /ws from a local address (127.0.0.x: one client address
+// each).
+func dialFrom(h *transporttest.Harness, local string) (*websocket.Conn, *http.Response, error) {
+	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+	ctx, cancel := context.WithTimeout(context.Background(), transporttest.Timeout)
+	defer cancel()
+	return websocket.Dial(ctx, h.WSBase+"/ws", &websocket.DialOptions{
+		HTTPClient: &http.Client{Transport: &http.Transport{DialContext: d.DialContext}},
+	})
+}
+
+func TestConnectionLimits(t *testing.T) {
+	h := transporttest.New(t, func(c *transport.Config) {
+		c.MaxConnections = 3
+		c.MaxConnectionsPerIP = 2
+	})
+	dial := func(local string) *websocket.Conn {
+		t.Helper()
+		c, _, err := dialFrom(h, local)
+		if err != nil {
+			t.Fatalf("dial from %s: %v", local, err)
+		}
+		t.Cleanup(func() { _ = c.CloseNow() })
+		return c
+	}
+	// upgradeFrom sends an upgrade request from local and returns the
+	// reply to a refused one.
+	upgradeFrom := func(local string) transporttest.Reply {
+		t.Helper()
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}}
+		hc := &http.Client{Timeout: transporttest.Timeout, Transport: &http.Transport{DialContext: d.DialContext}}
+		req, _ := http.NewRequest("GET", h.Base+"/ws", nil)
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket")
+		req.Header.Set("Sec-WebSocket-Version", "13")
+		req.Header.Set("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return transporttest.Reply{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	}
+
+	a1 := dial("127.0.0.1")
+	dial("127.0.0.1")
+	// The address is at its limit: 429 before the upgrade.
+	r := upgradeFrom("127.0.0.1")
+	transporttest.WantProblem(t, r, 429, "limit_exceeded")
+	if r.Header.Get("Retry-After") == "" {
+		t.Fatal("429 without Retry-After")
+	}
+	// Another address may connect, up to the server's limit: then 503.
+	dial("127.0.0.2")
+	transporttest.WantProblem(t, upgradeFrom("127.0.0.2"), 503, "unavailable")
+
+	// A connection counts until its handler has ended.
+	_ = a1.Close(websocket.StatusNormalClosure, "")
+	transporttest.Eventually(t, "a place after a close", func() bool {
+		c, _, err := dialFrom(h, "127.0.0.2")
+		if err != nil {
+			return false
+		}
+		_ = c.CloseNow()
+		return true
+	})
+
+	// Upgrades that fail after their place was reserved give it back.
+	transporttest.Eventually(t, "the places to be free", func() bool { return h.Metric("engine_connections") == 2 })
+	for range 5 {
+		req, _ := http.NewRequest("GET", h.Base+"/ws", nil)
+		req.Header.Set("Connection", "Upgrade")
+		req.Header.Set("Upgrade", "websocket") // no key: the upgrader refuses it
+		resp, err := h.HTTP.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 400 {
+			t.Fatalf("bad upgrade: %d", resp.StatusCode)
+		}
+	}
+	dial("127.0.0.3")
 }
 
 // rawRequest opens a TCP connection and sends part of a request.

@@ -49,6 +49,8 @@ type Server struct {
 
 	mu        sync.Mutex
 	conns     map[*Conn]struct{}
+	wsCount   int            // WebSocket connections reserved (wsSlot)
+	wsPerIP   map[string]int // the same, by client address
 	listeners []net.Listener
 	stopping  bool          // Shutdown has begun
 	stopped   chan struct{} // closed when Shutdown has finished
@@ -85,6 +87,7 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		metrics: m,
 		conns:   make(map[*Conn]struct{}),
+		wsPerIP: make(map[string]int),
 		stopped: make(chan struct{}),
 	}
 	if cfg.RateLimit.PerSecond > 0 {
@@ -317,9 +320,10 @@ func (s *Server) register(c *Conn) bool {
 
 func (s *Server) unregister(c *Conn) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	delete(s.conns, c)
 	s.wsActive.Done()
+	s.mu.Unlock()
+	s.releaseWS(c.req.slot)
 }
 
 // observe is the outermost middleware: request id, in-flight accounting,

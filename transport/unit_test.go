@@ -36,7 +36,7 @@ func TestConfig(t *testing.T) {
 			c.PingInterval != 30*time.Second || c.PongTimeout != 60*time.Second || c.CommandTimeout <= 0 ||
 			c.WriteTimeout <= 0 || c.MaxInflight <= 0 || c.Logger == nil || c.Now == nil ||
 			c.Registerer == nil || c.Gatherer == nil ||
-			c.MaxSubscriptions != 1000 ||
+			c.MaxSubscriptions != 1000 || c.MaxConnections != 10000 || c.MaxConnectionsPerIP != 100 ||
 			c.HTTPReadTimeout != 5*time.Second {
 			t.Fatalf("defaults: %+v", c)
 		}
@@ -57,6 +57,7 @@ func TestConfig(t *testing.T) {
 		{"negative", func(c *Config) { c.SendQueueFrames = -1 }, "SendQueueFrames"},
 		{"negative rate", func(c *Config) { c.RateLimit.PerSecond = -1 }, "PerSecond"},
 		{"negative subscriptions", func(c *Config) { c.MaxSubscriptions = -1 }, "MaxSubscriptions"},
+		{"negative connections", func(c *Config) { c.MaxConnectionsPerIP = -1 }, "MaxConnectionsPerIP"},
 		{"negative read timeout", func(c *Config) { c.HTTPReadTimeout = -1 }, "HTTPReadTimeout"},
 		{"pong before ping", func(c *Config) { c.PingInterval, c.PongTimeout = time.Second, time.Second }, "PongTimeout"},
 		{"registerer without gatherer", func(c *Config) {
@@ -478,10 +479,22 @@ type stubAPI struct{ actors.API }
 
 func TestHTTPConns(t *testing.T) {
 	var tr httpConns
-	a := &net.TCPConn{}
+	a, b := &net.TCPConn{}, &net.TCPConn{}
+	slot := &wsSlot{ip: "x"}
+	// An upgrade whose 101 could not be written: the connection closes
+	// and its reservation comes back for release.
 	tr.set(a, fasthttp.StateActive)
 	tr.phase(a, reqHandling)
-	tr.set(a, fasthttp.StateClosed)
+	tr.attach(a, slot)
+	if got := tr.set(a, fasthttp.StateClosed); got != slot {
+		t.Fatalf("closed: orphan %v, want the slot", got)
+	}
+	// A hijacked connection's slot belongs to its WebSocket handler.
+	tr.set(b, fasthttp.StateActive)
+	tr.attach(b, slot)
+	if got := tr.set(b, fasthttp.StateHijacked); got != nil {
+		t.Fatalf("hijacked: orphan %v", got)
+	}
 	if len(tr.conns) != 0 {
 		t.Fatalf("%d connections left", len(tr.conns))
 	}

@@ -49,6 +49,7 @@ type Upgrade struct {
 	user      string // ?user=
 	requestID string
 	ip        string
+	slot      *wsSlot // this connection's place under the connection limits
 	// Data is the endpoint's own, set by its Check for its Start.
 	Data any
 }
@@ -78,13 +79,31 @@ func (s *Server) upgrade(ep *Endpoint) fiber.Handler {
 			requestID: requestID(c),
 			ip:        c.IP(),
 		}
+		// The connection counts from here: concurrent upgrades cannot
+		// take the server or an address past its limit.
+		if req.slot, err = s.reserveWS(req.ip); err != nil {
+			return err
+		}
+		nc := c.Context().Conn()
+		upgraded := false
+		defer func() {
+			if !upgraded {
+				s.tracked.attach(nc, nil)
+				s.releaseWS(req.slot)
+			}
+		}()
 		if ep.Check != nil {
 			if err := ep.Check(s, req); err != nil {
 				return err
 			}
 		}
 		c.Locals(localWS, req)
-		return c.Next()
+		// Until fasthttp hands the connection to serveWS, which releases
+		// the slot, a connection that closes releases it (connState).
+		s.tracked.attach(nc, req.slot)
+		err = c.Next()
+		upgraded = err == nil && c.Response().StatusCode() == fiber.StatusSwitchingProtocols
+		return err
 	}
 }
 
@@ -155,6 +174,7 @@ func (s *Server) serveWS(ws *websocket.Conn, ep *Endpoint) {
 	c.q = newSendQueue(s.cfg.SendQueueFrames, s.cfg.SendQueueBytes, s.metrics.slowCloses.Inc)
 	if !s.register(c) {
 		cancel()
+		s.releaseWS(req.slot)
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "going away"), time.Now().Add(s.cfg.WriteTimeout))
 		return
 	}

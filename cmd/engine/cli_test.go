@@ -134,6 +134,8 @@ func TestZeroSettings(t *testing.T) {
 		{"idle-timeout", "ENGINE_IDLE_TIMEOUT", "0"},
 		{"command-timeout", "ENGINE_COMMAND_TIMEOUT", "0s"},
 		{"max-subscriptions", "ENGINE_MAX_SUBSCRIPTIONS", "0"},
+		{"max-connections", "ENGINE_MAX_CONNECTIONS", "0"},
+		{"max-connections-per-ip", "ENGINE_MAX_CONNECTIONS_PER_IP", "0"},
 		{"http-read-timeout", "ENGINE_HTTP_READ_TIMEOUT", "0s"},
 		{"step-attempts", "ENGINE_STEP_ATTEMPTS", "0"},
 		{"step-backoff", "ENGINE_STEP_BACKOFF", "0ms"},

@@ -39,8 +39,10 @@ type Config struct {
 	LogFormat      string
 
 	// Limits of clients (transport.Config).
-	MaxSubscriptions int
-	HTTPReadTimeout  time.Duration
+	MaxSubscriptions    int
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	HTTPReadTimeout     time.Duration
 }
 
 // errZero refuses 0 for a setting whose 0 is not meaningful.
@@ -148,6 +150,8 @@ func (c *Config) settings() []setting {
 		{"rate-burst", "ENGINE_RATE_BURST", "requests allowed at once above the rate limit (0: the rate, rounded up)", num(&c.RateBurst), "20"},
 		{"command-timeout", "ENGINE_COMMAND_TIMEOUT", "how long a request waits for its actor before 503", dur(&c.CommandTimeout), transport.DefaultCommandTimeout.String()},
 		{"max-subscriptions", "ENGINE_MAX_SUBSCRIPTIONS", "streams one /ws connection may subscribe to (more: limit_exceeded)", pos(&c.MaxSubscriptions), strconv.Itoa(transport.DefaultMaxSubscriptions)},
+		{"max-connections", "ENGINE_MAX_CONNECTIONS", "WebSocket connections of the server (more: 503 before the upgrade)", pos(&c.MaxConnections), strconv.Itoa(transport.DefaultMaxConnections)},
+		{"max-connections-per-ip", "ENGINE_MAX_CONNECTIONS_PER_IP", "WebSocket connections from one client address (more: 429 limit_exceeded)", pos(&c.MaxConnectionsPerIP), strconv.Itoa(transport.DefaultMaxConnectionsPerIP)},
 		{"http-read-timeout", "ENGINE_HTTP_READ_TIMEOUT", "time to receive one HTTP request, headers and body (idle keep-alive is not bound by it)", dur(&c.HTTPReadTimeout), transport.DefaultHTTPReadTimeout.String()},
 		{"step-attempts", "ENGINE_STEP_ATTEMPTS", "tries of a failing background step before StepFailed", pos(&c.StepAttempts), strconv.Itoa(actors.DefaultStepAttempts)},
 		{"step-backoff", "ENGINE_STEP_BACKOFF", "first wait between tries of a failing step (doubles, with jitter)", dur(&c.StepBackoff), actors.DefaultStepBackoff.String()},

@@ -151,8 +151,10 @@ func (m *Main) newServer(metrics *transport.Metrics, reg *prometheus.Registry) (
 		Registerer:      reg,
 		Gatherer:        reg,
 
-		MaxSubscriptions: m.Config.MaxSubscriptions,
-		HTTPReadTimeout:  m.Config.HTTPReadTimeout,
+		MaxSubscriptions:    m.Config.MaxSubscriptions,
+		MaxConnections:      m.Config.MaxConnections,
+		MaxConnectionsPerIP: m.Config.MaxConnectionsPerIP,
+		HTTPReadTimeout:     m.Config.HTTPReadTimeout,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("transport: %w", err)
