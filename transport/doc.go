@@ -20,7 +20,10 @@
 // frames through the send queue (queue.go): a plain FIFO capped in frames
 // and bytes that knows nothing of subscriptions or versions. Pushing
 // never blocks; a push over a cap closes the connection as a slow
-// consumer. The runtime sees one actors.Sink per subscription (wsSub)
+// consumer. The reader paces the client's requests instead: while the
+// queue is over half its caps it reads no further frame, so replies to a
+// client's own requests never overflow it (commands in flight, at most
+// MaxInflight, may still add their acks). The runtime sees one actors.Sink per subscription (wsSub)
 // whose Enqueue pushes the event (rendered later by the writer, with the
 // endpoint's Render) and whose WaitRoom, which the runtime's catch-up
 // reader waits on, returns once the queue is below half its caps: a

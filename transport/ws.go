@@ -289,7 +289,18 @@ func (c *Conn) readLoop() error {
 			continue // waiting for the peer's close frame
 		}
 		c.extendRead()
-		c.ep.Frame(c, typ, data)
+		// The client's requests are paced by their replies: while the
+		// send queue is over half its caps the reader waits (and the
+		// client's frames wait in TCP), so that a client sending many
+		// requests while it reads is slowed down, never closed as a slow
+		// consumer because of its own replies. Live events keep the other
+		// half. A closing queue ends the wait; the frame is then dropped.
+		if c.q.waitRoom(c.ctx) != nil {
+			continue
+		}
+		if c.ep.Frame != nil {
+			c.ep.Frame(c, typ, data)
+		}
 	}
 }
 
