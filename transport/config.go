@@ -29,6 +29,8 @@ const (
 	DefaultMaxConnections      = 10000
 	DefaultMaxConnectionsPerIP = 100
 	DefaultHTTPReadTimeout     = 5 * time.Second
+	DefaultCloseLinger         = 5 * time.Second
+	DefaultCloseLingerBytes    = 1 << 20
 )
 
 // Log is the part of the event log the transport reads directly: stream
@@ -93,8 +95,7 @@ type Config struct {
 	// Default 60 s.
 	PongTimeout time.Duration
 	// WriteTimeout bounds one WebSocket frame write and one HTTP response
-	// write; it is also how long a closing WebSocket waits for the peer's
-	// close frame. Default 5 s.
+	// write. Default 5 s.
 	WriteTimeout time.Duration
 	// MaxInflight bounds the commands one WebSocket connection may have
 	// waiting for their ack; the connection stops reading while it is
@@ -119,6 +120,17 @@ type Config struct {
 	// connection closed. Idle keep-alive connections are not affected.
 	// Default 5 s.
 	HTTPReadTimeout time.Duration
+	// CloseLinger and CloseLingerBytes bound the lingering close of a
+	// WebSocket: once the server has decided to close a connection (its
+	// send queue overflowed, a frame was over ReadLimit, shutdown), it
+	// dispatches nothing more from it, sends its close frame and keeps
+	// reading and discarding what the peer still sends, so that closing
+	// the socket does not reset the connection before the peer has read
+	// the close frame. It stops at the peer's close frame or EOF, after
+	// CloseLinger from the close frame, or after CloseLingerBytes read.
+	// Defaults 5 s and 1 MiB.
+	CloseLinger      time.Duration
+	CloseLingerBytes int64
 	// AllowedOrigins lists the Origin header values accepted on WebSocket
 	// upgrades. Empty (the default) accepts every origin; a request
 	// without an Origin header (not a browser) is always accepted.
@@ -191,6 +203,12 @@ func (cfg *Config) setDefaults() {
 	if cfg.HTTPReadTimeout == 0 {
 		cfg.HTTPReadTimeout = DefaultHTTPReadTimeout
 	}
+	if cfg.CloseLinger == 0 {
+		cfg.CloseLinger = DefaultCloseLinger
+	}
+	if cfg.CloseLingerBytes == 0 {
+		cfg.CloseLingerBytes = DefaultCloseLingerBytes
+	}
 	if cfg.RateLimit.PerSecond > 0 && cfg.RateLimit.Burst == 0 {
 		cfg.RateLimit.Burst = max(1, int(cfg.RateLimit.PerSecond+0.999999))
 	}
@@ -235,6 +253,8 @@ func (cfg Config) Validate() error {
 		{"MaxConnections", int64(cfg.MaxConnections)},
 		{"MaxConnectionsPerIP", int64(cfg.MaxConnectionsPerIP)},
 		{"HTTPReadTimeout", int64(cfg.HTTPReadTimeout)},
+		{"CloseLinger", int64(cfg.CloseLinger)},
+		{"CloseLingerBytes", cfg.CloseLingerBytes},
 		{"RateLimit.Burst", int64(cfg.RateLimit.Burst)},
 	} {
 		if c.v < 0 {

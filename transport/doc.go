@@ -141,10 +141,16 @@
 // Config.SendQueueBytes closes with 1008 "slow consumer" without sending
 // what was queued. The server pings every PingInterval; any frame, ping or
 // pong from the peer extends its deadline by PongTimeout, past which the
-// connection is dropped without a close frame. After sending a close frame
-// the server waits up to WriteTimeout for the peer's. A connection whose
-// setup fails closes with 1013 (unavailable) or 1011, the reason being the
-// error code. engine_connections counts open WebSockets.
+// connection is dropped without a close frame. A connection whose setup
+// fails closes with 1013 (unavailable) or 1011, the reason being the error
+// code. engine_connections counts open WebSockets.
+//
+// Closing is lingering: from the moment the server decides to close (an
+// overflow, a frame over ReadLimit, shutdown) nothing more the peer sends
+// is dispatched; after the close frame the reader keeps reading and
+// discarding until the peer's close frame or EOF, at most CloseLinger and
+// CloseLingerBytes, so that a peer still sending reads the close code
+// instead of a reset (closing a socket with unread data resets it).
 //
 // Limits: Config.MaxConnections WebSockets in all and
 // Config.MaxConnectionsPerIP from one client address, counted from the

@@ -37,7 +37,7 @@ func TestConfig(t *testing.T) {
 			c.WriteTimeout <= 0 || c.MaxInflight <= 0 || c.Logger == nil || c.Now == nil ||
 			c.Registerer == nil || c.Gatherer == nil ||
 			c.MaxSubscriptions != 1000 || c.MaxConnections != 10000 || c.MaxConnectionsPerIP != 100 ||
-			c.HTTPReadTimeout != 5*time.Second {
+			c.HTTPReadTimeout != 5*time.Second || c.CloseLinger != 5*time.Second || c.CloseLingerBytes != 1<<20 {
 			t.Fatalf("defaults: %+v", c)
 		}
 		c = valid()
@@ -59,6 +59,7 @@ func TestConfig(t *testing.T) {
 		{"negative subscriptions", func(c *Config) { c.MaxSubscriptions = -1 }, "MaxSubscriptions"},
 		{"negative connections", func(c *Config) { c.MaxConnectionsPerIP = -1 }, "MaxConnectionsPerIP"},
 		{"negative read timeout", func(c *Config) { c.HTTPReadTimeout = -1 }, "HTTPReadTimeout"},
+		{"negative linger", func(c *Config) { c.CloseLingerBytes = -1 }, "CloseLingerBytes"},
 		{"pong before ping", func(c *Config) { c.PingInterval, c.PongTimeout = time.Second, time.Second }, "PongTimeout"},
 		{"registerer without gatherer", func(c *Config) {
 			c.Registerer = prometheus.WrapRegistererWith(prometheus.Labels{"a": "b"}, prometheus.NewRegistry())

@@ -137,6 +137,8 @@ func TestZeroSettings(t *testing.T) {
 		{"max-connections", "ENGINE_MAX_CONNECTIONS", "0"},
 		{"max-connections-per-ip", "ENGINE_MAX_CONNECTIONS_PER_IP", "0"},
 		{"http-read-timeout", "ENGINE_HTTP_READ_TIMEOUT", "0s"},
+		{"close-linger", "ENGINE_CLOSE_LINGER", "0s"},
+		{"close-linger-bytes", "ENGINE_CLOSE_LINGER_BYTES", "0"},
 		{"step-attempts", "ENGINE_STEP_ATTEMPTS", "0"},
 		{"step-backoff", "ENGINE_STEP_BACKOFF", "0ms"},
 		{"step-max-time", "ENGINE_STEP_MAX_TIME", "0"},

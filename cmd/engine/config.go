@@ -43,6 +43,8 @@ type Config struct {
 	MaxConnections      int
 	MaxConnectionsPerIP int
 	HTTPReadTimeout     time.Duration
+	CloseLinger         time.Duration
+	CloseLingerBytes    int
 }
 
 // errZero refuses 0 for a setting whose 0 is not meaningful.
@@ -153,6 +155,8 @@ func (c *Config) settings() []setting {
 		{"max-connections", "ENGINE_MAX_CONNECTIONS", "WebSocket connections of the server (more: 503 before the upgrade)", pos(&c.MaxConnections), strconv.Itoa(transport.DefaultMaxConnections)},
 		{"max-connections-per-ip", "ENGINE_MAX_CONNECTIONS_PER_IP", "WebSocket connections from one client address (more: 429 limit_exceeded)", pos(&c.MaxConnectionsPerIP), strconv.Itoa(transport.DefaultMaxConnectionsPerIP)},
 		{"http-read-timeout", "ENGINE_HTTP_READ_TIMEOUT", "time to receive one HTTP request, headers and body (idle keep-alive is not bound by it)", dur(&c.HTTPReadTimeout), transport.DefaultHTTPReadTimeout.String()},
+		{"close-linger", "ENGINE_CLOSE_LINGER", "how long a closing WebSocket keeps reading (and discarding) after its close frame, so that the peer reads the close code", dur(&c.CloseLinger), transport.DefaultCloseLinger.String()},
+		{"close-linger-bytes", "ENGINE_CLOSE_LINGER_BYTES", "bytes a closing WebSocket reads and discards at most", pos(&c.CloseLingerBytes), strconv.Itoa(transport.DefaultCloseLingerBytes)},
 		{"step-attempts", "ENGINE_STEP_ATTEMPTS", "tries of a failing background step before StepFailed", pos(&c.StepAttempts), strconv.Itoa(actors.DefaultStepAttempts)},
 		{"step-backoff", "ENGINE_STEP_BACKOFF", "first wait between tries of a failing step (doubles, with jitter)", dur(&c.StepBackoff), actors.DefaultStepBackoff.String()},
 		{"step-max-time", "ENGINE_STEP_MAX_TIME", "longest a failing step is retried, from its first attempt (across restarts)", dur(&c.StepMaxTime), actors.DefaultStepMaxTime.String()},

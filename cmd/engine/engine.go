@@ -155,6 +155,8 @@ func (m *Main) newServer(metrics *transport.Metrics, reg *prometheus.Registry) (
 		MaxConnections:      m.Config.MaxConnections,
 		MaxConnectionsPerIP: m.Config.MaxConnectionsPerIP,
 		HTTPReadTimeout:     m.Config.HTTPReadTimeout,
+		CloseLinger:         m.Config.CloseLinger,
+		CloseLingerBytes:    int64(m.Config.CloseLingerBytes),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("transport: %w", err)
