@@ -24,6 +24,13 @@ const (
 	DefaultWriteTimeout    = 5 * time.Second
 	DefaultCommandTimeout  = 10 * time.Second
 	DefaultMaxInflight     = 256
+
+	DefaultMaxSubscriptions    = 1000
+	DefaultMaxConnections      = 10000
+	DefaultMaxConnectionsPerIP = 100
+	DefaultHTTPReadTimeout     = 5 * time.Second
+	DefaultCloseLinger         = 5 * time.Second
+	DefaultCloseLingerBytes    = 1 << 20
 )
 
 // Log is the part of the event log the transport reads directly: stream
@@ -109,13 +116,42 @@ type Config struct {
 	// Default 60 s.
 	PongTimeout time.Duration
 	// WriteTimeout bounds one WebSocket frame write and one HTTP response
-	// write; it is also how long a closing WebSocket waits for the peer's
-	// close frame. Default 5 s.
+	// write. Default 5 s.
 	WriteTimeout time.Duration
 	// MaxInflight bounds the commands one WebSocket connection may have
 	// waiting for their ack; the connection stops reading while it is
 	// reached. Default 256.
 	MaxInflight int
+	// MaxSubscriptions bounds the streams one /ws connection may be
+	// subscribed to at once; a subscribe beyond it is refused with
+	// limit_exceeded (a subscribe to a stream the connection has already
+	// replaces it and is not counted twice). Default 1,000.
+	MaxSubscriptions int
+	// MaxConnections bounds the WebSocket connections of the server, and
+	// MaxConnectionsPerIP those from one client address (the socket's,
+	// as for RateLimit). An upgrade beyond either is refused before the
+	// upgrade: 503 unavailable for the server's, 429 limit_exceeded for
+	// the address's. A connection counts from its accepted upgrade
+	// request until its handler has ended. Defaults 10,000 and 100.
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	// HTTPReadTimeout bounds the reading of one HTTP request, headers and
+	// body, from its first byte (the connection's start for its first
+	// request); a request not received by then is answered 400 and its
+	// connection closed. Idle keep-alive connections are not affected.
+	// Default 5 s.
+	HTTPReadTimeout time.Duration
+	// CloseLinger and CloseLingerBytes bound the lingering close of a
+	// WebSocket: once the server has decided to close a connection (its
+	// send queue overflowed, a frame was over ReadLimit, shutdown), it
+	// dispatches nothing more from it, sends its close frame and keeps
+	// reading and discarding what the peer still sends, so that closing
+	// the socket does not reset the connection before the peer has read
+	// the close frame. It stops at the peer's close frame or EOF, after
+	// CloseLinger from the close frame, or after CloseLingerBytes read.
+	// Defaults 5 s and 1 MiB.
+	CloseLinger      time.Duration
+	CloseLingerBytes int64
 	// AllowedOrigins lists the Origin header values accepted on WebSocket
 	// upgrades. Empty (the default) accepts every origin; a request
 	// without an Origin header (not a browser) is always accepted.
@@ -176,6 +212,24 @@ func (cfg *Config) setDefaults() {
 	if cfg.CommandTimeout == 0 {
 		cfg.CommandTimeout = DefaultCommandTimeout
 	}
+	if cfg.MaxSubscriptions == 0 {
+		cfg.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	if cfg.MaxConnections == 0 {
+		cfg.MaxConnections = DefaultMaxConnections
+	}
+	if cfg.MaxConnectionsPerIP == 0 {
+		cfg.MaxConnectionsPerIP = DefaultMaxConnectionsPerIP
+	}
+	if cfg.HTTPReadTimeout == 0 {
+		cfg.HTTPReadTimeout = DefaultHTTPReadTimeout
+	}
+	if cfg.CloseLinger == 0 {
+		cfg.CloseLinger = DefaultCloseLinger
+	}
+	if cfg.CloseLingerBytes == 0 {
+		cfg.CloseLingerBytes = DefaultCloseLingerBytes
+	}
 	if cfg.RateLimit.PerSecond > 0 && cfg.RateLimit.Burst == 0 {
 		cfg.RateLimit.Burst = max(1, int(cfg.RateLimit.PerSecond+0.999999))
 	}
@@ -216,6 +270,12 @@ func (cfg Config) Validate() error {
 		{"WriteTimeout", int64(cfg.WriteTimeout)},
 		{"MaxInflight", int64(cfg.MaxInflight)},
 		{"CommandTimeout", int64(cfg.CommandTimeout)},
+		{"MaxSubscriptions", int64(cfg.MaxSubscriptions)},
+		{"MaxConnections", int64(cfg.MaxConnections)},
+		{"MaxConnectionsPerIP", int64(cfg.MaxConnectionsPerIP)},
+		{"HTTPReadTimeout", int64(cfg.HTTPReadTimeout)},
+		{"CloseLinger", int64(cfg.CloseLinger)},
+		{"CloseLingerBytes", cfg.CloseLingerBytes},
 		{"RateLimit.Burst", int64(cfg.RateLimit.Burst)},
 		{"Auth.Leeway", int64(cfg.Auth.Leeway)},
 	} {

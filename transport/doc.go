@@ -27,7 +27,10 @@
 // frames through the send queue (queue.go): a plain FIFO capped in frames
 // and bytes that knows nothing of subscriptions or versions. Pushing
 // never blocks; a push over a cap closes the connection as a slow
-// consumer. The runtime sees one actors.Sink per subscription (wsSub)
+// consumer. The reader paces the client's requests instead: while the
+// queue is over half its caps it reads no further frame, so replies to a
+// client's own requests never overflow it (commands in flight, at most
+// MaxInflight, may still add their acks). The runtime sees one actors.Sink per subscription (wsSub)
 // whose Enqueue pushes the event (rendered later by the writer, with the
 // endpoint's Render) and whose WaitRoom, which the runtime's catch-up
 // reader waits on, returns once the queue is below half its caps: a
@@ -39,8 +42,10 @@
 // recycles the *websocket.Conn for the next client as soon as it returns.
 //
 // Shutdown: /readyz turns 503; the listeners close; new requests, upgrades,
-// commands and subscriptions get 503 unavailable; in-flight HTTP requests
-// and WebSocket commands are answered; every WebSocket then gets the frames
+// commands and subscriptions get 503 unavailable; requests not received
+// whole are not waited for (their reading ends at once: 400 and a closed
+// connection, see conns.go); in-flight HTTP requests and WebSocket
+// commands are answered; every WebSocket then gets the frames
 // already queued and close 1001 "going away"; Shutdown returns when every
 // handler and connection goroutine has ended (fasthttp's worker-pool
 // janitor notices within a second). If its context ends first it cancels

@@ -197,6 +197,12 @@ func (c *Conn) opSubscribe(ref *string, f *clientFrame) {
 		c.replyError(ref, err)
 		return
 	}
+	// A subscribe to a stream the connection has replaces that
+	// subscription and is not counted again; a new one must fit.
+	if c.subs[f.Stream] == nil && len(c.subs) >= c.s.cfg.MaxSubscriptions {
+		c.replyError(ref, newClientError(errLimitExceeded, "this connection has %d subscriptions, the limit: unsubscribe from one first", len(c.subs)))
+		return
+	}
 	// A second subscribe to a stream replaces the first (a resume with a
 	// new from).
 	if old := c.subs[f.Stream]; old != nil {

@@ -27,6 +27,9 @@ const (
 	codeUnsupportedType = "unsupported_media_type"
 	codeRateLimited     = "rate_limited"
 	codeUnavailable     = "unavailable"
+	// codeLimitExceeded refuses what would take a client over one of its
+	// limits: subscriptions of a connection, connections of an address.
+	codeLimitExceeded = "limit_exceeded"
 	// codeEpochChanged refuses a resume (from with an epoch) whose epoch
 	// is not the store's: the versions it counts from are another store's.
 	codeEpochChanged = "epoch_changed"
@@ -42,6 +45,7 @@ var (
 	errUnauthorized     = errors.New("unauthorized")
 	errUnsupportedMedia = errors.New("unsupported media type")
 	errRateLimited      = errors.New("rate limited")
+	errLimitExceeded    = errors.New("limit exceeded")
 	errBodyTooLarge     = errors.New("request body too large")
 	errEpochChanged     = errors.New("epoch changed")
 	errDraining         = newClientError(actors.ErrUnavailable, "the server is shutting down")
@@ -114,6 +118,7 @@ var errorTable = []struct {
 	{errBodyTooLarge, http.StatusRequestEntityTooLarge, codeTooLarge, "the request body is over the size limit"},
 	{errUnsupportedMedia, http.StatusUnsupportedMediaType, codeUnsupportedType, "the body must be JSON"},
 	{errRateLimited, http.StatusTooManyRequests, codeRateLimited, "too many requests: slow down"},
+	{errLimitExceeded, http.StatusTooManyRequests, codeLimitExceeded, "a limit of this client was reached"},
 	{context.DeadlineExceeded, http.StatusServiceUnavailable, codeUnavailable, "the stream's actor did not answer in time"},
 	{actors.ErrUnavailable, http.StatusServiceUnavailable, codeUnavailable, "the service is unavailable; retry later"},
 	{context.Canceled, http.StatusServiceUnavailable, codeUnavailable, "the request was cancelled"},
@@ -163,6 +168,8 @@ func fiberCode(status int) (int, string, string) {
 		return status, codeRateLimited, "too many requests: slow down"
 	case status == http.StatusServiceUnavailable:
 		return status, codeUnavailable, "the service is unavailable; retry later"
+	case status == http.StatusRequestTimeout:
+		return http.StatusBadRequest, codeBadRequest, "the request was not received within the read timeout"
 	case status == http.StatusUpgradeRequired:
 		return http.StatusBadRequest, codeBadRequest, "this is a WebSocket endpoint: send an upgrade request"
 	case status >= 400 && status < 500:

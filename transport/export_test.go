@@ -57,3 +57,17 @@ func ProtocolCodes() map[string]bool {
 	}
 	return codes
 }
+
+// ReadingRequests counts the connections fasthttp is reading a request
+// on (no handler has it yet).
+func ReadingRequests(s *Server) int {
+	s.tracked.mu.Lock()
+	defer s.tracked.mu.Unlock()
+	n := 0
+	for _, hc := range s.tracked.conns {
+		if hc.phase == reqReading {
+			n++
+		}
+	}
+	return n
+}

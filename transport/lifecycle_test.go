@@ -19,17 +19,20 @@ import (
 // smallBuffers shrinks a dialled socket's receive buffer, so that a client
 // that does not read backs the server up after a few frames.
 func smallBuffers() *websocket.DialOptions {
-	d := &net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		err := rc.Control(func(fd uintptr) {
-			serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
-		})
-		if err != nil {
-			return err
-		}
-		return serr
-	}}
+	d := &net.Dialer{Control: smallRcvBuf}
 	return &websocket.DialOptions{HTTPClient: &http.Client{Transport: &http.Transport{DialContext: d.DialContext}}}
+}
+
+// smallRcvBuf is a net.Dialer's Control that shrinks the receive buffer.
+func smallRcvBuf(_, _ string, rc syscall.RawConn) error {
+	var serr error
+	err := rc.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
 }
 
 // smallSendBuffers is a listener whose connections have a small send

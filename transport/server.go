@@ -49,9 +49,14 @@ type Server struct {
 
 	mu        sync.Mutex
 	conns     map[*Conn]struct{}
+	wsCount   int            // WebSocket connections reserved (wsSlot)
+	wsPerIP   map[string]int // the same, by client address
 	listeners []net.Listener
 	stopping  bool          // Shutdown has begun
 	stopped   chan struct{} // closed when Shutdown has finished
+
+	// tracked follows fasthttp's connections (conns.go).
+	tracked httpConns
 
 	// wsPaths are the paths registered by websocket, for the route test.
 	wsPaths []string
@@ -82,6 +87,7 @@ func New(cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		metrics: m,
 		conns:   make(map[*Conn]struct{}),
+		wsPerIP: make(map[string]int),
 		stopped: make(chan struct{}),
 	}
 	if cfg.RateLimit.PerSecond > 0 {
@@ -98,9 +104,10 @@ func New(cfg Config) (*Server, error) {
 		BodyLimit:    hardBodyLimit(cfg.BodyLimit),
 		ErrorHandler: s.fiberError,
 		WriteTimeout: cfg.WriteTimeout,
-		// A request's headers and body must arrive within this; idle
-		// keep-alive connections are closed after IdleTimeout.
-		ReadTimeout: time.Minute,
+		// A request's headers and body must arrive within this, from its
+		// first byte; idle keep-alive connections are closed after
+		// IdleTimeout.
+		ReadTimeout: cfg.HTTPReadTimeout,
 		IdleTimeout: 2 * time.Minute,
 		// Routes match the raw path; stream ids are unescaped by the
 		// handlers so that "room%3Alobby" and "room:lobby" are the same.
@@ -111,6 +118,7 @@ func New(cfg Config) (*Server, error) {
 	// short so that no goroutine of the server outlives Shutdown by more
 	// than a second.
 	s.app.Server().MaxIdleWorkerDuration = time.Second
+	s.app.Server().ConnState = s.connState
 	s.routes()
 	return s, nil
 }
@@ -196,7 +204,8 @@ func (s *Server) Serve(ln net.Listener) error {
 func (s *Server) SetReady(ready bool) { s.ready.Store(ready) }
 
 // Shutdown stops the server gracefully: /readyz turns 503, listeners close,
-// new requests and commands get 503, in-flight HTTP requests and
+// new requests and commands get 503, requests not received whole are cut
+// short (400, connection closed), in-flight HTTP requests and
 // WebSocket commands are answered, then every WebSocket gets close 1001
 // "going away". It returns once every handler and connection goroutine has
 // ended. If ctx ends first, Shutdown cancels what still runs, closes the
@@ -262,8 +271,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 }
 
 // stopHTTP closes the listeners and waits for in-flight HTTP handlers.
+// Requests not received yet are not waited for: their reading ends at once
+// (cutUnread), so a client that sent half a request holds nothing up.
 func (s *Server) stopHTTP(ctx context.Context) error {
+	done, cutting := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(cutting)
+		s.cutUnreadUntil(done)
+	}()
 	err := s.app.ShutdownWithContext(ctx)
+	close(done)
+	<-cutting
 	s.mu.Lock()
 	lns := s.listeners
 	s.listeners = nil
@@ -302,9 +320,10 @@ func (s *Server) register(c *Conn) bool {
 
 func (s *Server) unregister(c *Conn) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	delete(s.conns, c)
 	s.wsActive.Done()
+	s.mu.Unlock()
+	s.releaseWS(c.req.slot)
 }
 
 // observe is the outermost middleware: request id, in-flight accounting,
@@ -313,6 +332,9 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	start := time.Now()
 	s.httpActive.Add()
 	defer s.httpActive.Done()
+	nc := c.Context().Conn()
+	s.tracked.phase(nc, reqHandling)
+	defer s.tracked.phase(nc, reqAnswered)
 	rid := c.Get("X-Request-Id")
 	if validRequestID(rid) {
 		rid = strings.Clone(rid)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/valyala/fasthttp"
 
 	"github.com/b6368a97/engine/actors"
 	"github.com/b6368a97/engine/actors/decider"
@@ -33,7 +35,9 @@ func TestConfig(t *testing.T) {
 		if c.BodyLimit != 64<<10 || c.ReadLimit != 64<<10 || c.SendQueueFrames != 1024 || c.SendQueueBytes != 4<<20 ||
 			c.PingInterval != 30*time.Second || c.PongTimeout != 60*time.Second || c.CommandTimeout <= 0 ||
 			c.WriteTimeout <= 0 || c.MaxInflight <= 0 || c.Logger == nil || c.Now == nil ||
-			c.Registerer == nil || c.Gatherer == nil {
+			c.Registerer == nil || c.Gatherer == nil ||
+			c.MaxSubscriptions != 1000 || c.MaxConnections != 10000 || c.MaxConnectionsPerIP != 100 ||
+			c.HTTPReadTimeout != 5*time.Second || c.CloseLinger != 5*time.Second || c.CloseLingerBytes != 1<<20 {
 			t.Fatalf("defaults: %+v", c)
 		}
 		c = valid()
@@ -52,6 +56,10 @@ func TestConfig(t *testing.T) {
 		{"no Log", func(c *Config) { c.Log = nil }, "Log is required"},
 		{"negative", func(c *Config) { c.SendQueueFrames = -1 }, "SendQueueFrames"},
 		{"negative rate", func(c *Config) { c.RateLimit.PerSecond = -1 }, "PerSecond"},
+		{"negative subscriptions", func(c *Config) { c.MaxSubscriptions = -1 }, "MaxSubscriptions"},
+		{"negative connections", func(c *Config) { c.MaxConnectionsPerIP = -1 }, "MaxConnectionsPerIP"},
+		{"negative read timeout", func(c *Config) { c.HTTPReadTimeout = -1 }, "HTTPReadTimeout"},
+		{"negative linger", func(c *Config) { c.CloseLingerBytes = -1 }, "CloseLingerBytes"},
 		{"pong before ping", func(c *Config) { c.PingInterval, c.PongTimeout = time.Second, time.Second }, "PongTimeout"},
 		{"registerer without gatherer", func(c *Config) {
 			c.Registerer = prometheus.WrapRegistererWith(prometheus.Labels{"a": "b"}, prometheus.NewRegistry())
@@ -94,6 +102,9 @@ func TestClassify(t *testing.T) {
 		{newClientError(errUnsupportedMedia, "xml"), 415, "unsupported_media_type", "xml", false},
 		{&rateLimitError{}, 429, "rate_limited", "too many requests: slow down", false},
 		{errDraining, 503, "unavailable", "the server is shutting down", false},
+		{newClientError(errLimitExceeded, "this connection has %d subscriptions, the limit", 2), 429, "limit_exceeded", "this connection has 2 subscriptions, the limit", false},
+		{errLimitExceeded, 429, "limit_exceeded", "a limit of this client was reached", false},
+		{fiber.ErrRequestTimeout, 400, "bad_request", "the request was not received within the read timeout", false},
 		// Without a message for the client, the row's fixed sentence: the
 		// error's own text (hunter2) never reaches the client.
 		{wrapped(fmt.Errorf("%w: hunter2", decider.ErrInvalid)), 400, "bad_request", "invalid command", false},
@@ -466,3 +477,32 @@ func TestSendQueue(t *testing.T) {
 
 // stubAPI is an actors.API for tests that build a Config and never call it.
 type stubAPI struct{ actors.API }
+
+func TestHTTPConns(t *testing.T) {
+	var tr httpConns
+	a, b := &net.TCPConn{}, &net.TCPConn{}
+	slot := &wsSlot{ip: "x"}
+	// An upgrade whose 101 could not be written: the connection closes
+	// and its reservation comes back for release.
+	tr.set(a, fasthttp.StateActive)
+	tr.phase(a, reqHandling)
+	tr.attach(a, slot)
+	if got := tr.set(a, fasthttp.StateClosed); got != slot {
+		t.Fatalf("closed: orphan %v, want the slot", got)
+	}
+	// A hijacked connection's slot belongs to its WebSocket handler.
+	tr.set(b, fasthttp.StateActive)
+	tr.attach(b, slot)
+	if got := tr.set(b, fasthttp.StateHijacked); got != nil {
+		t.Fatalf("hijacked: orphan %v", got)
+	}
+	if len(tr.conns) != 0 {
+		t.Fatalf("%d connections left", len(tr.conns))
+	}
+	// A new request starts unread; one in a handler is not cut.
+	tr.set(a, fasthttp.StateIdle)
+	tr.set(a, fasthttp.StateActive)
+	if tr.conns[a].phase != reqReading {
+		t.Fatal("a new request does not start unread")
+	}
+}

@@ -52,6 +52,7 @@ type Upgrade struct {
 	user      string // ?user=
 	requestID string
 	ip        string
+	slot      *wsSlot // this connection's place under the connection limits
 	// Data is the endpoint's own, set by its Check for its Start.
 	Data any
 }
@@ -81,13 +82,31 @@ func (s *Server) upgrade(ep *Endpoint) fiber.Handler {
 			requestID: requestID(c),
 			ip:        c.IP(),
 		}
+		// The connection counts from here: concurrent upgrades cannot
+		// take the server or an address past its limit.
+		if req.slot, err = s.reserveWS(req.ip); err != nil {
+			return err
+		}
+		nc := c.Context().Conn()
+		upgraded := false
+		defer func() {
+			if !upgraded {
+				s.tracked.attach(nc, nil)
+				s.releaseWS(req.slot)
+			}
+		}()
 		if ep.Check != nil {
 			if err := ep.Check(s, req); err != nil {
 				return err
 			}
 		}
 		c.Locals(localWS, req)
-		return c.Next()
+		// Until fasthttp hands the connection to serveWS, which releases
+		// the slot, a connection that closes releases it (connState).
+		s.tracked.attach(nc, req.slot)
+		err = c.Next()
+		upgraded = err == nil && c.Response().StatusCode() == fiber.StatusSwitchingProtocols
+		return err
 	}
 }
 
@@ -122,11 +141,17 @@ type Conn struct {
 	writerDone chan struct{}
 	wg         sync.WaitGroup
 
-	// dlMu orders read-deadline changes: once closing is set the reader no
-	// longer extends its deadline, so a peer cannot keep a closing
-	// connection open.
-	dlMu    sync.Mutex
-	closing bool
+	// dlMu orders read-deadline changes and guards the close state. Once
+	// closing is set (the server has decided to close: overflow, a close
+	// frame sent, a failed write) the reader dispatches nothing more and
+	// no longer extends its deadline, so a peer cannot keep a closing
+	// connection open: it lingers, reading and discarding at most
+	// lingerLeft more bytes, until the peer's close frame, EOF or its
+	// deadline (see Config.CloseLinger).
+	dlMu        sync.Mutex
+	closing     bool
+	lingerLeft  int64
+	lingerUntil time.Time // the read deadline once set by lingerFor
 
 	// mu guards the command lanes and the drain state.
 	mu       sync.Mutex
@@ -158,9 +183,17 @@ func (s *Server) serveWS(ws *websocket.Conn, ep *Endpoint) {
 		slots:      make(chan struct{}, s.cfg.MaxInflight),
 		subs:       make(map[string]*wsSub),
 	}
-	c.q = newSendQueue(s.cfg.SendQueueFrames, s.cfg.SendQueueBytes, s.metrics.slowCloses.Inc)
+	c.q = newSendQueue(s.cfg.SendQueueFrames, s.cfg.SendQueueBytes, func() {
+		s.metrics.slowCloses.Inc()
+		// From the overflow on, the client's frames are read and
+		// discarded, so that a client still sending does not block
+		// before it reads its close frame. The writer sends that frame
+		// once the write in progress is done (within WriteTimeout).
+		c.startClosing()
+	})
 	if !s.register(c) {
 		cancel()
+		s.releaseWS(req.slot)
 		_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "going away"), time.Now().Add(s.cfg.WriteTimeout))
 		return
 	}
@@ -203,7 +236,7 @@ func (c *Conn) teardown(readErr error) {
 	c.q.stopNow()
 	<-c.writerDone
 	if errors.Is(readErr, websocket.ErrReadLimit) {
-		c.linger()
+		c.lingerRaw()
 	}
 	c.wg.Wait()
 	if c.s.log.Enabled(context.Background(), slog.LevelDebug) {
@@ -211,15 +244,26 @@ func (c *Conn) teardown(readErr error) {
 	}
 }
 
-// linger reads and discards what the peer still sends after the library
-// answered an oversized frame with close 1009, until the peer closes or
-// the write timeout passes: closing a socket with unread data would reset
+// lingerRaw reads and discards what the peer still sends after the
+// library answered an oversized frame with close 1009 (the frame's rest
+// cannot be parsed), until the peer closes, CloseLinger passes or the
+// linger's bytes are read: closing a socket with unread data would reset
 // the connection and could destroy the close frame before the peer reads
 // it.
-func (c *Conn) linger() {
+func (c *Conn) lingerRaw() {
+	c.dlMu.Lock()
+	c.startClosingLocked()
+	if c.lingerUntil.IsZero() {
+		c.lingerUntil = time.Now().Add(c.s.cfg.CloseLinger)
+	}
+	until, left := c.lingerUntil, c.lingerLeft
+	c.dlMu.Unlock()
+	if left <= 0 || !time.Now().Before(until) {
+		return // the budget is spent, or the writer gave up (abort)
+	}
 	nc := c.ws.NetConn()
-	_ = nc.SetReadDeadline(time.Now().Add(c.s.cfg.WriteTimeout))
-	_, _ = io.Copy(io.Discard, io.LimitReader(nc, 4*c.s.cfg.ReadLimit+1<<20))
+	_ = nc.SetReadDeadline(until)
+	_, _ = io.Copy(io.Discard, io.LimitReader(nc, left))
 }
 
 // extendRead pushes the read deadline PongTimeout ahead, unless closing.
@@ -231,19 +275,46 @@ func (c *Conn) extendRead() {
 	}
 }
 
-// closingIn gives the reader d more time (the peer's close frame), and no
-// more extensions.
-func (c *Conn) closingIn(d time.Duration) {
-	c.dlMu.Lock()
-	defer c.dlMu.Unlock()
-	c.closing = true
-	_ = c.ws.SetReadDeadline(time.Now().Add(d))
+// startClosingLocked enters the closing state, once: nothing more is
+// dispatched and at most CloseLingerBytes more are read.
+func (c *Conn) startClosingLocked() {
+	if !c.closing {
+		c.closing = true
+		c.lingerLeft = c.s.cfg.CloseLingerBytes
+	}
 }
 
-func (c *Conn) isClosing() bool {
+// startClosing enters the closing state without touching the read
+// deadline: the writer sets it once the close frame is out (lingerFor),
+// or ends the reading when it cannot write (abort). The send queue calls
+// it on overflow, holding its lock: it must not block.
+func (c *Conn) startClosing() {
 	c.dlMu.Lock()
 	defer c.dlMu.Unlock()
-	return c.closing
+	c.startClosingLocked()
+}
+
+// lingerFor enters the closing state and gives the reader d more time
+// (for the peer's close frame), and no more extensions.
+func (c *Conn) lingerFor(d time.Duration) {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	c.startClosingLocked()
+	c.lingerUntil = time.Now().Add(d)
+	_ = c.ws.SetReadDeadline(c.lingerUntil)
+}
+
+// discard reports whether the connection is closing, counting n bytes
+// read against the linger's budget; spent is set once the budget is
+// exceeded.
+func (c *Conn) discard(n int) (closing, spent bool) {
+	c.dlMu.Lock()
+	defer c.dlMu.Unlock()
+	if !c.closing {
+		return false, false
+	}
+	c.lingerLeft -= int64(n)
+	return true, c.lingerLeft < 0
 }
 
 // forceClose unblocks the reader and the writer at once. The server calls
@@ -251,7 +322,7 @@ func (c *Conn) isClosing() bool {
 func (c *Conn) forceClose() {
 	c.cancel()
 	c.q.stopNow()
-	c.closingIn(0)
+	c.lingerFor(0)
 	_ = c.ws.NetConn().SetWriteDeadline(time.Now())
 }
 
@@ -273,13 +344,30 @@ func (c *Conn) readLoop() error {
 			return err
 		}
 		c.s.metrics.framesIn.Inc()
-		if c.isClosing() {
-			continue // waiting for the peer's close frame
+		if closing, spent := c.discard(len(data)); closing {
+			if spent {
+				return errLingerSpent
+			}
+			continue // lingering until the peer's close frame
 		}
 		c.extendRead()
-		c.ep.Frame(c, typ, data)
+		// The client's requests are paced by their replies: while the
+		// send queue is over half its caps the reader waits (and the
+		// client's frames wait in TCP), so that a client sending many
+		// requests while it reads is slowed down, never closed as a slow
+		// consumer because of its own replies. Live events keep the other
+		// half. A closing queue ends the wait; the frame is then dropped.
+		if c.q.waitRoom(c.ctx) != nil {
+			continue
+		}
+		if c.ep.Frame != nil {
+			c.ep.Frame(c, typ, data)
+		}
 	}
 }
+
+// errLingerSpent ends a lingering read that has read CloseLingerBytes.
+var errLingerSpent = errors.New("websocket: the peer kept sending while the connection closed")
 
 func (c *Conn) writeLoop() {
 	defer close(c.writerDone)
@@ -309,7 +397,7 @@ func (c *Conn) writeLoop() {
 		}
 		if code != 0 {
 			_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(c.s.cfg.WriteTimeout))
-			c.closingIn(c.s.cfg.WriteTimeout)
+			c.lingerFor(c.s.cfg.CloseLinger)
 			return
 		}
 		select {
@@ -337,7 +425,7 @@ func (c *Conn) writeLoop() {
 // abort ends a connection whose writes fail: the reader is unblocked now.
 func (c *Conn) abort() {
 	c.q.stopNow()
-	c.closingIn(0)
+	c.lingerFor(0)
 }
 
 func (c *Conn) write(it *outItem) error {

@@ -39,6 +39,14 @@ type Config struct {
 	SMTPURL        string
 	ShutdownGrace  time.Duration
 	LogFormat      string
+
+	// Limits of clients (transport.Config).
+	MaxSubscriptions    int
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	HTTPReadTimeout     time.Duration
+	CloseLinger         time.Duration
+	CloseLingerBytes    int
 }
 
 // errZero refuses 0 for a setting whose 0 is not meaningful.
@@ -159,6 +167,12 @@ func (c *Config) settings() []setting {
 		{"rate-limit", "ENGINE_RATE_LIMIT", "requests per second per client address (0: off)", rate(&c.RateLimit), "0"},
 		{"rate-burst", "ENGINE_RATE_BURST", "requests allowed at once above the rate limit (0: the rate, rounded up)", num(&c.RateBurst), "20"},
 		{"command-timeout", "ENGINE_COMMAND_TIMEOUT", "how long a request waits for its actor before 503", dur(&c.CommandTimeout), transport.DefaultCommandTimeout.String()},
+		{"max-subscriptions", "ENGINE_MAX_SUBSCRIPTIONS", "streams one /ws connection may subscribe to (more: limit_exceeded)", pos(&c.MaxSubscriptions), strconv.Itoa(transport.DefaultMaxSubscriptions)},
+		{"max-connections", "ENGINE_MAX_CONNECTIONS", "WebSocket connections of the server (more: 503 before the upgrade)", pos(&c.MaxConnections), strconv.Itoa(transport.DefaultMaxConnections)},
+		{"max-connections-per-ip", "ENGINE_MAX_CONNECTIONS_PER_IP", "WebSocket connections from one client address (more: 429 limit_exceeded)", pos(&c.MaxConnectionsPerIP), strconv.Itoa(transport.DefaultMaxConnectionsPerIP)},
+		{"http-read-timeout", "ENGINE_HTTP_READ_TIMEOUT", "time to receive one HTTP request, headers and body (idle keep-alive is not bound by it)", dur(&c.HTTPReadTimeout), transport.DefaultHTTPReadTimeout.String()},
+		{"close-linger", "ENGINE_CLOSE_LINGER", "how long a closing WebSocket keeps reading (and discarding) after its close frame, so that the peer reads the close code", dur(&c.CloseLinger), transport.DefaultCloseLinger.String()},
+		{"close-linger-bytes", "ENGINE_CLOSE_LINGER_BYTES", "bytes a closing WebSocket reads and discards at most", pos(&c.CloseLingerBytes), strconv.Itoa(transport.DefaultCloseLingerBytes)},
 		{"step-attempts", "ENGINE_STEP_ATTEMPTS", "tries of a failing background step before StepFailed", pos(&c.StepAttempts), strconv.Itoa(actors.DefaultStepAttempts)},
 		{"step-backoff", "ENGINE_STEP_BACKOFF", "first wait between tries of a failing step (doubles, with jitter)", dur(&c.StepBackoff), actors.DefaultStepBackoff.String()},
 		{"step-max-time", "ENGINE_STEP_MAX_TIME", "longest a failing step is retried, from its first attempt (across restarts)", dur(&c.StepMaxTime), actors.DefaultStepMaxTime.String()},

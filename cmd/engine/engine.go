@@ -161,6 +161,13 @@ func (m *Main) newServer(metrics *transport.Metrics, reg *prometheus.Registry) (
 		Metrics:         metrics,
 		Registerer:      reg,
 		Gatherer:        reg,
+
+		MaxSubscriptions:    m.Config.MaxSubscriptions,
+		MaxConnections:      m.Config.MaxConnections,
+		MaxConnectionsPerIP: m.Config.MaxConnectionsPerIP,
+		HTTPReadTimeout:     m.Config.HTTPReadTimeout,
+		CloseLinger:         m.Config.CloseLinger,
+		CloseLingerBytes:    int64(m.Config.CloseLingerBytes),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("transport: %w", err)
