@@ -24,7 +24,10 @@
 //   - Snapshots every Config.SnapshotEvery events (a failure is logged).
 //   - Passivation (passivation.go) after Config.IdleTimeout without
 //     messages, subscribers or a running step; the next message
-//     reactivates the stream.
+//     reactivates the stream. An actor whose stream has no events (a read
+//     of a stream that does not exist, a rejected or no-op command, a
+//     subscription since cancelled) retires as soon as it has answered,
+//     unless it has a subscriber, a running step or a queued request.
 //   - Subscriptions (Runtime.Subscribe; subscription.go, subscribers.go):
 //     the one catch-up-then-live path. Subscribed gets the stream's
 //     version V first. A subscription From an earlier version is not

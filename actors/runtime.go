@@ -72,14 +72,20 @@ type entry struct {
 	// loads, so two activations of a stream never overlap in this process.
 	prev    *entry
 	stopped chan struct{} // closed once the actor has stopped
-	dead    bool          // guarded by Runtime.mu: the actor has stopped
+
+	// Guarded by Runtime.mu:
+	dead bool // the actor has stopped
+	// inbox counts the requests sent to this activation (call, send); the
+	// actor counts those it has received, so that the two agree exactly
+	// when nothing is queued for it (retireQuiet).
+	inbox uint64
 }
 
 // hooks let tests observe and pause the runtime at exact points, to make
 // races deterministic. All nil in production.
 type hooks struct {
-	// idle runs on the actor's goroutine when it has decided to passivate,
-	// before it retires.
+	// idle runs on the actor's goroutine when it has decided to passivate
+	// (idle timeout, or an empty stream), before it retires.
 	idle func(stream string)
 	// retired runs on the actor's goroutine right after it retired.
 	retired func(stream string)
@@ -346,6 +352,7 @@ func (r *Runtime) call(stream string, k decider.Kind, msg any) error {
 	if e == nil {
 		e = r.spawnLocked(stream, k)
 	}
+	e.inbox++
 	r.system.Root.Send(e.pid, msg)
 	r.mu.Unlock()
 	if h := r.hooks.sent; h != nil {
@@ -372,6 +379,7 @@ func (r *Runtime) send(stream string, k decider.Kind, msg any, activate bool) bo
 		}
 		e = r.spawnLocked(stream, k)
 	}
+	e.inbox++
 	r.system.Root.Send(e.pid, msg)
 	return true
 }
@@ -407,10 +415,27 @@ func (r *Runtime) retire(e *entry) bool {
 	if r.entries[e.stream] != e {
 		return false
 	}
+	r.retireLocked(e)
+	return true
+}
+
+// retireQuiet retires e like retire, but only if every request sent to it
+// has been received (seen is the actor's count): an actor that decided to
+// passivate while a request was queued for it stays and serves it.
+func (r *Runtime) retireQuiet(e *entry, seen uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.entries[e.stream] != e || e.inbox != seen {
+		return false
+	}
+	r.retireLocked(e)
+	return true
+}
+
+func (r *Runtime) retireLocked(e *entry) {
 	delete(r.entries, e.stream)
 	r.retiring[e.stream] = e
 	r.system.Root.Poison(e.pid)
-	return true
 }
 
 // actorStopped is called by an actor as its last act.

@@ -81,6 +81,8 @@ type streamActor struct {
 	pending bool
 	lastMsg time.Time
 	timer   *time.Timer
+	// seen counts the requests received, to compare with entry.inbox.
+	seen uint64
 
 	subs    map[*subscription]struct{}
 	members map[string]int
@@ -119,13 +121,16 @@ func (a *streamActor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *actor.Started:
 		a.activate(c)
+		return
 	case *actor.Stopping:
 		a.stopping = true
 		a.stopTimer()
+		return
 	case *actor.Stopped:
 		a.detachSubs()
 		a.r.actorStopped(a.e)
 		a.r.obs.ActorPassivated(a.kind.Name())
+		return
 	case flushMsg:
 		a.flush(c)
 	case idleTick:
@@ -137,8 +142,12 @@ func (a *streamActor) Receive(c actor.Context) {
 	case *unsubscribeMsg:
 		a.removeSubs([]*subscription{m.sub})
 	case request:
+		a.seen++
 		a.onRequest(c, m)
+	default:
+		return
 	}
+	a.afterMessage()
 }
 
 func (a *streamActor) onRequest(c actor.Context, m request) {
