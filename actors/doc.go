@@ -28,6 +28,14 @@
 //     of a stream that does not exist, a rejected or no-op command, a
 //     subscription since cancelled) retires as soon as it has answered,
 //     unless it has a subscriber, a running step or a queued request.
+//   - At most Config.MaxActors active actors (lru.go): past it, the least
+//     recently used actor without a subscriber, a running step or a
+//     queued request is passivated. The registry keeps those actors in a
+//     list touched by every API call under the lock the call takes
+//     anyway; eviction is a message to the chosen actor, which re-checks
+//     that it is idle. Actors with subscribers or steps are never evicted,
+//     so the bound is exceeded while more of them are pinned, and briefly
+//     while evictions are in flight.
 //   - Subscriptions (Runtime.Subscribe; subscription.go, subscribers.go):
 //     the one catch-up-then-live path. Subscribed gets the stream's
 //     version V first. A subscription From an earlier version is not

@@ -53,9 +53,11 @@ func (a *streamActor) onIdle() {
 }
 
 // afterMessage runs after each message the actor handled (not after its
-// lifecycle messages): an actor left with an empty stream and nothing to
-// do retires at once.
+// lifecycle messages): it tells the registry whether the actor may be
+// evicted, and an actor left with an empty stream and nothing to do
+// retires at once.
 func (a *streamActor) afterMessage() {
+	a.updatePin()
 	if a.version != 0 || a.retired || a.stopping || a.failed != nil || !a.idle() {
 		return
 	}

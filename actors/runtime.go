@@ -53,6 +53,8 @@ type Runtime struct {
 	state    runState
 	entries  map[string]*entry // the serving activation of each stream
 	retiring map[string]*entry // activations told to stop, until they have
+	lru      lruList           // the entries that may be evicted (lru.go)
+	evicting int               // entries asked to passivate for MaxActors
 
 	calls    counter.Counter // API calls in flight
 	live     counter.Counter // stream actors not yet stopped
@@ -79,6 +81,10 @@ type entry struct {
 	// actor counts those it has received, so that the two agree exactly
 	// when nothing is queued for it (retireQuiet).
 	inbox uint64
+	// Its place in Runtime.lru (listed), and why it may not be there: a
+	// subscriber or a running step (pinned), or an eviction asked for.
+	older, newer             *entry
+	listed, pinned, evicting bool
 }
 
 // hooks let tests observe and pause the runtime at exact points, to make
@@ -203,8 +209,8 @@ func (r *Runtime) Stop(ctx context.Context) error {
 	r.mu.Lock()
 	if r.state == stateStopping {
 		r.state = stateClosing
-		for s, e := range r.entries {
-			delete(r.entries, s)
+		for _, e := range r.entries {
+			r.dropLocked(e)
 			r.system.Root.Poison(e.pid)
 		}
 	}
@@ -352,7 +358,7 @@ func (r *Runtime) call(stream string, k decider.Kind, msg any) error {
 	if e == nil {
 		e = r.spawnLocked(stream, k)
 	}
-	e.inbox++
+	r.touchLocked(e)
 	r.system.Root.Send(e.pid, msg)
 	r.mu.Unlock()
 	if h := r.hooks.sent; h != nil {
@@ -379,7 +385,7 @@ func (r *Runtime) send(stream string, k decider.Kind, msg any, activate bool) bo
 		}
 		e = r.spawnLocked(stream, k)
 	}
-	e.inbox++
+	r.touchLocked(e)
 	r.system.Root.Send(e.pid, msg)
 	return true
 }
@@ -399,7 +405,7 @@ func (r *Runtime) spawnLocked(stream string, k decider.Kind) *entry {
 	r.live.Add()
 	props := actor.PropsFromProducer(func() actor.Actor { return newStreamActor(r, e) }, actor.WithDispatcher(r.disp))
 	e.pid = r.system.Root.Spawn(props)
-	r.entries[stream] = e
+	r.addLocked(e)
 	return e
 }
 
@@ -433,7 +439,7 @@ func (r *Runtime) retireQuiet(e *entry, seen uint64) bool {
 }
 
 func (r *Runtime) retireLocked(e *entry) {
-	delete(r.entries, e.stream)
+	r.dropLocked(e)
 	r.retiring[e.stream] = e
 	r.system.Root.Poison(e.pid)
 }
@@ -446,7 +452,7 @@ func (r *Runtime) actorStopped(e *entry) {
 		delete(r.retiring, e.stream)
 	}
 	if r.entries[e.stream] == e {
-		delete(r.entries, e.stream)
+		r.dropLocked(e)
 	}
 	r.mu.Unlock()
 	close(e.stopped)

@@ -83,6 +83,9 @@ type streamActor struct {
 	timer   *time.Timer
 	// seen counts the requests received, to compare with entry.inbox.
 	seen uint64
+	// pinned: it has a subscriber or a running step, as the registry
+	// knows (lru.go).
+	pinned bool
 
 	subs    map[*subscription]struct{}
 	members map[string]int
@@ -121,6 +124,7 @@ func (a *streamActor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *actor.Started:
 		a.activate(c)
+		a.updatePin()
 		return
 	case *actor.Stopping:
 		a.stopping = true
@@ -135,6 +139,8 @@ func (a *streamActor) Receive(c actor.Context) {
 		a.flush(c)
 	case idleTick:
 		a.onIdle()
+	case evictMsg:
+		a.onEvict()
 	case *stepDone:
 		a.onStepDone(c, m)
 	case *stepAttempt:
