@@ -103,55 +103,67 @@ func rtBenchCommands(b *testing.B, store events.Store, callers, streams int) {
 // BenchmarkActivation: activating a stream of 10,000 events from its
 // snapshot (tail 0: the snapshot is at the head; tail 999: the worst case
 // with the default SnapshotEvery), measured as one State call on a
-// passivated stream, on the durable store.
+// passivated stream, on the durable store. With ids every event was
+// appended by a command with its own id, the worst case for the
+// idempotency window: the snapshot carries 1,024 ids, and the tail adds
+// one per event.
 func BenchmarkActivation(b *testing.B) {
-	for _, tail := range []int{0, 999} {
-		b.Run(fmt.Sprintf("tail=%d", tail), func(b *testing.B) {
-			const total = 10_000
-			const stream = "counter:big"
-			store := rtOpenPebble(b, b.TempDir())
-			ctx := context.Background()
-			k := rtCounterKind()
-			s := k.Initial(stream)
-			for v := 0; v < total; {
-				batch := make([]events.Event, 0, 500)
-				for range 500 {
-					batch = append(batch, events.Event{ID: newID(time.Now()), Type: "Added", Data: []byte(`{"by":2}`)})
+	for _, ids := range []bool{false, true} {
+		for _, tail := range []int{0, 999} {
+			b.Run(fmt.Sprintf("tail=%d/ids=%t", tail, ids), func(b *testing.B) {
+				const total = 10_000
+				const stream = "counter:big"
+				store := rtOpenPebble(b, b.TempDir())
+				ctx := context.Background()
+				k := rtCounterKind()
+				s := k.Initial(stream)
+				w := cmdWindow{max: DefaultIdempotencyWindow}
+				for v := 0; v < total; {
+					batch := make([]events.Event, 0, 500)
+					for i := range 500 {
+						ev := events.Event{ID: newID(time.Now()), Type: "Added", Data: []byte(`{"by":2}`)}
+						if ids {
+							ev.Meta.Causation = fmt.Sprintf("cmd-%032d", v+i+1)
+						}
+						batch = append(batch, ev)
+					}
+					ar, err := store.Append(ctx, stream, events.Exactly(uint64(v)), batch)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for _, e := range ar.Events {
+						if e.Version > total-uint64(tail) {
+							break
+						}
+						if s, err = k.Evolve(s, e); err != nil {
+							b.Fatal(err)
+						}
+						w.noteEvent(e)
+					}
+					v += len(batch)
 				}
-				ar, err := store.Append(ctx, stream, events.Exactly(uint64(v)), batch)
+				data, err := k.MarshalState(s)
 				if err != nil {
 					b.Fatal(err)
 				}
-				for _, e := range ar.Events {
-					if e.Version > total-uint64(tail) {
-						break
-					}
-					if s, err = k.Evolve(s, e); err != nil {
-						b.Fatal(err)
+				snap := events.Snapshot{Stream: stream, Version: uint64(total - tail), Data: encodeSnapshot(data, &w)}
+				if err := store.SaveSnapshot(ctx, snap); err != nil {
+					b.Fatal(err)
+				}
+				r := rtStart(b, rtConfig(store))
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					b.StopTimer()
+					r.rtPassivate(stream)
+					b.StartTimer()
+					view, err := r.State(ctx, stream)
+					if err != nil || view.Version != total {
+						b.Fatalf("State = v%d, %v", view.Version, err)
 					}
 				}
-				v += len(batch)
-			}
-			data, err := k.MarshalState(s)
-			if err != nil {
-				b.Fatal(err)
-			}
-			if err := store.SaveSnapshot(ctx, events.Snapshot{Stream: stream, Version: uint64(total - tail), Data: data}); err != nil {
-				b.Fatal(err)
-			}
-			r := rtStart(b, rtConfig(store))
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				r.rtPassivate(stream)
-				b.StartTimer()
-				view, err := r.State(ctx, stream)
-				if err != nil || view.Version != total {
-					b.Fatalf("State = v%d, %v", view.Version, err)
-				}
-			}
-			b.ReportMetric(float64(b.Elapsed())/float64(b.N)/float64(time.Millisecond), "ms/activation")
-		})
+				b.ReportMetric(float64(b.Elapsed())/float64(b.N)/float64(time.Millisecond), "ms/activation")
+			})
+		}
 	}
 }
 

@@ -19,9 +19,13 @@
 //     alone that conflicts with another writer of the same store (a
 //     second runtime) is decided once more on the reloaded stream before
 //     the conflict is reported. A command id makes a command idempotent:
-//     the event ids derive from it, and the actor remembers recent ids
-//     (cmdWindow in idempotency.go has the exact guarantee).
+//     the event ids derive from it, and the stream remembers its last
+//     Config.IdempotencyWindow ids with their results and fingerprints,
+//     across passivation and restarts (cmdWindow in idempotency.go has the
+//     exact guarantee).
 //   - Snapshots every Config.SnapshotEvery events (a failure is logged).
+//     A snapshot holds the kind's state and the command window, in an
+//     envelope that snapshots without it still load as (snapshot.go).
 //   - Passivation (passivation.go) after Config.IdleTimeout without
 //     messages, subscribers or a running step; the next message
 //     reactivates the stream. An actor whose stream has no events (a read
