@@ -7,6 +7,7 @@ import (
 
 	"github.com/asynkron/protoactor-go/actor"
 
+	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 )
 
@@ -35,7 +36,9 @@ func (a *streamActor) activate(c actor.Context) {
 	a.maybeStartStep(c, steps, 0, "")
 }
 
-// load rebuilds the state from the latest snapshot and the events after it.
+// load rebuilds the state from the latest snapshot and the events after it,
+// and the command window from the window in the snapshot and the events
+// after it (cmdWindow).
 func (a *streamActor) load() error {
 	ctx := a.r.ctx
 	state := a.kind.Initial(a.stream)
@@ -43,10 +46,17 @@ func (a *streamActor) load() error {
 	snap, err := a.r.cfg.Store.LoadSnapshot(ctx, a.stream)
 	switch {
 	case err == nil:
-		s, err := a.kind.UnmarshalState(snap.Data)
+		data, win, err := decodeSnapshot(snap.Data)
+		var s decider.State
+		if err == nil {
+			s, err = a.kind.UnmarshalState(data)
+		}
 		if err != nil {
 			a.log.Warn("snapshot unreadable, replaying the whole stream", "version", snap.Version, "err", err)
 			break
+		}
+		if win != nil {
+			a.cmds.loadSaved(string(win))
 		}
 		state, version = s, snap.Version
 	case errors.Is(err, events.ErrNotFound):
@@ -99,7 +109,7 @@ func (a *streamActor) snapshot() {
 		a.log.Error("snapshot: marshal state", "version", a.version, "err", err)
 		return
 	}
-	snap := events.Snapshot{Stream: a.stream, Version: a.version, Data: b}
+	snap := events.Snapshot{Stream: a.stream, Version: a.version, Data: encodeSnapshot(b, &a.cmds)}
 	if err := a.r.cfg.Store.SaveSnapshot(a.r.ctx, snap); err != nil {
 		a.log.Warn("snapshot: save", "version", a.version, "err", err)
 	}

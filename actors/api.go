@@ -23,6 +23,13 @@ type Config struct {
 	// IdleTimeout: a stream with no message for this long, no subscriber
 	// and no running step is passivated. Default 10 minutes.
 	IdleTimeout time.Duration
+	// MaxActors bounds the active stream actors: past it, the least
+	// recently used actor without a subscriber, a running step or a
+	// request is passivated. Actors with subscribers or steps are never
+	// evicted, so the bound can be exceeded while more of them than
+	// MaxActors are pinned, and while evictions are in flight. Default
+	// 100,000.
+	MaxActors int
 	// Executors run the step actions other than decider.StepCommand (which
 	// the runtime runs itself), by Step.Action. A step whose action has no
 	// executor fails for good. The engine registers Wait for

@@ -16,6 +16,7 @@ const (
 	DefaultStepBackoff       = 200 * time.Millisecond
 	DefaultStepMaxTime       = 10 * time.Minute
 	DefaultIdempotencyWindow = 1024
+	DefaultMaxActors         = 100_000
 )
 
 // Observer is told what the runtime does, for metrics. Its methods are
@@ -82,6 +83,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.IdempotencyWindow == 0 {
 		cfg.IdempotencyWindow = DefaultIdempotencyWindow
 	}
+	if cfg.MaxActors == 0 {
+		cfg.MaxActors = DefaultMaxActors
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -129,6 +133,7 @@ func (cfg Config) Validate() error {
 		{"StepBackoff", int64(cfg.StepBackoff)},
 		{"StepMaxTime", int64(cfg.StepMaxTime)},
 		{"IdempotencyWindow", int64(cfg.IdempotencyWindow)},
+		{"MaxActors", int64(cfg.MaxActors)},
 	} {
 		if c.v < 0 {
 			errs = append(errs, fmt.Errorf("negative %s", c.name))

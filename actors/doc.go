@@ -19,12 +19,27 @@
 //     alone that conflicts with another writer of the same store (a
 //     second runtime) is decided once more on the reloaded stream before
 //     the conflict is reported. A command id makes a command idempotent:
-//     the event ids derive from it, and the actor remembers recent ids
-//     (cmdWindow in idempotency.go has the exact guarantee).
+//     the event ids derive from it, and the stream remembers its last
+//     Config.IdempotencyWindow ids with their results and fingerprints,
+//     across passivation and restarts (cmdWindow in idempotency.go has the
+//     exact guarantee).
 //   - Snapshots every Config.SnapshotEvery events (a failure is logged).
+//     A snapshot holds the kind's state and the command window, in an
+//     envelope that snapshots without it still load as (snapshot.go).
 //   - Passivation (passivation.go) after Config.IdleTimeout without
 //     messages, subscribers or a running step; the next message
-//     reactivates the stream.
+//     reactivates the stream. An actor whose stream has no events (a read
+//     of a stream that does not exist, a rejected or no-op command, a
+//     subscription since cancelled) retires as soon as it has answered,
+//     unless it has a subscriber, a running step or a queued request.
+//   - At most Config.MaxActors active actors (lru.go): past it, the least
+//     recently used actor without a subscriber, a running step or a
+//     queued request is passivated. The registry keeps those actors in a
+//     list touched by every API call under the lock the call takes
+//     anyway; eviction is a message to the chosen actor, which re-checks
+//     that it is idle. Actors with subscribers or steps are never evicted,
+//     so the bound is exceeded while more of them are pinned, and briefly
+//     while evictions are in flight.
 //   - Subscriptions (Runtime.Subscribe; subscription.go, subscribers.go):
 //     the one catch-up-then-live path. Subscribed gets the stream's
 //     version V first. A subscription From an earlier version is not

@@ -16,21 +16,32 @@ import (
 // result and appends nothing even after the stream moved on (when Decide on
 // the new state could reject it or decide differently).
 //
-// It is in memory and bounded (the oldest id is forgotten first). An
-// activation refills it from the Causation of the events it replays, that
-// is those after the latest snapshot. A repeat it does not remember still
-// reaches the store with the same derived event ids, which the store
-// answers as a duplicate whenever Decide produces the same number of
-// events; only a forgotten command that Decide now rejects or decides
-// differently is not recognised. An id repeated with a different command
-// (type, data or expected version) is refused with ErrIdempotencyMismatch
-// while the window remembers the first one with its fingerprint; a record
-// rebuilt from stored events has none, and is taken as a match.
+// It is bounded (the oldest id is forgotten first) and survives the actor:
+// every snapshot carries the window as it is then (snapshot.go), and an
+// activation restores it from the latest snapshot, then adds the ids in the
+// Causation of the events after it. So the last IdempotencyWindow ids of a
+// stream are remembered across passivation, restarts and crashes, with
+// their fingerprints, except for those known only from the events after
+// the snapshot (rebuilt without a fingerprint) and no-ops after it (which
+// leave no event). A snapshot written without a window (before the
+// envelope existed) restores none: the ids before it are forgotten.
+//
+// A repeat the window does not remember still reaches the store with the
+// same derived event ids, which the store answers as a duplicate whenever
+// Decide produces the same number of events; only a forgotten command that
+// Decide now rejects or decides differently is not recognised. An id
+// repeated with a different command (type, data or expected version) is
+// refused with ErrIdempotencyMismatch while the window remembers the first
+// one with its fingerprint; a record rebuilt from stored events has none,
+// and is taken as a match.
 type cmdWindow struct {
 	max   int
 	m     map[string]cmdRecord
 	order []string // ring of ids, oldest at next
 	next  int
+	// saved is the encoded window of the snapshot the activation loaded
+	// (snapshot.go), not decoded yet: every method decodes it first.
+	saved string
 }
 
 // cmdRecord: the command's events are versions first..last (n of them); a
@@ -72,10 +83,49 @@ func recordOf(evs []events.Event, sum uint64) cmdRecord {
 }
 
 func (w *cmdWindow) reset() {
-	w.m, w.order, w.next = nil, nil, 0
+	w.m, w.order, w.next, w.saved = nil, nil, 0, ""
+}
+
+// loadSaved takes a snapshot's encoded window, checked already: kept as it
+// is while the window is empty (the activation's load), decoded into it
+// otherwise (a reload: an id the window knows keeps its record).
+func (w *cmdWindow) loadSaved(win string) {
+	w.decodeSaved()
+	if len(w.m) == 0 {
+		w.saved = win
+		return
+	}
+	parseWindow(win, w.restore)
+}
+
+// decodeSaved decodes the snapshot's window into the window, oldest first.
+func (w *cmdWindow) decodeSaved() {
+	if w.saved == "" {
+		return
+	}
+	win := w.saved
+	w.saved = ""
+	if w.m == nil && w.max > 0 {
+		// Room for the ids at once: no rehashing.
+		n, _ := uvarint(win)
+		n = min(n, uint64(w.max))
+		w.m = make(map[string]cmdRecord, n)
+		w.order = make([]string, 0, n)
+	}
+	parseWindow(win, w.restore) // checked by decodeSnapshot
+}
+
+// undecoded returns the snapshot's encoded window when the window is that
+// and nothing more, else "" and false.
+func (w *cmdWindow) undecoded() (string, bool) {
+	if w.saved == "" || len(w.m) > 0 {
+		return "", false
+	}
+	return w.saved, true
 }
 
 func (w *cmdWindow) get(id string) (cmdRecord, bool) {
+	w.decodeSaved()
 	rec, ok := w.m[id]
 	return rec, ok
 }
@@ -84,6 +134,7 @@ func (w *cmdWindow) put(id string, rec cmdRecord) {
 	if id == "" || w.max <= 0 {
 		return
 	}
+	w.decodeSaved()
 	if w.m == nil {
 		w.m = make(map[string]cmdRecord)
 	}
@@ -101,17 +152,49 @@ func (w *cmdWindow) put(id string, rec cmdRecord) {
 	w.m[id] = rec
 }
 
+// noteEvent remembers the command of a replayed event. An event the window
+// knows already (a reload replays the events after the snapshot again)
+// changes nothing, so its record keeps its fingerprint.
 func (w *cmdWindow) noteEvent(ev events.Event) {
 	id := ev.Meta.Causation
 	if id == "" {
 		return
 	}
-	if rec, ok := w.m[id]; ok && rec.n > 0 && rec.last+1 == ev.Version {
-		rec.last, rec.n = ev.Version, rec.n+1
-		w.m[id] = rec
-		return
+	w.decodeSaved()
+	if rec, ok := w.m[id]; ok && rec.n > 0 {
+		switch {
+		case rec.first <= ev.Version && ev.Version <= rec.last:
+			return
+		case rec.last+1 == ev.Version:
+			rec.last, rec.n = ev.Version, rec.n+1
+			w.m[id] = rec
+			return
+		}
 	}
 	w.put(id, cmdRecord{first: ev.Version, last: ev.Version, n: 1})
+}
+
+// restore remembers a record read from a snapshot, unless the window has
+// one for the id already (a reload of an activation that knows more).
+func (w *cmdWindow) restore(id string, rec cmdRecord) {
+	if _, ok := w.m[id]; !ok {
+		w.put(id, rec)
+	}
+}
+
+func (w *cmdWindow) len() int {
+	w.decodeSaved()
+	return len(w.m)
+}
+
+// each calls fn with every record, oldest first.
+func (w *cmdWindow) each(fn func(id string, rec cmdRecord)) {
+	w.decodeSaved()
+	n := len(w.order)
+	for i := range n {
+		id := w.order[(w.next+i)%n]
+		fn(id, w.m[id])
+	}
 }
 
 // resultOf rebuilds a remembered command's result from the store.

@@ -57,7 +57,9 @@ func (r *Replayer) kindOf(stream string) (decider.Kind, error) {
 
 // Restore starts a stream from a snapshot instead of from its first event:
 // the fold goes on with version snap.Version+1. The stream must not have
-// been seen yet.
+// been seen yet. The snapshot's data is the kind's state, as MarshalState
+// writes it, or a snapshot the runtime saved (which may wrap the state
+// with its command window).
 func (r *Replayer) Restore(snap events.Snapshot) error {
 	k, err := r.kindOf(snap.Stream)
 	if err != nil {
@@ -66,7 +68,11 @@ func (r *Replayer) Restore(snap events.Snapshot) error {
 	if _, seen := r.index[snap.Stream]; seen {
 		return fmt.Errorf("restore %s: the stream has events already", snap.Stream)
 	}
-	s, err := k.UnmarshalState(snap.Data)
+	data, _, err := decodeSnapshot(snap.Data) // the command window is the runtime's
+	if err != nil {
+		return fmt.Errorf("restore %s: %w", snap.Stream, err)
+	}
+	s, err := k.UnmarshalState(data)
 	if err != nil {
 		return fmt.Errorf("restore %s: %w", snap.Stream, err)
 	}

@@ -53,6 +53,8 @@ type Runtime struct {
 	state    runState
 	entries  map[string]*entry // the serving activation of each stream
 	retiring map[string]*entry // activations told to stop, until they have
+	lru      lruList           // the entries that may be evicted (lru.go)
+	evicting int               // entries asked to passivate for MaxActors
 
 	calls    counter.Counter // API calls in flight
 	live     counter.Counter // stream actors not yet stopped
@@ -72,14 +74,24 @@ type entry struct {
 	// loads, so two activations of a stream never overlap in this process.
 	prev    *entry
 	stopped chan struct{} // closed once the actor has stopped
-	dead    bool          // guarded by Runtime.mu: the actor has stopped
+
+	// Guarded by Runtime.mu:
+	dead bool // the actor has stopped
+	// inbox counts the requests sent to this activation (call, send); the
+	// actor counts those it has received, so that the two agree exactly
+	// when nothing is queued for it (retireQuiet).
+	inbox uint64
+	// Its place in Runtime.lru (listed), and why it may not be there: a
+	// subscriber or a running step (pinned), or an eviction asked for.
+	older, newer             *entry
+	listed, pinned, evicting bool
 }
 
 // hooks let tests observe and pause the runtime at exact points, to make
 // races deterministic. All nil in production.
 type hooks struct {
-	// idle runs on the actor's goroutine when it has decided to passivate,
-	// before it retires.
+	// idle runs on the actor's goroutine when it has decided to passivate
+	// (idle timeout, or an empty stream), before it retires.
 	idle func(stream string)
 	// retired runs on the actor's goroutine right after it retired.
 	retired func(stream string)
@@ -197,8 +209,8 @@ func (r *Runtime) Stop(ctx context.Context) error {
 	r.mu.Lock()
 	if r.state == stateStopping {
 		r.state = stateClosing
-		for s, e := range r.entries {
-			delete(r.entries, s)
+		for _, e := range r.entries {
+			r.dropLocked(e)
 			r.system.Root.Poison(e.pid)
 		}
 	}
@@ -356,6 +368,7 @@ func (r *Runtime) call(stream string, k decider.Kind, msg any) error {
 	if e == nil {
 		e = r.spawnLocked(stream, k)
 	}
+	r.touchLocked(e)
 	r.system.Root.Send(e.pid, msg)
 	r.mu.Unlock()
 	if h := r.hooks.sent; h != nil {
@@ -382,6 +395,7 @@ func (r *Runtime) send(stream string, k decider.Kind, msg any, activate bool) bo
 		}
 		e = r.spawnLocked(stream, k)
 	}
+	r.touchLocked(e)
 	r.system.Root.Send(e.pid, msg)
 	return true
 }
@@ -401,7 +415,7 @@ func (r *Runtime) spawnLocked(stream string, k decider.Kind) *entry {
 	r.live.Add()
 	props := actor.PropsFromProducer(func() actor.Actor { return newStreamActor(r, e) }, actor.WithDispatcher(r.disp))
 	e.pid = r.system.Root.Spawn(props)
-	r.entries[stream] = e
+	r.addLocked(e)
 	return e
 }
 
@@ -417,10 +431,27 @@ func (r *Runtime) retire(e *entry) bool {
 	if r.entries[e.stream] != e {
 		return false
 	}
-	delete(r.entries, e.stream)
+	r.retireLocked(e)
+	return true
+}
+
+// retireQuiet retires e like retire, but only if every request sent to it
+// has been received (seen is the actor's count): an actor that decided to
+// passivate while a request was queued for it stays and serves it.
+func (r *Runtime) retireQuiet(e *entry, seen uint64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.entries[e.stream] != e || e.inbox != seen {
+		return false
+	}
+	r.retireLocked(e)
+	return true
+}
+
+func (r *Runtime) retireLocked(e *entry) {
+	r.dropLocked(e)
 	r.retiring[e.stream] = e
 	r.system.Root.Poison(e.pid)
-	return true
 }
 
 // actorStopped is called by an actor as its last act.
@@ -431,7 +462,7 @@ func (r *Runtime) actorStopped(e *entry) {
 		delete(r.retiring, e.stream)
 	}
 	if r.entries[e.stream] == e {
-		delete(r.entries, e.stream)
+		r.dropLocked(e)
 	}
 	r.mu.Unlock()
 	close(e.stopped)

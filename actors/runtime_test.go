@@ -32,6 +32,7 @@ func TestConfigValidate(t *testing.T) {
 		{"bad kind name", Config{Store: store, Kinds: []decider.Kind{decider.New(decider.Decider[int]{Name: "Bad-Name"})}}, false},
 		{"negative idle", Config{Store: store, Kinds: rtKinds(), IdleTimeout: -1}, false},
 		{"negative attempts", Config{Store: store, Kinds: rtKinds(), StepAttempts: -1}, false},
+		{"negative max actors", Config{Store: store, Kinds: rtKinds(), MaxActors: -1}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -46,7 +47,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	cfg := Config{Store: store, Kinds: rtKinds()}.withDefaults()
 	if cfg.SnapshotEvery != 1000 || cfg.IdleTimeout != 10*time.Minute ||
-		cfg.StepAttempts != 5 || cfg.StepBackoff != 200*time.Millisecond || cfg.Logger == nil || cfg.Now == nil || cfg.Observer == nil {
+		cfg.StepAttempts != 5 || cfg.StepBackoff != 200*time.Millisecond || cfg.MaxActors != 100_000 || cfg.Logger == nil || cfg.Now == nil || cfg.Observer == nil {
 		t.Fatalf("defaults not applied: %+v", cfg)
 	}
 }

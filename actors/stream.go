@@ -96,6 +96,11 @@ type streamActor struct {
 	pending bool
 	lastMsg time.Time
 	timer   *time.Timer
+	// seen counts the requests received, to compare with entry.inbox.
+	seen uint64
+	// pinned: it has a subscriber or a running step, as the registry
+	// knows (lru.go).
+	pinned bool
 
 	subs    map[*subscription]struct{}
 	members map[string]int
@@ -134,17 +139,23 @@ func (a *streamActor) Receive(c actor.Context) {
 	switch m := c.Message().(type) {
 	case *actor.Started:
 		a.activate(c)
+		a.updatePin()
+		return
 	case *actor.Stopping:
 		a.stopping = true
 		a.stopTimer()
+		return
 	case *actor.Stopped:
 		a.detachSubs()
 		a.r.actorStopped(a.e)
 		a.r.obs.ActorPassivated(a.kind.Name())
+		return
 	case flushMsg:
 		a.flush(c)
 	case idleTick:
 		a.onIdle()
+	case evictMsg:
+		a.onEvict()
 	case *stepDone:
 		a.onStepDone(c, m)
 	case *stepAttempt:
@@ -152,8 +163,12 @@ func (a *streamActor) Receive(c actor.Context) {
 	case *unsubscribeMsg:
 		a.removeSubs([]*subscription{m.sub})
 	case request:
+		a.seen++
 		a.onRequest(c, m)
+	default:
+		return
 	}
+	a.afterMessage()
 }
 
 func (a *streamActor) onRequest(c actor.Context, m request) {

@@ -45,7 +45,9 @@
 //
 //   - Outbox: a key whose file exists is not written again, so repeating
 //     a step (a retry, a replay after a crash) leaves exactly one file. A
-//     reader sees the whole message or none.
+//     reader sees the whole message or none. A write cut short by a kill
+//     leaves a ".tmp-*.eml" file, which the next Outbox removes before
+//     its first message.
 //   - SMTP: Send returns nil only after the server accepted the message
 //     (250 after DATA). A connection lost after the final "." but before
 //     that reply leaves the outcome unknown; Send reports a transient

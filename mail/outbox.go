@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/b6368a97/engine/actors/decider"
@@ -21,6 +22,12 @@ import (
 // atomically (a temporary file renamed into place), and a key whose file
 // exists is not written again: a repeated step leaves exactly one message.
 //
+// A write cut short (the process killed between creating the temporary file
+// and renaming it) leaves a ".tmp-*.eml" file, never a message: the first
+// Send of an Outbox removes every such file from Dir before it writes
+// anything, so one directory must be written by one Outbox at a time (the
+// engine's data directory belongs to one process).
+//
 // Safe for concurrent use; steps with distinct keys write distinct files.
 type Outbox struct {
 	// Dir is the outbox directory; it is created on first use.
@@ -29,7 +36,14 @@ type Outbox struct {
 	From string
 	// Now stamps the Date header. Default time.Now.
 	Now func() time.Time
+
+	// clean removes the temporary files of writes cut short, once, before
+	// the first write.
+	clean sync.Once
 }
+
+// tmpPattern names the temporary files of writeAtomic.
+const tmpPattern = ".tmp-*.eml"
 
 // defaultOutboxFrom is the sender of an Outbox without From.
 const defaultOutboxFrom = "engine <noreply@" + messageIDDomain + ">"
@@ -68,10 +82,24 @@ func (m *Outbox) Send(ctx context.Context, key string, msg decider.Email) error 
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("outbox: %w", err)
 	}
+	m.clean.Do(func() { removeStale(m.Dir) })
 	if err := os.MkdirAll(m.Dir, 0o755); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
 	return writeAtomic(m.Dir, path, mm.data)
+}
+
+// removeStale removes the temporary files left in dir by writes cut short
+// (a kill between create and rename). It runs before this Outbox writes
+// anything, so none of them is in use. Best effort: a file that cannot be
+// removed is only clutter, never read as a message.
+func removeStale(dir string) {
+	entries, _ := os.ReadDir(dir) // a missing directory holds nothing
+	for _, de := range entries {
+		if name := de.Name(); de.Type().IsRegular() && strings.HasPrefix(name, ".tmp-") && strings.HasSuffix(name, ".eml") {
+			os.Remove(filepath.Join(dir, name))
+		}
+	}
 }
 
 // OutboxFileName is the file an Outbox writes for key: the key with
@@ -100,7 +128,7 @@ func OutboxFileName(key string) string {
 // and renamed into place, then syncs dir: a reader sees the whole message
 // or none, and a crash leaves no half-written message under the final name.
 func writeAtomic(dir, path string, data []byte) (err error) {
-	f, err := os.CreateTemp(dir, ".tmp-*.eml")
+	f, err := os.CreateTemp(dir, tmpPattern)
 	if err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}

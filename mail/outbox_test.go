@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -136,4 +137,48 @@ func TestOutbox(t *testing.T) {
 			t.Fatalf("Send = %v", err)
 		}
 	})
+}
+
+// A write cut short by a kill leaves a temporary file; the next process's
+// outbox removes it before its first message, and leaves everything else.
+func TestOutboxRemovesStaleTemporaryFiles(t *testing.T) {
+	dir := t.TempDir()
+	keep := []string{"order_1_receipt.eml", ".tmp-notes.txt", "tmp-1.eml"}
+	for _, name := range append([]string{".tmp-123.eml", ".tmp-456.eml"}, keep...) {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Mkdir(filepath.Join(dir, ".tmp-dir.eml"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	keep = append(keep, ".tmp-dir.eml")
+	m := NewOutbox(dir)
+	if err := m.Send(context.Background(), "order:2/receipt", decider.Email{To: "ann@example.com", Subject: "hi", Body: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, de := range entries {
+		got = append(got, de.Name())
+	}
+	want := append(keep, "order_2_receipt.eml")
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("outbox holds %v, want %v", got, want)
+	}
+}
+
+// An outbox whose directory does not exist yet starts cleanly.
+func TestOutboxCleanMissingDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "a", "outbox")
+	if err := NewOutbox(dir).Send(context.Background(), "k", decider.Email{To: "ann@example.com", Subject: "hi", Body: "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "k.eml")); err != nil {
+		t.Fatal(err)
+	}
 }

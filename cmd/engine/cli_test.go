@@ -133,6 +133,7 @@ func TestZeroSettings(t *testing.T) {
 		{"send-queue", "ENGINE_SEND_QUEUE", "0"},
 		{"snapshot-every", "ENGINE_SNAPSHOT_EVERY", "0"},
 		{"idle-timeout", "ENGINE_IDLE_TIMEOUT", "0"},
+		{"max-actors", "ENGINE_MAX_ACTORS", "0"},
 		{"command-timeout", "ENGINE_COMMAND_TIMEOUT", "0s"},
 		{"max-subscriptions", "ENGINE_MAX_SUBSCRIPTIONS", "0"},
 		{"max-connections", "ENGINE_MAX_CONNECTIONS", "0"},

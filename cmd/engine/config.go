@@ -26,6 +26,7 @@ type Config struct {
 	SendQueue      int
 	SnapshotEvery  int
 	IdleTimeout    time.Duration
+	MaxActors      int
 	AllowedOrigins []string
 	JWTSecret      string
 	JWKSFile       string
@@ -160,6 +161,7 @@ func (c *Config) settings() []setting {
 		{"send-queue", "ENGINE_SEND_QUEUE", "frames queued for one WebSocket before it is closed as a slow consumer (1008)", pos(&c.SendQueue), strconv.Itoa(transport.DefaultSendQueueFrames)},
 		{"snapshot-every", "ENGINE_SNAPSHOT_EVERY", "events between snapshots of a stream", pos(&c.SnapshotEvery), strconv.Itoa(actors.DefaultSnapshotEvery)},
 		{"idle-timeout", "ENGINE_IDLE_TIMEOUT", "idle time after which a stream's actor is passivated", dur(&c.IdleTimeout), actors.DefaultIdleTimeout.String()},
+		{"max-actors", "ENGINE_MAX_ACTORS", "active stream actors above which the least recently used idle one is passivated (those with subscribers or running steps are kept)", pos(&c.MaxActors), strconv.Itoa(actors.DefaultMaxActors)},
 		{"allowed-origins", "ENGINE_ALLOWED_ORIGINS", "comma-separated WebSocket origins allowed (empty: all)", list(&c.AllowedOrigins), ""},
 		{"jwt-secret", "ENGINE_JWT_SECRET", "HS256 secret; when set, auth is on and every request needs a token", str(&c.JWTSecret), ""},
 		{"jwt-jwks-file", "ENGINE_JWT_JWKS_FILE", "JSON Web Key Set file of RS256/ES256 public keys, read once at start-up; when set, auth is on", str(&c.JWKSFile), ""},

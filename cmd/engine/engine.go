@@ -113,6 +113,7 @@ func (m *Main) newRuntime(metrics *transport.Metrics) (*actors.Runtime, error) {
 		Kinds:         kinds.All(kinds.Config{CookTime: m.Config.CookTime}),
 		SnapshotEvery: m.Config.SnapshotEvery,
 		IdleTimeout:   m.Config.IdleTimeout,
+		MaxActors:     m.Config.MaxActors,
 		Executors: map[string]actors.Executor{
 			decider.StepWait:  actors.Wait,
 			decider.StepEmail: mail.Executor(mailer),
