@@ -211,7 +211,7 @@ func checkOwedSteps(t *testing.T, s *crashStore, cmds map[string]crashCmd, st *c
 	errorf := cappedErrorf(t)
 	owners := map[string]string{} // stream → key
 	for key, c := range cmds {
-		if c.kind == crashMessage {
+		if c.kind != crashOrder && c.kind != crashUser {
 			continue
 		}
 		if !c.acked {
