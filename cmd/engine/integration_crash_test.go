@@ -228,17 +228,7 @@ func (e *crashEngine) dialContext(ctx context.Context, network, _ string) (net.C
 func (e *crashEngine) export() []events.Event { return exportStore(e.t, e.bin, e.dir) }
 
 // dumpLog prints the end of the engines' log after a failure.
-func (e *crashEngine) dumpLog() {
-	b, err := os.ReadFile(e.logPath)
-	if err != nil {
-		return
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 80 {
-		lines = lines[len(lines)-80:]
-	}
-	e.t.Logf("the engines' log, last %d lines:\n%s", len(lines), strings.Join(lines, "\n"))
-}
+func (e *crashEngine) dumpLog() { logTail(e.t, e.logPath) }
 
 // crashLedger is what the clients know: every command sent and whether its
 // acknowledgement came.

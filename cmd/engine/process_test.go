@@ -117,3 +117,16 @@ func (p *process) get(t *testing.T, path string) (int, []byte) {
 	b, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, b
 }
+
+// logTail logs the last lines of the engine's log file after a failure.
+func logTail(t *testing.T, path string) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) > 80 {
+		lines = lines[len(lines)-80:]
+	}
+	t.Logf("the engine's log, last %d lines:\n%s", len(lines), strings.Join(lines, "\n"))
+}

@@ -295,17 +295,7 @@ func newSoak(t *testing.T) *soakRun {
 	return sk
 }
 
-func (sk *soakRun) dumpLog() {
-	b, err := os.ReadFile(sk.logPath)
-	if err != nil {
-		return
-	}
-	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
-	if len(lines) > 80 {
-		lines = lines[len(lines)-80:]
-	}
-	sk.t.Logf("the engine's log, last %d lines:\n%s", len(lines), strings.Join(lines, "\n"))
-}
+func (sk *soakRun) dumpLog() { logTail(sk.t, sk.logPath) }
 
 // --- metrics ---
 
