@@ -71,3 +71,12 @@ func ReadingRequests(s *Server) int {
 	}
 	return n
 }
+
+// WebSocketPlaces is how many WebSocket connections are counted against
+// MaxConnections (reserved at the upgrade, given back when the handler
+// ends or the upgrade fails).
+func WebSocketPlaces(s *Server) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wsCount
+}
