@@ -2,7 +2,9 @@ package pgstore
 
 import (
 	"context"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -110,7 +112,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		poll:    poll,
 	}
 	if len(s.channel) > 63 {
-		s.channel = s.channel[:63]
+		// Identifiers stop at 63 bytes; a hash keeps long schema names
+		// from sharing a channel (a foreign position would make followers
+		// spin on a watermark ahead of their log).
+		sum := sha256.Sum256([]byte(schema))
+		s.channel = "engine_events_" + hex.EncodeToString(sum[:16])
 	}
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
