@@ -421,20 +421,38 @@ func (s *Store) appendTx(ctx context.Context, tx pgx.Tx, stream string, expected
 	n := int64(len(evs))
 	// The row lock on log_head serialises appenders until commit; every
 	// later statement of this transaction sees what earlier ones committed.
-	var last int64
-	if err := tx.QueryRow(ctx, `UPDATE log_head SET last = last + $1 RETURNING last`, n).Scan(&last); err != nil {
-		return events.AppendResult{}, err
-	}
-
+	// The three statements go in one round trip (a pipeline) and run in
+	// order, each on a fresh snapshot (read committed).
 	ids := make([]string, len(evs))
 	for i, e := range evs {
 		ids[i] = e.ID
 	}
-	rows, err := tx.Query(ctx, `SELECT `+eventCols+` FROM events WHERE id = ANY($1) ORDER BY position`, ids)
-	if err != nil {
-		return events.AppendResult{}, err
-	}
-	stored, err := scanEvents(rows)
+	b := &pgx.Batch{}
+	b.Queue(`UPDATE log_head SET last = last + $1 RETURNING last`, n)
+	b.Queue(`SELECT `+eventCols+` FROM events WHERE id = ANY($1) ORDER BY position`, ids)
+	b.Queue(`SELECT coalesce(max(version), 0) FROM events WHERE stream = $1`, stream)
+	var (
+		last, cur int64
+		stored    []events.Event
+	)
+	err := func() error {
+		br := tx.SendBatch(ctx, b)
+		defer br.Close()
+		if err := br.QueryRow().Scan(&last); err != nil {
+			return err
+		}
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		if stored, err = scanEvents(rows); err != nil {
+			return err
+		}
+		if err := br.QueryRow().Scan(&cur); err != nil {
+			return err
+		}
+		return br.Close()
+	}()
 	if err != nil {
 		return events.AppendResult{}, err
 	}
@@ -458,10 +476,6 @@ func (s *Store) appendTx(ctx context.Context, tx pgx.Tx, stream string, expected
 		return events.AppendResult{Events: out, Duplicate: true}, errDuplicate
 	}
 
-	var cur int64
-	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM events WHERE stream = $1`, stream).Scan(&cur); err != nil {
-		return events.AppendResult{}, err
-	}
 	if !expected.Matches(uint64(cur)) {
 		return events.AppendResult{}, &events.WrongExpectedVersionError{Stream: stream, Expected: expected, Current: uint64(cur)}
 	}
@@ -488,13 +502,13 @@ func (s *Store) appendTx(ctx context.Context, tx pgx.Tx, stream string, expected
 		times[i], datas[i] = e.Time.UnixMilli(), e.Data
 		corrs[i], causes[i] = e.Meta.Correlation, e.Meta.Causation
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO events (position, stream, version, id, type, time_ms, data, correlation, causation)
+	ins := &pgx.Batch{}
+	ins.Queue(`INSERT INTO events (position, stream, version, id, type, time_ms, data, correlation, causation)
 		SELECT p, $2, v, i, t, ms, d, c, k
 		FROM unnest($1::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bytea[], $8::text[], $9::text[]) AS u(p, v, i, t, ms, d, c, k)`,
-		positions, stream, versions, ids, types, times, datas, corrs, causes); err != nil {
-		return events.AppendResult{}, err
-	}
-	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, s.channel, strconv.FormatInt(last, 10)); err != nil {
+		positions, stream, versions, ids, types, times, datas, corrs, causes)
+	ins.Queue(`SELECT pg_notify($1, $2)`, s.channel, strconv.FormatInt(last, 10))
+	if err := tx.SendBatch(ctx, ins).Close(); err != nil {
 		return events.AppendResult{}, err
 	}
 	return events.AppendResult{Events: out}, nil
