@@ -1,0 +1,205 @@
+package pgstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/b6368a97/engine/events"
+	"github.com/b6368a97/engine/events/storetest"
+)
+
+// envURL names the variable with the URL of a PostgreSQL server to test
+// against; without it the tests skip.
+const envURL = "ENGINE_TEST_POSTGRES"
+
+func testURL(tb testing.TB) string {
+	tb.Helper()
+	u := os.Getenv(envURL)
+	if u == "" {
+		tb.Skipf("%s is not set: skipping the PostgreSQL store tests (set it to e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)", envURL)
+	}
+	return u
+}
+
+func randomSchema() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "engine_test_" + hex.EncodeToString(b[:])
+}
+
+// dropSchema drops schema at the end of tb (after the stores opened on it
+// were closed: cleanups run last-registered first).
+func dropSchema(tb testing.TB, url, schema string) {
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		conn, err := pgx.Connect(ctx, url)
+		if err != nil {
+			tb.Errorf("drop schema %s: %v", schema, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
+			tb.Errorf("drop schema %s: %v", schema, err)
+		}
+	})
+}
+
+func openSchema(tb testing.TB, url, schema string) *Store {
+	tb.Helper()
+	s, err := Open(context.Background(), Config{URL: url, Schema: schema, MaxConns: 4})
+	if err != nil {
+		tb.Fatalf("open schema %s: %v", schema, err)
+	}
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	url := testURL(t)
+	storetest.Run(t, func(t *testing.T) events.Store {
+		schema := randomSchema()
+		dropSchema(t, url, schema)
+		return openSchema(t, url, schema)
+	})
+}
+
+func TestConformanceDurable(t *testing.T) {
+	url := testURL(t)
+	var mu sync.Mutex
+	schemas := map[string]string{} // dir -> schema
+	storetest.RunDurable(t, func(t *testing.T, dir string) events.Store {
+		mu.Lock()
+		schema, ok := schemas[dir]
+		if !ok {
+			schema = randomSchema()
+			schemas[dir] = schema
+		}
+		mu.Unlock()
+		dropSchema(t, url, schema)
+		return openSchema(t, url, schema)
+	})
+}
+
+// TestConcurrentOpen starts several stores on one new schema at once: the
+// migrations run once and every store sees the same epoch.
+func TestConcurrentOpen(t *testing.T) {
+	url := testURL(t)
+	schema := randomSchema()
+	dropSchema(t, url, schema)
+	const n = 6
+	stores := make([]*Store, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			stores[i], errs[i] = Open(t.Context(), Config{URL: url, Schema: schema, MaxConns: 2})
+		})
+	}
+	wg.Wait()
+	for i := range n {
+		if errs[i] != nil {
+			t.Fatalf("open %d: %v", i, errs[i])
+		}
+		t.Cleanup(func() { _ = stores[i].Close() })
+	}
+	for i := range n {
+		if stores[i].Epoch() != stores[0].Epoch() {
+			t.Fatalf("store %d has epoch %s, store 0 %s", i, stores[i].Epoch(), stores[0].Epoch())
+		}
+	}
+	// An append through one store is followed by another.
+	res, err := stores[0].Append(t.Context(), "room:x", events.NoStream, []events.Event{{ID: "x1", Type: "T"}})
+	if err != nil {
+		t.Fatalf("append: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	stop := fmt.Errorf("stop")
+	err = stores[n-1].Follow(ctx, 0, func(e events.Event) error {
+		if e.ID != "x1" || e.Position != res.Position() {
+			t.Errorf("followed %+v", e)
+		}
+		return stop
+	})
+	if err != stop {
+		t.Fatalf("follow on another store: %v", err)
+	}
+	var count int
+	if err := stores[0].pool.QueryRow(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&count); err != nil || count != 1 {
+		t.Fatalf("schema_migrations: want 1 row, got %d, %v", count, err)
+	}
+}
+
+// TestFollowOtherNode: a Follow on one store sees appends made through
+// another store on the same schema live (by notification or poll).
+func TestFollowOtherNode(t *testing.T) {
+	url := testURL(t)
+	schema := randomSchema()
+	dropSchema(t, url, schema)
+	a := openSchema(t, url, schema)
+	t.Cleanup(func() { _ = a.Close() })
+	b := openSchema(t, url, schema)
+	t.Cleanup(func() { _ = b.Close() })
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	const total = 50
+	done := make(chan error, 1)
+	go func() {
+		var last uint64
+		done <- b.Follow(ctx, 0, func(e events.Event) error {
+			if e.Position != last+1 {
+				return fmt.Errorf("position %d after %d", e.Position, last)
+			}
+			last = e.Position
+			if last == total {
+				return errStop
+			}
+			return nil
+		})
+	}()
+	for i := range total {
+		if _, err := a.Append(ctx, "room:o", events.AnyVersion, []events.Event{{ID: fmt.Sprintf("o%d", i), Type: "T"}}); err != nil {
+			t.Fatalf("append %d: %v", i, err)
+		}
+	}
+	if err := <-done; err != errStop {
+		t.Fatalf("follow: %v", err)
+	}
+}
+
+var errStop = fmt.Errorf("stop")
+
+// BenchmarkAppend measures single-event appends from parallel goroutines,
+// each on its own stream.
+func BenchmarkAppend(b *testing.B) {
+	url := testURL(b)
+	schema := randomSchema()
+	dropSchema(b, url, schema)
+	s := openSchema(b, url, schema)
+	b.Cleanup(func() { _ = s.Close() })
+	var mu sync.Mutex
+	next := 0
+	b.SetParallelism(4)
+	b.RunParallel(func(pb *testing.PB) {
+		mu.Lock()
+		g := next
+		next++
+		mu.Unlock()
+		i := 0
+		for pb.Next() {
+			i++
+			if _, err := s.Append(context.Background(), fmt.Sprintf("bench:g%d", g), events.AnyVersion,
+				[]events.Event{{ID: fmt.Sprintf("g%d-%d", g, i), Type: "T", Data: []byte(`{"n":1}`)}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
