@@ -78,7 +78,7 @@ type Hub struct {
 type hooks struct {
 	// registered runs after a catch-up reader registered a subscription,
 	// before it reads the stream's version.
-	registered func(stream string)
+	registered func(s *sub)
 	// followFailed runs after the follower ended the subscriptions for a
 	// Follow error, before it waits to restart.
 	followFailed func(err error)

@@ -181,7 +181,7 @@ func (s *sub) catchUp(ctx context.Context) error {
 		return err
 	}
 	if f := s.h.hooks.registered; f != nil {
-		f(s.stream)
+		f(s)
 	}
 	v, err := s.h.cfg.Store.StreamVersion(ctx, s.stream)
 	if err != nil {
