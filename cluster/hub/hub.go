@@ -328,39 +328,34 @@ func (h *Hub) removeIfEmpty(e *entry) {
 	}
 }
 
-// takeEntries empties the entry map and returns what it held.
-func (h *Hub) takeEntries() []*entry {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	list := make([]*entry, 0, len(h.entries))
-	for _, e := range h.entries {
-		list = append(list, e)
-	}
-	clear(h.entries)
-	return list
-}
-
 // dropAll ends every registered subscription with Overflow (the follower
 // failed) and returns how many there were.
 func (h *Hub) dropAll() int {
-	n := 0
-	for _, e := range h.takeEntries() {
-		e.mu.Lock()
-		over := h.endAllLocked(e, func(s *sub) { s.dropLocked() })
-		e.mu.Unlock()
-		overflow(over)
-		n += len(over)
-	}
-	return n
+	over := h.endAll(func(s *sub) { s.dropLocked() })
+	overflow(over)
+	return len(over)
 }
 
 // detachAll ends every registered subscription without Overflow (Stop).
 func (h *Hub) detachAll() {
-	for _, e := range h.takeEntries() {
+	h.endAll(func(s *sub) { s.detachLocked() })
+}
+
+// endAll ends every registered subscription with end and forgets every
+// entry. It holds h.mu throughout, so that no entry for the same stream
+// is created (and reports its members) before the old one has reported
+// its emptied set.
+func (h *Hub) endAll(end func(*sub)) []*sub {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var ended []*sub
+	for _, e := range h.entries {
 		e.mu.Lock()
-		h.endAllLocked(e, func(s *sub) { s.detachLocked() })
+		ended = append(ended, h.endAllLocked(e, end)...)
 		e.mu.Unlock()
 	}
+	clear(h.entries)
+	return ended
 }
 
 // endAllLocked ends every subscription of e with end (under its lock),
@@ -387,9 +382,11 @@ func (h *Hub) endAllLocked(e *entry, end func(*sub)) []*sub {
 
 // SetMembers sets the cluster-wide member set of a presence stream (sent
 // by the stream's owner). The live local subscribers whose last presence
-// list differs from the new view (members ∪ local members) get it. A
-// stream without local subscribers is ignored: its entry fetches nothing
-// and remembers nothing.
+// list differs from the new view (members ∪ local members) get it. The
+// set is kept while the stream has local subscriptions (registered, live
+// or catching up); for a stream without any it is ignored, not
+// remembered: a later first subscriber sees only the local members until
+// the owner sends the set again.
 func (h *Hub) SetMembers(stream string, members []string) {
 	h.mu.RLock()
 	e := h.entries[stream]

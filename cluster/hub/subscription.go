@@ -60,7 +60,6 @@ type sub struct {
 	dropped   bool
 	detached  bool
 	stopRead  context.CancelFunc
-	maxHeld   int // the most deliveries held at once (tests)
 }
 
 // Subscribe starts a subscription with the semantics of
@@ -366,7 +365,6 @@ func (s *sub) offer(d actors.Delivery, holdLimit int) (keep, overflowed bool) {
 			return false, true
 		}
 		s.held = append(s.held, d.Event)
-		s.maxHeld = max(s.maxHeld, len(s.held))
 		return true, false
 	}
 	if err := s.enqueueEventLocked(d.Event); err != nil {
