@@ -383,8 +383,8 @@ func (h *Hub) endAllLocked(e *entry, end func(*sub)) []*sub {
 // SetMembers sets the cluster-wide member set of a presence stream (sent
 // by the stream's owner). The live local subscribers whose last presence
 // list differs from the new view (members ∪ local members) get it. The
-// set is kept while the stream has local subscriptions (registered, live
-// or catching up); for a stream without any it is ignored, not
+// set is kept while the stream has an entry (a live subscription, or one
+// finishing its catch-up); for a stream without one it is ignored, not
 // remembered: a later first subscriber sees only the local members until
 // the owner sends the set again.
 func (h *Hub) SetMembers(stream string, members []string) {
