@@ -55,6 +55,22 @@ type Config struct {
 	// IdempotencyWindow is how many command ids each active stream
 	// remembers with their result (see Execute). Default 1024.
 	IdempotencyWindow int
+
+	// The settings below are for a runtime that is one node of a cluster
+	// (package cluster); a single node leaves them zero.
+
+	// SkipResume: Start does not reactivate the streams of the pending
+	// index; the cluster wakes each on its owner (Runtime.Wake).
+	SkipResume bool
+	// Commands, when set, runs the commands of background steps
+	// (decider.StepCommand) instead of this runtime: their target stream
+	// may be owned by another node. It is called with the engine's own
+	// authority (internal commands allowed).
+	Commands func(ctx context.Context, cmd decider.Command) (Result, error)
+	// Members, when set, gives the members shown in the state of a kind
+	// with presence, instead of the subscriptions of this runtime: in a
+	// cluster the subscribers of a room are spread over the nodes.
+	Members func(stream string) []string
 }
 
 // Result is the reply to a command, sent only once its events are durable.

@@ -1,7 +1,6 @@
 package actors
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -157,21 +156,3 @@ func validKindName(s string) bool {
 	return true
 }
 
-// levelFilter passes protoactor's records at or above min to the
-// runtime's logger: protoactor logs every start and dead letter at Info,
-// which is noise for the engine.
-type levelFilter struct {
-	h   slog.Handler
-	min slog.Level
-}
-
-func (f levelFilter) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= f.min && f.h.Enabled(ctx, l)
-}
-func (f levelFilter) Handle(ctx context.Context, r slog.Record) error { return f.h.Handle(ctx, r) }
-func (f levelFilter) WithAttrs(as []slog.Attr) slog.Handler {
-	return levelFilter{f.h.WithAttrs(as), f.min}
-}
-func (f levelFilter) WithGroup(name string) slog.Handler {
-	return levelFilter{f.h.WithGroup(name), f.min}
-}

@@ -13,6 +13,7 @@ import (
 	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
 	"github.com/b6368a97/engine/internal/counter"
+	"github.com/b6368a97/engine/internal/logx"
 )
 
 type runState int
@@ -123,7 +124,7 @@ func New(cfg Config) (*Runtime, error) {
 	for _, k := range cfg.Kinds {
 		r.kinds[k.Name()] = k
 	}
-	handler := levelFilter{h: cfg.Logger.Handler(), min: slog.LevelWarn}
+	handler := logx.AtLeast(cfg.Logger.Handler(), slog.LevelWarn)
 	r.system = actor.NewActorSystem(actor.WithLoggerFactory(func(*actor.ActorSystem) *slog.Logger {
 		return slog.New(handler).With("lib", "protoactor")
 	}))
@@ -147,6 +148,10 @@ func (r *Runtime) Start(ctx context.Context) error {
 	r.state = stateRunning
 	r.mu.Unlock()
 
+	if r.cfg.SkipResume {
+		r.log.Info("runtime started", "resumed", 0)
+		return nil
+	}
 	streams, err := r.cfg.Store.Pending(ctx)
 	if err != nil {
 		return fmt.Errorf("actors: list pending streams: %w", err)
@@ -264,6 +269,48 @@ func (r *Runtime) execute(ctx context.Context, cmd decider.Command, expected eve
 		return Result{}, err
 	}
 	return rep.res, rep.err
+}
+
+// ExecuteInternal runs a command with the engine's own authority: a
+// command its kind marks internal is allowed, and a private kind's rule
+// does not apply. It is for the cluster, which delivers the commands of
+// background steps to the node owning their target stream; clients never
+// reach it.
+func (r *Runtime) ExecuteInternal(ctx context.Context, cmd decider.Command, expected events.ExpectedVersion) (Result, error) {
+	return r.execute(ctx, cmd, expected, true)
+}
+
+// Wake activates a stream, which resumes the background steps it owes. It
+// returns once the stream is loaded. A stream listed as pending that owes
+// nothing is taken off the index.
+func (r *Runtime) Wake(ctx context.Context, stream string) error {
+	k, err := r.kindOf(stream)
+	if err != nil {
+		return err
+	}
+	m := &wakeMsg{reply: make(chan error, 1)}
+	err, aerr := ask(ctx, r, stream, k, m, m.reply)
+	if aerr != nil {
+		return aerr
+	}
+	return err
+}
+
+// Evict passivates a stream's active actor now, whatever it is doing: a
+// running background step is interrupted (it is still owed and runs again
+// on the stream's next activation, here or on another node). Requests
+// already queued for the actor are still answered. It is for the cluster,
+// when a stream's ownership moves to another node. A stream not active
+// is left alone.
+func (r *Runtime) Evict(stream string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.state >= stateClosing {
+		return
+	}
+	if e := r.entries[stream]; e != nil {
+		r.retireLocked(e)
+	}
 }
 
 // State implements API.

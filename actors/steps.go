@@ -255,6 +255,10 @@ func (s *stepActor) attempt(ctx context.Context, st decider.Step) (err error) {
 	r := s.r
 	if st.Action == decider.StepCommand {
 		cmd := decider.Command{Stream: st.Target, Type: st.Command, Data: st.Data, ID: st.Key, Time: r.cfg.Now()}
+		if r.cfg.Commands != nil {
+			_, err := r.cfg.Commands(ctx, cmd)
+			return err
+		}
 		_, err := r.execute(ctx, cmd, events.AnyVersion, true)
 		return err
 	}

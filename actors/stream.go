@@ -224,7 +224,11 @@ func (a *streamActor) onState(m *stateMsg) {
 		defer recoverInto(&err, "MarshalState")
 		s := a.state
 		if a.kind.HasPresence() {
-			s = a.kind.WithMembers(s, a.memberList())
+			members := a.memberList()
+			if f := a.r.cfg.Members; f != nil {
+				members = f(a.stream)
+			}
+			s = a.kind.WithMembers(s, members)
 		}
 		return a.kind.MarshalState(s)
 	}()
