@@ -37,7 +37,9 @@ func TestSkipResumeThenWake(t *testing.T) {
 	if !r.rtActive("shop:1") {
 		t.Fatal("Wake did not activate the stream")
 	}
-	rtWaitFor(t, "the resumed steps", func() bool { return rtState[rtShop](t, r, "shop:1").Steps["receipt"] == "skipped" && rtState[rtShop](t, r, "shop:1").Steps["cook"] == "done" })
+	rtWaitFor(t, "the resumed steps", func() bool {
+		return rtState[rtShop](t, r, "shop:1").Steps["receipt"] == "skipped" && rtState[rtShop](t, r, "shop:1").Steps["cook"] == "done"
+	})
 	if err := r.Wake(ctx, "nosuch:1"); err == nil {
 		t.Fatal("Wake of an unknown kind succeeded")
 	}

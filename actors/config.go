@@ -155,4 +155,3 @@ func validKindName(s string) bool {
 	}
 	return true
 }
-
