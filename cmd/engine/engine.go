@@ -19,6 +19,7 @@ import (
 	"github.com/b6368a97/engine/actors"
 	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/actors/kinds"
+	"github.com/b6368a97/engine/cluster"
 	"github.com/b6368a97/engine/events"
 	"github.com/b6368a97/engine/events/pebblestore"
 	"github.com/b6368a97/engine/mail"
@@ -37,6 +38,8 @@ type Main struct {
 
 	store    events.Store
 	runtime  *actors.Runtime
+	node     *cluster.Node // in cluster mode; it owns runtime
+	api      actors.API    // runtime, or node in cluster mode
 	server   *transport.Server
 	ln       net.Listener
 	served   chan struct{} // closed when Serve returns
@@ -75,7 +78,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("metrics: %w", err)
 	}
 
-	if m.runtime, err = m.newRuntime(metrics); err != nil {
+	if err = m.newRuntime(metrics); err != nil {
 		return err
 	}
 	if m.server, err = m.newServer(metrics, reg); err != nil {
@@ -93,22 +96,27 @@ func (m *Main) Open(ctx context.Context) (err error) {
 
 	// Resume background steps only once the server runs: /readyz stays
 	// 503 meanwhile, and a resumed step may need the runtime anyway.
-	if err := m.runtime.Start(ctx); err != nil {
+	if m.node != nil {
+		if err := m.node.Start(ctx); err != nil {
+			return fmt.Errorf("start cluster node: %w", err)
+		}
+	} else if err := m.runtime.Start(ctx); err != nil {
 		return fmt.Errorf("start actors: %w", err)
 	}
 	m.server.SetReady(true)
-	m.Logger.Info("engine listening", "addr", m.Addr(), "store", m.storeName(), "data", m.Config.DataDir)
+	m.Logger.Info("engine listening", "addr", m.Addr(), "store", m.storeName(), "data", m.Config.DataDir, "cluster", m.Config.ClusterBind)
 	return nil
 }
 
 // newRuntime builds the actor runtime with every kind and the step
-// executors.
-func (m *Main) newRuntime(metrics *transport.Metrics) (*actors.Runtime, error) {
+// executors; in cluster mode (Config.ClusterBind) the cluster node that
+// runs it.
+func (m *Main) newRuntime(metrics *transport.Metrics) error {
 	mailer, err := m.mailer()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	rt, err := actors.New(actors.Config{
+	rc := actors.Config{
 		Store:         m.store,
 		Kinds:         kinds.All(kinds.Config{CookTime: m.Config.CookTime}),
 		SnapshotEvery: m.Config.SnapshotEvery,
@@ -123,11 +131,29 @@ func (m *Main) newRuntime(metrics *transport.Metrics) (*actors.Runtime, error) {
 		StepMaxTime:  m.Config.StepMaxTime,
 		Logger:       m.Logger,
 		Observer:     metrics,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("actors: %w", err)
 	}
-	return rt, nil
+	if m.Config.ClusterBind != "" {
+		if m.storeName() != "postgres" {
+			return errors.New("cluster mode needs the PostgreSQL store (ENGINE_STORE=postgres://…): the nodes share it")
+		}
+		m.node, err = cluster.New(cluster.Config{
+			Name:    m.Config.ClusterName,
+			Bind:    m.Config.ClusterBind,
+			Peers:   m.Config.ClusterPeers,
+			Runtime: rc,
+			Logger:  m.Logger,
+		})
+		if err != nil {
+			return err
+		}
+		m.runtime, m.api = m.node.Runtime(), m.node
+		return nil
+	}
+	if m.runtime, err = actors.New(rc); err != nil {
+		return fmt.Errorf("actors: %w", err)
+	}
+	m.api = m.runtime
+	return nil
 }
 
 // newServer builds the HTTP and WebSocket front end with the seed routes.
@@ -148,7 +174,7 @@ func (m *Main) newServer(metrics *transport.Metrics, reg *prometheus.Registry) (
 		auth.JWKS = ks
 	}
 	srv, err := transport.New(transport.Config{
-		API:             m.runtime,
+		API:             m.api,
 		Log:             m.store,
 		Extensions:      []transport.Extension{seed.Routes(seed.Config{Log: m.store})},
 		Logger:          m.Logger,
@@ -244,10 +270,8 @@ func (m *Main) Close(ctx context.Context) error {
 			errs = append(errs, fmt.Errorf("serve: %w", ctx.Err()))
 		}
 	}
-	if m.runtime != nil {
-		if err := m.runtime.Stop(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("stop actors: %w", err))
-		}
+	if err := m.stopActors(ctx); err != nil {
+		errs = append(errs, err)
 	}
 	if m.store != nil {
 		if err := m.store.Close(); err != nil {
@@ -268,12 +292,26 @@ func (m *Main) abort() {
 	if m.ln != nil {
 		_ = m.ln.Close()
 	}
-	if m.runtime != nil {
-		_ = m.runtime.Stop(ctx)
-	}
+	_ = m.stopActors(ctx)
 	if m.store != nil {
 		_ = m.store.Close()
 	}
+}
+
+// stopActors stops the runtime, or in cluster mode leaves the cluster
+// (which stops it).
+func (m *Main) stopActors(ctx context.Context) error {
+	switch {
+	case m.node != nil:
+		if err := m.node.Stop(ctx); err != nil {
+			return fmt.Errorf("leave cluster: %w", err)
+		}
+	case m.runtime != nil:
+		if err := m.runtime.Stop(ctx); err != nil {
+			return fmt.Errorf("stop actors: %w", err)
+		}
+	}
+	return nil
 }
 
 func (m *Main) storeName() string {

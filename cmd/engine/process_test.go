@@ -53,13 +53,28 @@ func startProcess(t *testing.T, bin, dir string, extra ...string) *process {
 func startProcessLog(t *testing.T, logw io.Writer, bin, dir string, extra ...string) *process {
 	t.Helper()
 	args := append([]string{"-addr", "127.0.0.1:0", "-data", dir, "-cook-time", "300ms", "-step-backoff", "10ms"}, extra...)
-	cmd := exec.Command(bin, args...)
-	stderr, err := cmd.StderrPipe()
+	p, err := launchProcess(logw, bin, args, 30*time.Second)
+	if p != nil {
+		t.Cleanup(p.kill)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
+	return p
+}
+
+// launchProcess runs the binary with args and waits up to wait for its
+// start-up line, which names the address. The process, when not nil, is
+// the caller's to kill, also when err is set (then it is dead already or
+// did not listen in time).
+func launchProcess(logw io.Writer, bin string, args []string, wait time.Duration) (*process, error) {
+	cmd := exec.Command(bin, args...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, err
+	}
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	p := &process{cmd: cmd, exited: make(chan struct{}), lines: make(chan string, 1024)}
 	addr := make(chan string, 1)
@@ -81,19 +96,21 @@ func startProcessLog(t *testing.T, logw io.Writer, bin, dir string, extra ...str
 		p.exitErr = cmd.Wait()
 		close(p.exited)
 	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.exited
-	})
 	select {
 	case a := <-addr:
 		p.base = "http://" + a
+		return p, nil
 	case <-p.exited:
-		t.Fatalf("engine exited before listening: %v", p.exitErr)
-	case <-time.After(30 * time.Second):
-		t.Fatal("engine did not print its start-up line within 30 s")
+		return p, fmt.Errorf("engine exited before listening: %v", p.exitErr)
+	case <-time.After(wait):
+		return p, fmt.Errorf("engine did not print its start-up line within %v", wait)
 	}
-	return p
+}
+
+// kill kills the process and waits for it.
+func (p *process) kill() {
+	_ = p.cmd.Process.Kill()
+	<-p.exited
 }
 
 func (p *process) post(t *testing.T, path, body string) (int, []byte) {
