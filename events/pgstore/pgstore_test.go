@@ -176,30 +176,3 @@ func TestFollowOtherNode(t *testing.T) {
 }
 
 var errStop = fmt.Errorf("stop")
-
-// BenchmarkAppend measures single-event appends from parallel goroutines,
-// each on its own stream.
-func BenchmarkAppend(b *testing.B) {
-	url := testURL(b)
-	schema := randomSchema()
-	dropSchema(b, url, schema)
-	s := openSchema(b, url, schema)
-	b.Cleanup(func() { _ = s.Close() })
-	var mu sync.Mutex
-	next := 0
-	b.SetParallelism(4)
-	b.RunParallel(func(pb *testing.PB) {
-		mu.Lock()
-		g := next
-		next++
-		mu.Unlock()
-		i := 0
-		for pb.Next() {
-			i++
-			if _, err := s.Append(context.Background(), fmt.Sprintf("bench:g%d", g), events.AnyVersion,
-				[]events.Event{{ID: fmt.Sprintf("g%d-%d", g, i), Type: "T", Data: []byte(`{"n":1}`)}}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-}
