@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -42,7 +43,17 @@ type Config struct {
 	// PollInterval is how often the head is polled in case a notification
 	// was lost; default 250ms.
 	PollInterval time.Duration
+	// MustExist makes Open refuse a schema that holds no store (no schema,
+	// no store tables, or no epoch) with an error matching ErrNoStore,
+	// creating nothing: no schema and no tables. Missing migrations of an
+	// existing store are still applied. The default, false, creates the
+	// store when needed.
+	MustExist bool
 }
+
+// ErrNoStore is Open's error, with Config.MustExist, for a schema that
+// holds no store.
+var ErrNoStore = errors.New("no store")
 
 // DefaultSchema is the schema used when Config.Schema is empty.
 const DefaultSchema = "engine"
@@ -58,6 +69,7 @@ type Store struct {
 	epoch   string
 	log     *slog.Logger
 	poll    time.Duration
+	exist   bool
 
 	wm events.Watermark
 
@@ -117,6 +129,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		channel: "engine_events_" + schema,
 		log:     logger,
 		poll:    poll,
+		exist:   cfg.MustExist,
 	}
 	if len(s.channel) > 63 {
 		// Identifiers stop at 63 bytes; a hash keeps long schema names
@@ -192,6 +205,23 @@ func (s *Store) migrate(ctx context.Context) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('engine-pgstore-migrate:' || $1))`, s.schema); err != nil {
 			return err
 		}
+		if s.exist {
+			// A store has its tables and its epoch (written right after
+			// the first migration by the Open that created it).
+			var ok bool
+			if err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL`,
+				ident+".schema_migrations", ident+".meta").Scan(&ok); err != nil {
+				return err
+			}
+			if ok {
+				if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+ident+`.meta WHERE key = 'epoch')`).Scan(&ok); err != nil {
+					return err
+				}
+			}
+			if !ok {
+				return ErrNoStore
+			}
+		}
 		if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+ident); err != nil {
 			return err
 		}
@@ -225,6 +255,9 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		return nil
 	})
+	if errors.Is(err, ErrNoStore) {
+		return fmt.Errorf("pgstore: schema %s: %w", s.schema, err)
+	}
 	if err != nil {
 		return fmt.Errorf("pgstore: migrate schema %s: %w", s.schema, err)
 	}
