@@ -57,13 +57,17 @@ func (s *Store) enqueue(r *appendReq) {
 // one, then as many as fit the bounds, in arrival order. A request whose
 // context is done by now is answered with its error and left out: it has
 // no effect.
-func (s *Store) takeBatch() []*appendReq {
+func (s *Store) takeBatch() []*appendReq { return s.takeMore(0, 0) }
+
+// takeMore is takeBatch for a batch that holds nEv events of nBytes bytes
+// already (when both are 0, it takes at least one request).
+func (s *Store) takeMore(nEv, nBytes int) []*appendReq {
 	s.qmu.Lock()
 	defer s.qmu.Unlock()
 	var (
-		batch       []*appendReq
-		nEv, nBytes int
-		i           int
+		batch []*appendReq
+		i     int
+		some  = nEv > 0 || nBytes > 0
 	)
 	for ; i < len(s.queue); i++ {
 		r := s.queue[i]
@@ -71,7 +75,7 @@ func (s *Store) takeBatch() []*appendReq {
 			r.reply <- appendReply{err: fmt.Errorf("append %s: %w", events.Clip(r.stream, 80), err)}
 			continue
 		}
-		if len(batch) > 0 && (nEv+len(r.evs) > maxBatchEvents || nBytes+r.size > maxBatchBytes) {
+		if (some || len(batch) > 0) && (nEv+len(r.evs) > maxBatchEvents || nBytes+r.size > maxBatchBytes) {
 			break
 		}
 		batch = append(batch, r)
@@ -103,7 +107,7 @@ func (s *Store) commitLoop() {
 			if len(batch) == 0 {
 				break
 			}
-			s.commitBatch(batch)
+			s.commitBatch(batch, true)
 		}
 	}
 }
@@ -125,11 +129,14 @@ func (s *Store) takeAll() []*appendReq {
 // each gets the error of its own transaction. The retry is safe when the
 // failed commit did take effect after all: the ids are then stored, and
 // the append is answered as an idempotent duplicate.
-func (s *Store) commitBatch(batch []*appendReq) {
-	replies, err := s.runBatch(context.Background(), batch)
+//
+// grow lets runBatch add appends queued while it waited for log_head; the
+// retries alone do not grow.
+func (s *Store) commitBatch(batch []*appendReq, grow bool) {
+	batch, replies, err := s.runBatch(context.Background(), batch, grow)
 	if err != nil && len(batch) > 1 {
 		for _, r := range batch {
-			s.commitBatch([]*appendReq{r})
+			s.commitBatch([]*appendReq{r}, false)
 		}
 		return
 	}
@@ -163,92 +170,97 @@ func (s *Store) appendError(r *appendReq, err error) error {
 	return fmt.Errorf("%s: %w", op, err)
 }
 
-// runBatch runs the transaction of one batch in two round trips:
+// runBatch runs the transaction of one batch, in two round trips when
+// log_head is free:
 //
-//  1. BEGIN; lock log_head (SELECT … FOR UPDATE) and read the head; read
-//     the events stored with any of the batch's ids; read the version of
-//     each of the batch's streams. Read committed gives each statement a
-//     fresh snapshot, so the reads after the lock see every commit of the
-//     writers before (PostgreSQL makes a transaction visible before it
-//     releases its locks).
+//  1. BEGIN; lock log_head (SELECT … FOR UPDATE SKIP LOCKED) and read the
+//     head; read the events stored with any of the batch's ids; read the
+//     version of each of the batch's streams. Read committed gives each
+//     statement a fresh snapshot, so the reads after the lock see every
+//     commit of the writers before (PostgreSQL makes a transaction visible
+//     before it releases its locks).
 //  2. After the checks, made here: insert the accepted events (one
 //     multi-row INSERT … SELECT FROM unnest), set the head, NOTIFY,
 //     COMMIT. With nothing accepted: ROLLBACK.
+//
+// When another writer (another node's committer) holds log_head, SKIP
+// LOCKED returns no row: the committer then waits for the lock (SELECT …
+// FOR UPDATE), adds to the batch (with grow) the appends queued meanwhile, and reads
+// again for the whole batch, so that a batch is as big as the wait made
+// it rather than as small as it was before the wait.
 //
 // The appends are checked in stream order (stable: arrival order within a
 // stream), each seeing the ones accepted before it, so two appends to one
 // stream in a batch are versioned one after the other. An append failing
 // its checks inserts nothing, so no statement fails for it and the others
-// commit. It returns one reply per request, or the error that failed the
-// transaction.
-func (s *Store) runBatch(ctx context.Context, batch []*appendReq) ([]appendReply, error) {
+// commit. It returns the batch (grown or not) and one reply per request,
+// or the error that failed the transaction.
+func (s *Store) runBatch(ctx context.Context, batch []*appendReq, grow bool) ([]*appendReq, []appendReply, error) {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
-		return nil, err
+		return batch, nil, err
 	}
 	defer conn.Release()
 
-	order := make([]int, len(batch))
-	var ids, streams []string
-	for i, r := range batch {
-		order[i] = i
-		for _, e := range r.evs {
-			ids = append(ids, e.ID)
-		}
-		streams = append(streams, r.stream)
-	}
-	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(batch[a].stream, batch[b].stream) })
-	slices.Sort(streams)
-	streams = slices.Compact(streams)
-
 	var (
 		last    int64
+		locked  bool
 		stored  []events.Event
-		current = make(map[string]uint64, len(streams))
+		current map[string]uint64
 	)
 	b := &pgx.Batch{}
 	b.Queue(`BEGIN`)
-	b.Queue(`SELECT last FROM log_head FOR UPDATE`)
-	b.Queue(`SELECT `+eventCols+` FROM events WHERE id = ANY($1)`, ids)
-	b.Queue(`SELECT s, (SELECT coalesce(max(version), 0) FROM events WHERE stream = s) FROM unnest($1::text[]) AS u(s)`, streams)
+	b.Queue(`SELECT last FROM log_head FOR UPDATE SKIP LOCKED`)
+	queueReads(b, batch)
 	err = func() error {
 		br := conn.SendBatch(ctx, b)
 		defer br.Close()
 		if _, err := br.Exec(); err != nil {
 			return err
 		}
-		if err := br.QueryRow().Scan(&last); err != nil {
+		switch err := br.QueryRow().Scan(&last); {
+		case err == nil:
+			locked = true
+		case !errors.Is(err, pgx.ErrNoRows):
 			return err
 		}
-		rows, err := br.Query()
-		if err != nil {
-			return err
-		}
-		if stored, err = scanEvents(rows); err != nil {
-			return err
-		}
-		rows, err = br.Query()
-		if err != nil {
-			return err
-		}
-		for rows.Next() {
-			var st string
-			var v int64
-			if err := rows.Scan(&st, &v); err != nil {
-				rows.Close()
-				return err
-			}
-			current[st] = uint64(v)
-		}
-		if err := rows.Err(); err != nil {
+		if stored, current, err = scanReads(br); err != nil {
 			return err
 		}
 		return br.Close()
 	}()
+	if err == nil && !locked {
+		err = func() error {
+			if err := conn.QueryRow(ctx, `SELECT last FROM log_head FOR UPDATE`).Scan(&last); err != nil {
+				return err
+			}
+			if grow {
+				nEv, nBytes := 0, 0
+				for _, r := range batch {
+					nEv += len(r.evs)
+					nBytes += r.size
+				}
+				batch = append(batch, s.takeMore(nEv, nBytes)...)
+			}
+			b := &pgx.Batch{}
+			queueReads(b, batch)
+			br := conn.SendBatch(ctx, b)
+			defer br.Close()
+			if stored, current, err = scanReads(br); err != nil {
+				return err
+			}
+			return br.Close()
+		}()
+	}
 	if err != nil {
 		abort(conn)
-		return nil, err
+		return batch, nil, err
 	}
+	order := make([]int, len(batch))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(batch[a].stream, batch[b].stream) })
 
 	byID := make(map[string]events.Event, len(stored))
 	for _, e := range stored {
@@ -286,9 +298,9 @@ func (s *Store) runBatch(ctx context.Context, batch []*appendReq) ([]appendReply
 		// Nothing to write: every append was a duplicate or failed.
 		if _, err := conn.Exec(ctx, `ROLLBACK`); err != nil {
 			abort(conn)
-			return nil, err
+			return batch, nil, err
 		}
-		return replies, nil
+		return batch, replies, nil
 	}
 	w := &pgx.Batch{}
 	w.Queue(`INSERT INTO events (position, stream, version, id, type, time_ms, data, correlation, causation)
@@ -299,10 +311,52 @@ func (s *Store) runBatch(ctx context.Context, batch []*appendReq) ([]appendReply
 	w.Queue(`COMMIT`)
 	if err := conn.SendBatch(ctx, w).Close(); err != nil {
 		abort(conn)
-		return nil, err
+		return batch, nil, err
 	}
 	s.wm.Advance(uint64(head))
-	return replies, nil
+	return batch, replies, nil
+}
+
+// queueReads queues the two reads of a batch: the events stored with any
+// of its ids, and the current version of each of its streams.
+func queueReads(b *pgx.Batch, batch []*appendReq) {
+	var ids, streams []string
+	for _, r := range batch {
+		for _, e := range r.evs {
+			ids = append(ids, e.ID)
+		}
+		streams = append(streams, r.stream)
+	}
+	slices.Sort(streams)
+	streams = slices.Compact(streams)
+	b.Queue(`SELECT `+eventCols+` FROM events WHERE id = ANY($1)`, ids)
+	b.Queue(`SELECT s, (SELECT coalesce(max(version), 0) FROM events WHERE stream = s) FROM unnest($1::text[]) AS u(s)`, streams)
+}
+
+// scanReads reads the results of queueReads.
+func scanReads(br pgx.BatchResults) (stored []events.Event, current map[string]uint64, err error) {
+	rows, err := br.Query()
+	if err != nil {
+		return nil, nil, err
+	}
+	if stored, err = scanEvents(rows); err != nil {
+		return nil, nil, err
+	}
+	rows, err = br.Query()
+	if err != nil {
+		return nil, nil, err
+	}
+	current = map[string]uint64{}
+	for rows.Next() {
+		var st string
+		var v int64
+		if err := rows.Scan(&st, &v); err != nil {
+			rows.Close()
+			return nil, nil, err
+		}
+		current[st] = uint64(v)
+	}
+	return stored, current, rows.Err()
 }
 
 // check answers r from the events stored (or accepted earlier in the

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/b6368a97/engine/events"
 )
@@ -41,7 +44,7 @@ func TestBatchMixed(t *testing.T) {
 		req(ctx, "room:y", events.Exactly(2), "y1", "y2"), // 6: duplicate of the first append
 		req(ctx, "room:x", events.NoStream, "x3"),         // 7: wrong version, current 2 after 0 and 2
 	}
-	s.commitBatch(batch)
+	s.commitBatch(batch, false)
 	got := make([]appendReply, len(batch))
 	for i, r := range batch {
 		got[i] = <-r.reply
@@ -108,7 +111,7 @@ func TestBatchFailureRetriesAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	batch := []*appendReq{req(ctx, "room:a", events.NoStream, "a1"), req(ctx, "room:b", events.NoStream, "b1")}
-	s.commitBatch(batch)
+	s.commitBatch(batch, false)
 	a, b := <-batch[0].reply, <-batch[1].reply
 	if a.err != nil || a.res.Position() != 1 {
 		t.Fatalf("room:a: %+v, want committed alone at position 1", a)
@@ -194,5 +197,89 @@ func TestTakeBatchBounds(t *testing.T) {
 	}
 	if b := s.takeBatch(); len(b) != 0 {
 		t.Fatalf("fourth batch: %d requests, want 0", len(b))
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after a minute.
+func waitFor(t *testing.T, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ok, err := cond()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestBatchGrowsWhileLocked: while another writer (another node) holds
+// log_head, the committer waits for it with the batch it had, and commits
+// the appends queued during the wait in the same transaction.
+func TestBatchGrowsWhileLocked(t *testing.T) {
+	url := testURL(t)
+	schema := randomSchema()
+	dropSchema(t, url, schema)
+	s := openSchema(t, url, schema)
+	t.Cleanup(func() { _ = s.Close() })
+	ctx := t.Context()
+
+	holder, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(context.Background())
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var xid int64
+	if err := tx.QueryRow(ctx, `SELECT last FROM `+pgx.Identifier{schema, "log_head"}.Sanitize()+` FOR UPDATE`).Scan(new(int64)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.QueryRow(ctx, `SELECT txid_current() % 4294967296`).Scan(&xid); err != nil {
+		t.Fatal(err)
+	}
+
+	const more = 5
+	results := make(chan error, 1+more)
+	appendOne := func(id string) {
+		_, err := s.Append(ctx, "room:"+id, events.NoStream, []events.Event{{ID: id, Type: "T"}})
+		results <- err
+	}
+	go appendOne("first")
+	waitFor(t, "the committer to wait for log_head", func() (bool, error) {
+		var n int
+		err := holder.QueryRow(ctx, `SELECT count(*) FROM pg_locks WHERE NOT granted AND locktype = 'transactionid' AND transactionid::text::bigint = $1`, xid).Scan(&n)
+		return n > 0, err
+	})
+	for i := range more {
+		go appendOne(fmt.Sprintf("m%d", i))
+	}
+	waitFor(t, "the appends to queue", func() (bool, error) {
+		s.qmu.Lock()
+		defer s.qmu.Unlock()
+		return len(s.queue) == more, nil
+	})
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 1 + more {
+		if err := <-results; err != nil {
+			t.Fatal(err)
+		}
+	}
+	var n, txids int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT txid) FROM events`).Scan(&n, &txids); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1+more || txids != 1 {
+		t.Fatalf("%d events in %d transactions, want %d in 1", n, txids, 1+more)
 	}
 }

@@ -14,8 +14,12 @@
 // then up to 2,048 events or 4 MiB) and commits them in one transaction of
 // two round trips (commit.go):
 //
-//  1. BEGIN; SELECT … FROM log_head FOR UPDATE; the events stored with any
-//     of the batch's ids; the current version of each of its streams.
+//  1. BEGIN; SELECT … FROM log_head FOR UPDATE SKIP LOCKED; the events
+//     stored with any of the batch's ids; the current version of each of
+//     its streams. If the lock was taken (another node's committer holds
+//     it), the committer waits for it with FOR UPDATE, adds the appends
+//     queued meanwhile to the batch and reads again: one more round trip,
+//     but a batch as big as the wait.
 //  2. INSERT of every accepted event (one INSERT … SELECT FROM unnest of
 //     column arrays); UPDATE log_head; one pg_notify; COMMIT.
 //
@@ -44,9 +48,9 @@
 // that lock, of the round trips and of the WAL flush is paid per batch,
 // not per event: with one writer an append still costs a transaction
 // (~1 ms), with many the batch grows while the previous one commits.
-// Several nodes share the lock, so their batches alternate and are
-// smaller than one node's would be (docs/benchmarks.md, "PostgreSQL
-// store"). UNIQUE(id) and UNIQUE(stream, version) back the checks up.
+// Several nodes share the lock, so their batches alternate, each node's
+// is smaller than one node's would be, and the lock changes hands between
+// processes once per batch (docs/benchmarks.md, "PostgreSQL store"). UNIQUE(id) and UNIQUE(stream, version) back the checks up.
 //
 // Follow: events.Follow over ReadAll and a watermark that is advanced by
 // this process's own commits, by notifications (one LISTEN connection per
