@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +24,7 @@ import (
 	"github.com/b6368a97/engine/cluster"
 	"github.com/b6368a97/engine/events"
 	"github.com/b6368a97/engine/events/pebblestore"
+	"github.com/b6368a97/engine/events/pgstore"
 	"github.com/b6368a97/engine/mail"
 	"github.com/b6368a97/engine/transport"
 	"github.com/b6368a97/engine/transport/seed"
@@ -323,14 +326,16 @@ func (m *Main) storeName() string {
 
 // OpenStore opens the store a Config names: the embedded Pebble store under
 // DataDir/events, created when there is none (a server starting on a new
-// data directory), or PostgreSQL for a postgres:// URL.
+// data directory), or PostgreSQL for a postgres:// (or postgresql://) URL,
+// whose store is created in its schema when there is none.
 func OpenStore(cfg Config, logger *slog.Logger) (events.Store, error) {
 	return openStore(cfg, logger, false)
 }
 
 // OpenExistingStore is OpenStore for a store that must already be there
 // (export, import): when DataDir holds no embedded store it fails with an
-// error matching pebblestore.ErrNoStore and creates nothing.
+// error matching pebblestore.ErrNoStore, and when the PostgreSQL schema
+// holds none with one matching pgstore.ErrNoStore; it creates nothing.
 func OpenExistingStore(cfg Config, logger *slog.Logger) (events.Store, error) {
 	return openStore(cfg, logger, true)
 }
@@ -356,10 +361,37 @@ func openStore(cfg Config, logger *slog.Logger, mustExist bool) (events.Store, e
 		}
 		return s, nil
 	case strings.HasPrefix(cfg.Store, "postgres://"), strings.HasPrefix(cfg.Store, "postgresql://"):
-		return nil, errors.New("the PostgreSQL store is not built yet: leave ENGINE_STORE empty for the embedded store")
+		return openPostgres(cfg.Store, logger, mustExist)
 	default:
 		return nil, fmt.Errorf("ENGINE_STORE %q: want empty or postgres://…", cfg.Store)
 	}
+}
+
+// openPostgres opens the PostgreSQL store a postgres:// URL names. The
+// URL's own query parameter schema (default pgstore.DefaultSchema) picks
+// the schema holding the store; the rest of the URL goes to pgx as it is.
+// With mustExist a schema without a store is refused with an error
+// matching pgstore.ErrNoStore, and nothing is created.
+func openPostgres(rawURL string, logger *slog.Logger, mustExist bool) (events.Store, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		// url.Error repeats the URL, password and all.
+		return nil, errors.New("ENGINE_STORE: not a valid postgres:// URL")
+	}
+	q := u.Query()
+	schema := q.Get("schema")
+	q.Del("schema")
+	u.RawQuery = q.Encode()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := pgstore.Open(ctx, pgstore.Config{URL: u.String(), Schema: schema, Logger: logger, MustExist: mustExist})
+	if errors.Is(err, pgstore.ErrNoStore) {
+		return nil, fmt.Errorf("%w in PostgreSQL schema %s (engine import -create creates one)", pgstore.ErrNoStore, cmp.Or(schema, pgstore.DefaultSchema))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open the PostgreSQL store: %w", err)
+	}
+	return s, nil
 }
 
 // newLogger builds the process logger from the configured format.

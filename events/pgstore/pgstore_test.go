@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"sync"
@@ -177,29 +178,43 @@ func TestFollowOtherNode(t *testing.T) {
 
 var errStop = fmt.Errorf("stop")
 
-// BenchmarkAppend measures single-event appends from parallel goroutines,
-// each on its own stream.
-func BenchmarkAppend(b *testing.B) {
-	url := testURL(b)
+// TestMustExist: with MustExist, a schema without a store is refused with
+// ErrNoStore and nothing is created; once a store is there it opens.
+func TestMustExist(t *testing.T) {
+	url := testURL(t)
 	schema := randomSchema()
-	dropSchema(b, url, schema)
-	s := openSchema(b, url, schema)
-	b.Cleanup(func() { _ = s.Close() })
-	var mu sync.Mutex
-	next := 0
-	b.SetParallelism(4)
-	b.RunParallel(func(pb *testing.PB) {
-		mu.Lock()
-		g := next
-		next++
-		mu.Unlock()
-		i := 0
-		for pb.Next() {
-			i++
-			if _, err := s.Append(context.Background(), fmt.Sprintf("bench:g%d", g), events.AnyVersion,
-				[]events.Event{{ID: fmt.Sprintf("g%d-%d", g, i), Type: "T", Data: []byte(`{"n":1}`)}}); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
+	dropSchema(t, url, schema)
+	_, err := Open(t.Context(), Config{URL: url, Schema: schema, MustExist: true})
+	if !errors.Is(err, ErrNoStore) {
+		t.Fatalf("open a missing schema: %v, want ErrNoStore", err)
+	}
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	var n int
+	if err := conn.QueryRow(t.Context(), `SELECT count(*) FROM pg_namespace WHERE nspname = $1`, schema).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the refused open left %d schemas named %s (%v)", n, schema, err)
+	}
+	// An empty schema (someone else's, or a mistyped one) is no store either.
+	if _, err := conn.Exec(t.Context(), `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(t.Context(), Config{URL: url, Schema: schema, MustExist: true}); !errors.Is(err, ErrNoStore) {
+		t.Fatalf("open an empty schema: %v, want ErrNoStore", err)
+	}
+	s := openSchema(t, url, schema)
+	epoch := s.Epoch()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(t.Context(), Config{URL: url, Schema: schema, MustExist: true})
+	if err != nil {
+		t.Fatalf("open an existing store: %v", err)
+	}
+	defer s.Close()
+	if s.Epoch() != epoch {
+		t.Fatalf("epoch %s, want %s", s.Epoch(), epoch)
+	}
 }

@@ -185,6 +185,10 @@ func (s *Store) Close() error {
 	}
 	s.closed.Store(true)
 	s.mu.Unlock()
+	// Every Append has returned; the committer finishes its batch (of
+	// appends whose callers gave up waiting) and stops.
+	close(s.stop)
+	<-s.commitDone
 	s.wm.Close()
 	s.cancel()
 	s.bg.Wait()

@@ -19,7 +19,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/b6368a97/engine/events"
@@ -44,7 +43,17 @@ type Config struct {
 	// PollInterval is how often the head is polled in case a notification
 	// was lost; default 250ms.
 	PollInterval time.Duration
+	// MustExist makes Open refuse a schema that holds no store (no schema,
+	// no store tables, or no epoch) with an error matching ErrNoStore,
+	// creating nothing: no schema and no tables. Missing migrations of an
+	// existing store are still applied. The default, false, creates the
+	// store when needed.
+	MustExist bool
 }
+
+// ErrNoStore is Open's error, with Config.MustExist, for a schema that
+// holds no store.
+var ErrNoStore = errors.New("no store")
 
 // DefaultSchema is the schema used when Config.Schema is empty.
 const DefaultSchema = "engine"
@@ -60,6 +69,7 @@ type Store struct {
 	epoch   string
 	log     *slog.Logger
 	poll    time.Duration
+	exist   bool
 
 	wm events.Watermark
 
@@ -70,6 +80,15 @@ type Store struct {
 
 	cancel context.CancelFunc
 	bg     sync.WaitGroup
+
+	// The group commit (commit.go): Append queues requests under qmu and
+	// wakes the committer goroutine, which Close stops with stop and
+	// waits for on commitDone.
+	qmu        sync.Mutex
+	queue      []*appendReq
+	wake       chan struct{}
+	stop       chan struct{}
+	commitDone chan struct{}
 }
 
 var _ events.Store = (*Store)(nil)
@@ -110,6 +129,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		channel: "engine_events_" + schema,
 		log:     logger,
 		poll:    poll,
+		exist:   cfg.MustExist,
 	}
 	if len(s.channel) > 63 {
 		// Identifiers stop at 63 bytes; a hash keeps long schema names
@@ -132,6 +152,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("pgstore: read head: %w", err)
 	}
 	s.wm.Advance(uint64(head))
+	s.wake = make(chan struct{}, 1)
+	s.stop = make(chan struct{})
+	s.commitDone = make(chan struct{})
+	go s.commitLoop()
 	bgctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
 	s.bg.Add(2)
@@ -181,6 +205,23 @@ func (s *Store) migrate(ctx context.Context) error {
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('engine-pgstore-migrate:' || $1))`, s.schema); err != nil {
 			return err
 		}
+		if s.exist {
+			// A store has its tables and its epoch (written right after
+			// the first migration by the Open that created it).
+			var ok bool
+			if err := tx.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL`,
+				ident+".schema_migrations", ident+".meta").Scan(&ok); err != nil {
+				return err
+			}
+			if ok {
+				if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM `+ident+`.meta WHERE key = 'epoch')`).Scan(&ok); err != nil {
+					return err
+				}
+			}
+			if !ok {
+				return ErrNoStore
+			}
+		}
 		if _, err := tx.Exec(ctx, `CREATE SCHEMA IF NOT EXISTS `+ident); err != nil {
 			return err
 		}
@@ -214,6 +255,9 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		return nil
 	})
+	if errors.Is(err, ErrNoStore) {
+		return fmt.Errorf("pgstore: schema %s: %w", s.schema, err)
+	}
 	if err != nil {
 		return fmt.Errorf("pgstore: migrate schema %s: %w", s.schema, err)
 	}
@@ -382,138 +426,19 @@ func (s *Store) Append(ctx context.Context, stream string, expected events.Expec
 	}
 	defer done()
 
-	var res events.AppendResult
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var err error
-		res, err = s.appendTx(ctx, tx, stream, expected, evs)
-		return err
-	})
-	if errors.Is(err, errDuplicate) {
-		return res, nil
+	// The committer may still read the request after a cancelled call
+	// returned: it gets its own copy of the events and their data.
+	r := &appendReq{ctx: ctx, stream: stream, expected: expected, evs: slices.Clone(evs), reply: make(chan appendReply, 1)}
+	for i := range r.evs {
+		r.evs[i].Data = slices.Clone(events.NormalizeData(r.evs[i].Data))
+		r.size += r.evs[i].Size()
 	}
-	if err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-			switch pgErr.ConstraintName {
-			case "events_stream_version_key":
-				var cur int64
-				if rerr := s.pool.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM events WHERE stream = $1`, stream).Scan(&cur); rerr != nil {
-					return events.AppendResult{}, fmt.Errorf("%s: %w", op, rerr)
-				}
-				return events.AppendResult{}, &events.WrongExpectedVersionError{Stream: stream, Expected: expected, Current: uint64(cur)}
-			case "events_id_key":
-				return events.AppendResult{}, fmt.Errorf("%s: %w: an event id is stored already", op, events.ErrDuplicateID)
-			}
-		}
-		var wev *events.WrongExpectedVersionError
-		if errors.As(err, &wev) || errors.Is(err, events.ErrDuplicateID) {
-			return events.AppendResult{}, err
-		}
-		return events.AppendResult{}, fmt.Errorf("%s: %w", op, err)
+	s.enqueue(r)
+	select {
+	case rep := <-r.reply:
+		return rep.res, rep.err
+	case <-ctx.Done():
+		// The append may or may not take effect, like a lost reply.
+		return events.AppendResult{}, fmt.Errorf("%s: %w", op, ctx.Err())
 	}
-	if !res.Duplicate {
-		s.wm.Advance(res.Position())
-	}
-	return res, nil
 }
-
-func (s *Store) appendTx(ctx context.Context, tx pgx.Tx, stream string, expected events.ExpectedVersion, evs []events.Event) (events.AppendResult, error) {
-	n := int64(len(evs))
-	// The row lock on log_head serialises appenders until commit; every
-	// later statement of this transaction sees what earlier ones committed.
-	// The three statements go in one round trip (a pipeline) and run in
-	// order, each on a fresh snapshot (read committed).
-	ids := make([]string, len(evs))
-	for i, e := range evs {
-		ids[i] = e.ID
-	}
-	b := &pgx.Batch{}
-	b.Queue(`UPDATE log_head SET last = last + $1 RETURNING last`, n)
-	b.Queue(`SELECT `+eventCols+` FROM events WHERE id = ANY($1) ORDER BY position`, ids)
-	b.Queue(`SELECT coalesce(max(version), 0) FROM events WHERE stream = $1`, stream)
-	var (
-		last, cur int64
-		stored    []events.Event
-	)
-	err := func() error {
-		br := tx.SendBatch(ctx, b)
-		defer br.Close()
-		if err := br.QueryRow().Scan(&last); err != nil {
-			return err
-		}
-		rows, err := br.Query()
-		if err != nil {
-			return err
-		}
-		if stored, err = scanEvents(rows); err != nil {
-			return err
-		}
-		if err := br.QueryRow().Scan(&cur); err != nil {
-			return err
-		}
-		return br.Close()
-	}()
-	if err != nil {
-		return events.AppendResult{}, err
-	}
-	if len(stored) > 0 {
-		for _, e := range stored {
-			if e.Stream != stream {
-				return events.AppendResult{}, fmt.Errorf("append %s: %w: event %s is stored in %s", stream, events.ErrDuplicateID, e.ID, e.Stream)
-			}
-		}
-		if len(stored) != len(evs) {
-			return events.AppendResult{}, fmt.Errorf("append %s: %w: %d of %d event ids are stored already", stream, events.ErrDuplicateID, len(stored), len(evs))
-		}
-		byID := make(map[string]events.Event, len(stored))
-		for _, e := range stored {
-			byID[e.ID] = e
-		}
-		out := make([]events.Event, len(evs))
-		for i, e := range evs {
-			out[i] = byID[e.ID]
-		}
-		return events.AppendResult{Events: out, Duplicate: true}, errDuplicate
-	}
-
-	if !expected.Matches(uint64(cur)) {
-		return events.AppendResult{}, &events.WrongExpectedVersionError{Stream: stream, Expected: expected, Current: uint64(cur)}
-	}
-
-	now := time.Now()
-	clock := func() time.Time { return now }
-	out := make([]events.Event, len(evs))
-	positions := make([]int64, len(evs))
-	versions := make([]int64, len(evs))
-	types := make([]string, len(evs))
-	times := make([]int64, len(evs))
-	datas := make([][]byte, len(evs))
-	corrs := make([]string, len(evs))
-	causes := make([]string, len(evs))
-	first := last - n
-	for i, e := range evs {
-		e.Stream = strings.Clone(stream)
-		e.Version = uint64(cur) + uint64(i) + 1
-		e.Position = uint64(first) + uint64(i) + 1
-		e.Time = events.NormalizeTime(e.Time, clock)
-		e.Data = slices.Clone(events.NormalizeData(e.Data))
-		out[i] = e
-		positions[i], versions[i], types[i] = int64(e.Position), int64(e.Version), e.Type
-		times[i], datas[i] = e.Time.UnixMilli(), e.Data
-		corrs[i], causes[i] = e.Meta.Correlation, e.Meta.Causation
-	}
-	ins := &pgx.Batch{}
-	ins.Queue(`INSERT INTO events (position, stream, version, id, type, time_ms, data, correlation, causation)
-		SELECT p, $2, v, i, t, ms, d, c, k
-		FROM unnest($1::bigint[], $3::bigint[], $4::text[], $5::text[], $6::bigint[], $7::bytea[], $8::text[], $9::text[]) AS u(p, v, i, t, ms, d, c, k)`,
-		positions, stream, versions, ids, types, times, datas, corrs, causes)
-	ins.Queue(`SELECT pg_notify($1, $2)`, s.channel, strconv.FormatInt(last, 10))
-	if err := tx.SendBatch(ctx, ins).Close(); err != nil {
-		return events.AppendResult{}, err
-	}
-	return events.AppendResult{Events: out}, nil
-}
-
-// errDuplicate rolls back the transaction of an idempotent retry; Append
-// turns it back into the result.
-var errDuplicate = errors.New("duplicate")
