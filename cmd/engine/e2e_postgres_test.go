@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,12 +12,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/b6368a97/engine/events"
 	"github.com/b6368a97/engine/events/pgstore"
+	"github.com/b6368a97/engine/events/pgstore/pgtest"
 )
 
 // postgresStore returns an ENGINE_STORE URL naming a fresh schema of the
@@ -27,26 +23,15 @@ import (
 // the schema when the test ends, after the stores opened in it closed.
 func postgresStore(t *testing.T) string {
 	t.Helper()
-	base := os.Getenv("ENGINE_TEST_POSTGRES")
-	if base == "" {
-		t.Skip("ENGINE_TEST_POSTGRES is not set: skipping (set it to e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)")
-	}
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	schema := "engine_test_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
-			t.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
+	u, _ := postgresSchema(t)
+	return u
+}
+
+// postgresSchema is postgresStore that also returns the schema's name.
+func postgresSchema(t *testing.T) (storeURL, schema string) {
+	t.Helper()
+	base := pgtest.URL(t)
+	schema = pgtest.Schema(t, base)
 	u, err := url.Parse(base)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +39,7 @@ func postgresStore(t *testing.T) string {
 	q := u.Query()
 	q.Set("schema", schema)
 	u.RawQuery = q.Encode()
-	return u.String()
+	return u.String(), schema
 }
 
 // TestE2EExportToPostgres moves a deployment from the embedded store to

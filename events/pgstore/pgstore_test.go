@@ -2,11 +2,8 @@ package pgstore
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"testing"
 	"time"
@@ -14,45 +11,17 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/b6368a97/engine/events"
+	"github.com/b6368a97/engine/events/pgstore/pgtest"
 	"github.com/b6368a97/engine/events/storetest"
 )
 
-// envURL names the variable with the URL of a PostgreSQL server to test
-// against; without it the tests skip.
-const envURL = "ENGINE_TEST_POSTGRES"
+func testURL(tb testing.TB) string { tb.Helper(); return pgtest.URL(tb) }
 
-func testURL(tb testing.TB) string {
-	tb.Helper()
-	u := os.Getenv(envURL)
-	if u == "" {
-		tb.Skipf("%s is not set: skipping the PostgreSQL store tests (set it to e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable)", envURL)
-	}
-	return u
-}
-
-func randomSchema() string {
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	return "engine_test_" + hex.EncodeToString(b[:])
-}
+func randomSchema() string { return pgtest.RandomSchema() }
 
 // dropSchema drops schema at the end of tb (after the stores opened on it
 // were closed: cleanups run last-registered first).
-func dropSchema(tb testing.TB, url, schema string) {
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		conn, err := pgx.Connect(ctx, url)
-		if err != nil {
-			tb.Errorf("drop schema %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{schema}.Sanitize()+` CASCADE`); err != nil {
-			tb.Errorf("drop schema %s: %v", schema, err)
-		}
-	})
-}
+func dropSchema(tb testing.TB, url, schema string) { pgtest.Drop(tb, url, schema) }
 
 func openSchema(tb testing.TB, url, schema string) *Store {
 	tb.Helper()
