@@ -33,6 +33,7 @@ func (n *Node) sweeper() {
 			return
 		case <-n.sweep:
 		case <-t.C:
+			n.presence.expire(time.Now().Add(-3*n.cfg.SweepInterval), n.pushMembers)
 		}
 		n.wakePending()
 	}
@@ -84,7 +85,7 @@ func (n *Node) reporter() {
 		case <-t.C:
 		}
 		for stream, members := range n.hub.PresenceStreams() {
-			n.localMembers(stream, members)
+			n.reportPresence(stream, members, true)
 		}
 	}
 }

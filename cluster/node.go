@@ -392,7 +392,19 @@ func (n *Node) Subscribe(ctx context.Context, req actors.SubscribeRequest) (acto
 	if req.Sink == nil {
 		return nil, fmt.Errorf("%w: subscribe to %s without a sink", decider.ErrInvalid, req.Stream)
 	}
-	return n.hub.Subscribe(ctx, req)
+	sub, err := n.hub.Subscribe(ctx, req)
+	if err == nil && req.Member == "" {
+		if k, _ := n.kindOf(req.Stream); k != nil && k.HasPresence() {
+			// A watcher changes no member set, so the hub reports nothing:
+			// ask the owner for the room's members and to keep sending
+			// them here.
+			go func() {
+				members, watching := n.hub.Local(req.Stream)
+				n.reportPresence(req.Stream, members, watching)
+			}()
+		}
+	}
+	return sub, err
 }
 
 func (n *Node) kindOf(stream string) (decider.Kind, error) {

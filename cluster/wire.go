@@ -49,6 +49,8 @@ type envelope struct {
 	Node    string   `json:"node,omitempty"`
 	HubID   string   `json:"hub,omitempty"`
 	Members []string `json:"members,omitempty"`
+	// Watching: the node has subscribers of the room, members or not.
+	Watching bool `json:"watching,omitempty"`
 }
 
 type reply struct {

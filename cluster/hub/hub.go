@@ -409,18 +409,35 @@ func (h *Hub) SetMembers(stream string, members []string) {
 	}
 }
 
-// PresenceStreams returns the streams with local members and each one's
-// local member set, sorted: what to report again after a topology change.
+// PresenceStreams returns the presence streams with local subscriptions
+// (members or watchers without a member name) and each one's local member
+// set, sorted (empty for watchers only): what to report again after a
+// topology change, and periodically, so that the owners keep sending
+// these streams' member sets here.
 func (h *Hub) PresenceStreams() map[string][]string {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	out := make(map[string][]string)
 	for stream, e := range h.entries {
 		e.mu.Lock()
-		if len(e.members) > 0 {
-			out[stream] = e.localLocked()
+		if e.presence && len(e.subs) > 0 {
+			out[stream] = append([]string{}, e.localLocked()...)
 		}
 		e.mu.Unlock()
 	}
 	return out
+}
+
+// Local returns a presence stream's local member set and whether the
+// stream has local subscriptions at all (watching).
+func (h *Hub) Local(stream string) (members []string, watching bool) {
+	h.mu.RLock()
+	e := h.entries[stream]
+	h.mu.RUnlock()
+	if e == nil || !e.presence {
+		return nil, false
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.localLocked(), len(e.subs) > 0
 }

@@ -149,8 +149,12 @@ func TestPresence(t *testing.T) {
 	}
 	lc.expect(t, room+":")
 	check("cid alone: observer", c, 5, "cid") // ann,cid first: she overflows on it
-	if got := h.PresenceStreams(); len(got) != 0 {
-		t.Fatalf("PresenceStreams() = %v, want none", got)
+	// The observer still watches: the stream is reported with no member.
+	if got := h.PresenceStreams(); len(got) != 1 || got[room] == nil || len(got[room]) != 0 {
+		t.Fatalf("PresenceStreams() = %v, want the room with no member", got)
+	}
+	if m, watching := h.Local(room); len(m) != 0 || !watching {
+		t.Fatalf("Local(room) = %v, %v; want none, watching", m, watching)
 	}
 	if len(lc.calls) != 0 {
 		t.Fatalf("unexpected LocalMembers call %q", <-lc.calls)

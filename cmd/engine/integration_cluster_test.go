@@ -270,6 +270,27 @@ func TestClusterRoomAcrossNodes(t *testing.T) {
 			w.waitMembers(t, r, []string{"user1", "user2", "user3"}, fmt.Sprintf("node %d", i+1))
 		}
 	}
+	// A watcher (no member name) on a node with no one else in the room
+	// still sees the members on the other nodes, at once: the deadline is
+	// under the 10 s of the periodic reports, which would heal it anyway.
+	solo := make(chan []string, 16)
+	sctx, scancel := context.WithTimeout(ctx, 5*time.Second)
+	defer scancel()
+	if _, err := rig.dial(2).Subscribe(sctx, "room:solo", nil, "solo", func(events.Event) {}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rig.dial(0).Subscribe(sctx, "room:solo", nil, "", func(events.Event) {}, client.WithPresence(func(m []string) { solo <- m })); err != nil {
+		t.Fatal(err)
+	}
+	for seen := false; !seen; {
+		select {
+		case m := <-solo:
+			seen = strings.Join(m, ",") == "solo"
+		case <-sctx.Done():
+			t.Fatal("a watcher on node 1 did not see the member on node 3")
+		}
+	}
+
 	c1, c3 := rig.dial(0), rig.dial(2)
 	hc2 := rig.httpClient(1)
 	want := make([]int, rooms)
