@@ -30,6 +30,9 @@ func newMembership(n *Node, host string, healthPort int, kinds []string) (protoc
 	e.Listener = ln
 	node := automanaged.NewNode(n.cfg.Name, n.system.ID, host, port, healthPort, kinds)
 	e.GET("/_health", func(c echo.Context) error { return c.JSON(http.StatusOK, node) })
+	e.GET("/_engine/members", func(c echo.Context) error {
+		return c.JSON(http.StatusOK, view{ID: n.system.ID, Members: n.view.get()})
+	})
 	hosts := make([]string, 0, len(n.cfg.Peers))
 	for _, p := range n.cfg.Peers {
 		h, pp, _ := splitHostPort(p)

@@ -65,6 +65,8 @@ type Config struct {
 	// PollInterval is how often membership is checked.
 	PollInterval  time.Duration
 	SweepInterval time.Duration
+	// ExcludeGrace: see Excluded. Default DefaultExcludeGrace.
+	ExcludeGrace time.Duration
 	Logger        *slog.Logger
 }
 
@@ -87,6 +89,8 @@ type Node struct {
 	quorum   int32
 	serving  atomic.Bool
 	presence *presenceBook
+	view     memberView
+	excluded chan struct{}
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -114,6 +118,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.SweepInterval <= 0 {
 		cfg.SweepInterval = DefaultSweepInterval
+	}
+	if cfg.ExcludeGrace <= 0 {
+		cfg.ExcludeGrace = DefaultExcludeGrace
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -146,6 +153,7 @@ func New(cfg Config) (*Node, error) {
 		quorum:   int32(cfg.Quorum),
 		presence: newPresenceBook(),
 		sweep:    make(chan struct{}, 1),
+		excluded: make(chan struct{}),
 		report:   make(chan struct{}, 1),
 	}
 	for _, k := range cfg.Runtime.Kinds {
@@ -211,6 +219,10 @@ func (n *Node) Start(ctx context.Context) error {
 	n.bg.Add(2)
 	go n.sweeper()
 	go n.reporter()
+	if n.cfg.Provider == nil {
+		n.bg.Add(1)
+		go n.watchExclusion()
+	}
 	n.kickSweep()
 	n.log.Info("cluster member serving", "address", n.address, "members", n.members.Load(), "peers", len(n.cfg.Peers))
 	return nil
@@ -265,9 +277,12 @@ func (n *Node) join() error {
 func (n *Node) onTopology(t *protocluster.ClusterTopology) {
 	n.members.Store(int32(len(t.Members)))
 	alive := make(map[string]bool, len(t.Members))
+	ids := make([]string, 0, len(t.Members))
 	for _, m := range t.Members {
 		alive[m.Address()] = true
+		ids = append(ids, m.Id)
 	}
+	n.view.set(ids)
 	n.presence.forget(alive, n.pushMembers)
 	n.log.Info("cluster membership changed", "members", len(t.Members), "joined", len(t.Joined), "left", len(t.Left))
 	n.kickSweep()
@@ -275,6 +290,19 @@ func (n *Node) onTopology(t *protocluster.ClusterTopology) {
 	case n.report <- struct{}{}:
 	default:
 	}
+}
+
+// Ready is nil while the node serves: joined, not leaving, and seeing a
+// majority of its peers. The engine's /readyz asks it, so that a load
+// balancer sends clients to the nodes that can serve them.
+func (n *Node) Ready() error {
+	switch {
+	case !n.serving.Load():
+		return errors.New("this node is not serving the cluster (starting or leaving)")
+	case !n.quorate():
+		return fmt.Errorf("this node sees %d members of the cluster, fewer than the %d it needs", n.members.Load(), n.quorum)
+	}
+	return nil
 }
 
 // quorate reports whether the node sees a majority of its peers: a node

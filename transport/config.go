@@ -93,6 +93,11 @@ type Config struct {
 	Log Log
 	// Extensions add routes and WebSocket endpoints (the seed routes).
 	Extensions []Extension
+	// Ready, when set, is asked by GET /readyz once the server is ready:
+	// an error makes it 503 with the error's text (a cluster node that
+	// does not see a majority of its peers, so that a load balancer sends
+	// clients elsewhere).
+	Ready func() error
 	// Logger receives one line per HTTP request and connection-level
 	// faults. Default slog.Default().
 	Logger *slog.Logger

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,6 +29,26 @@ func TestProbes(t *testing.T) {
 		h.Srv.SetReady(false)
 		transporttest.WantProblem(t, h.Do("GET", "/readyz", ""), 503, "unavailable")
 		h.Srv.SetReady(true)
+	})
+	t.Run("readyz asks Config.Ready", func(t *testing.T) {
+		var notReady atomic.Bool
+		h := transporttest.New(t, func(c *transport.Config) {
+			c.Ready = func() error {
+				if notReady.Load() {
+					return errors.New("this node sees 1 of 3 cluster members")
+				}
+				return nil
+			}
+		})
+		if r := h.Do("GET", "/readyz", ""); r.Status != 200 {
+			t.Fatalf("ready: %d %s", r.Status, r.Body)
+		}
+		notReady.Store(true)
+		r := h.Do("GET", "/readyz", "")
+		transporttest.WantProblem(t, r, 503, "unavailable")
+		if !strings.Contains(string(r.Body), "1 of 3") {
+			t.Fatalf("readyz does not say why: %s", r.Body)
+		}
 	})
 	t.Run("metrics", func(t *testing.T) {
 		if r := h.Do("POST", "/streams/room:m/commands", transporttest.PostMessage("ann", "hi")); r.Status != 200 {

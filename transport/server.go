@@ -481,5 +481,10 @@ func (s *Server) readyz(c *fiber.Ctx) error {
 	case !s.ready.Load():
 		return newClientError(actors.ErrUnavailable, "the server is starting")
 	}
+	if f := s.cfg.Ready; f != nil {
+		if err := f(); err != nil {
+			return newClientError(actors.ErrUnavailable, "%s", err)
+		}
+	}
 	return c.JSON(fiber.Map{"status": "ready"})
 }

@@ -180,6 +180,7 @@ func (m *Main) newServer(metrics *transport.Metrics, reg *prometheus.Registry) (
 		API:             m.api,
 		Log:             m.store,
 		Extensions:      []transport.Extension{seed.Routes(seed.Config{Log: m.store})},
+		Ready:           m.ready,
 		Logger:          m.Logger,
 		BodyLimit:       m.Config.BodyLimit,
 		ReadLimit:       int64(m.Config.ReadLimit),
@@ -299,6 +300,23 @@ func (m *Main) abort() {
 	if m.store != nil {
 		_ = m.store.Close()
 	}
+}
+
+// Excluded is closed when the cluster has excluded this node (cluster
+// mode; never otherwise): the process must exit and be started again.
+func (m *Main) Excluded() <-chan struct{} {
+	if m.node != nil {
+		return m.node.Excluded()
+	}
+	return nil
+}
+
+// ready is what /readyz asks beyond start-up: in cluster mode, the node.
+func (m *Main) ready() error {
+	if m.node != nil {
+		return m.node.Ready()
+	}
+	return nil
 }
 
 // stopActors stops the runtime, or in cluster mode leaves the cluster

@@ -29,11 +29,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		logger.Error("engine failed to start", "err", err)
 		return 1
 	}
+	code := 0
 	select {
 	case <-ctx.Done():
 		logger.Info("engine shutting down", "grace", m.Config.ShutdownGrace)
 	case <-m.Done():
 		logger.Error("server stopped", "err", m.Err())
+	case <-m.Excluded():
+		// Only a new process rejoins (docs/deployment.md): exit non-zero
+		// for the supervisor to start one.
+		logger.Error("engine leaving: the cluster excluded this node; exiting for a restart")
+		code = 1
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.Config.ShutdownGrace)
 	defer cancel()
@@ -42,5 +48,5 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return 1
 	}
 	logger.Info("engine stopped")
-	return 0
+	return code
 }
