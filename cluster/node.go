@@ -67,7 +67,7 @@ type Config struct {
 	SweepInterval time.Duration
 	// ExcludeGrace: see Excluded. Default DefaultExcludeGrace.
 	ExcludeGrace time.Duration
-	Logger        *slog.Logger
+	Logger       *slog.Logger
 }
 
 // Node is one engine process of a cluster: it implements actors.API for
