@@ -370,14 +370,31 @@ func (n *Node) execute(ctx context.Context, op string, cmd decider.Command, expe
 	}
 	env := &envelope{Op: op, Stream: cmd.Stream, Type: cmd.Type, Data: cmd.Data, ID: cmd.ID,
 		User: cmd.User, Time: cmd.Time, Expected: int64(expected), Caller: cmd.Caller}
-	rep, err := n.request(ctx, env)
-	if err != nil {
-		return actors.Result{}, err
+	backoff := 10 * time.Millisecond
+	for {
+		rep, err := n.request(ctx, env)
+		if err != nil {
+			return actors.Result{}, err
+		}
+		err = decodeError(cmd.Stream, rep.Err)
+		if err == nil {
+			return actors.Result{Stream: cmd.Stream, Version: rep.Version, Events: rep.Events}, nil
+		}
+		// A command with no expected version loses a race only to another
+		// writer of the stream: two nodes serving it while ownership moves
+		// (a stale owner leaves within seconds). Nothing was appended, and
+		// the id makes a repeat safe: try again until the caller's
+		// deadline.
+		if expected != events.AnyVersion || !errors.Is(err, events.ErrWrongExpectedVersion) {
+			return actors.Result{}, err
+		}
+		select {
+		case <-ctx.Done():
+			return actors.Result{}, err
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 200*time.Millisecond)
 	}
-	if rep.Err != nil {
-		return actors.Result{}, decodeError(cmd.Stream, rep.Err)
-	}
-	return actors.Result{Stream: cmd.Stream, Version: rep.Version, Events: rep.Events}, nil
 }
 
 // State implements actors.API.

@@ -18,11 +18,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	protocluster "github.com/asynkron/protoactor-go/cluster"
 
 	"github.com/b6368a97/engine/client"
 	"github.com/b6368a97/engine/events"
@@ -233,6 +237,56 @@ func (r *clusterRig) awaitExcluded(i int) {
 	}
 	if p.exitErr == nil {
 		r.t.Fatalf("node %d left with status 0 after the cluster dropped it, want non-zero for its supervisor", i+1)
+	}
+}
+
+// owner is the node that owns stream while every node is a member: the
+// cluster's rendezvous hash over the members' addresses.
+func (r *clusterRig) owner(stream string) int {
+	r.t.Helper()
+	kind, _, _ := strings.Cut(stream, ":")
+	members := make([]*protocluster.Member, 0, clusterSize)
+	for _, b := range r.binds {
+		host, port, err := net.SplitHostPort(b)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		p, _ := strconv.Atoi(port)
+		members = append(members, &protocluster.Member{Id: b, Host: host, Port: int32(p), Kinds: []string{kind}})
+	}
+	rdv := protocluster.NewRendezvous()
+	rdv.UpdateMembers(members)
+	addr := rdv.GetByClusterIdentity(protocluster.NewClusterIdentity(stream, kind))
+	i := slices.Index(r.binds, addr)
+	if i < 0 {
+		r.t.Fatalf("no node owns %s (%q)", stream, addr)
+	}
+	return i
+}
+
+// awaitLog waits until node i's log names each stream on a line with
+// what.
+func (r *clusterRig) awaitLog(i int, streams []string, what string) {
+	r.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		b, err := os.ReadFile(r.logs[i])
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		missing := ""
+		for _, s := range streams {
+			if !strings.Contains(string(b), "stream="+s+" "+what) {
+				missing = s
+			}
+		}
+		if missing == "" {
+			return
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("node %d's log has no %q for %s: it does not own it", i+1, what, missing)
+		}
+		time.Sleep(50 * time.Millisecond) // polling a log file with a deadline
 	}
 }
 
@@ -460,7 +514,7 @@ func TestClusterNodeFailures(t *testing.T) {
 
 func clusterFailure(t *testing.T, bin, mode string) {
 	rig := newClusterRig(t, bin)
-	const rooms, orders = 4, 9
+	const rooms = 4
 	const victim = 1 // node 2
 	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
 	defer cancel()
@@ -471,10 +525,14 @@ func clusterFailure(t *testing.T, bin, mode string) {
 	}
 	load := startChatLoad(t, rig, rooms)
 
-	// Orders whose steps are running when node 2 goes: about a third of
-	// them are owned by node 2.
-	var orderStreams []string
-	for o := range orders {
+	// Orders whose steps are running when node 2 goes, at least three of
+	// them owned by node 2 (rendezvous placement, as the cluster computes
+	// it; node 2's log confirms it below).
+	var orderStreams, onVictim []string
+	for o := 0; len(onVictim) < 3; o++ {
+		if o == 40 {
+			t.Fatalf("40 orders and only %d placed on node 2", len(onVictim))
+		}
 		hc := rig.httpClient(o % clusterSize)
 		key := fmt.Sprintf("%s-order-%d", mode, o)
 		body := fmt.Sprintf(`{"items":[{"name":"soup","qty":1}],"email":"%s@example.com"}`, key)
@@ -485,7 +543,11 @@ func clusterFailure(t *testing.T, bin, mode string) {
 		var r struct{ Order string }
 		decodeJSON(t, b, &r)
 		orderStreams = append(orderStreams, r.Order)
+		if rig.owner(r.Order) == victim {
+			onVictim = append(onVictim, r.Order)
+		}
 	}
+	rig.awaitLog(victim, onVictim, "step=kitchen")
 	load.waitAcks(t, 60)
 
 	switch mode {
