@@ -187,3 +187,47 @@ func TestMustExist(t *testing.T) {
 		t.Fatalf("epoch %s, want %s", s.Epoch(), epoch)
 	}
 }
+
+// TestFrozenWriterReleasesTheLogHead: a node frozen in the middle of an
+// append (here: a session of the store that took the log head's lock and
+// then does nothing, as a SIGSTOPped process would) does not stall the
+// other nodes' appends for longer than IdleInTransaction: PostgreSQL ends
+// the idle session and its lock goes with it.
+func TestFrozenWriterReleasesTheLogHead(t *testing.T) {
+	url := testURL(t)
+	schema := randomSchema()
+	dropSchema(t, url, schema)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	frozen, err := Open(ctx, Config{URL: url, Schema: schema, MaxConns: 2, IdleInTransaction: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = frozen.Close() })
+	other := openSchema(t, url, schema)
+	t.Cleanup(func() { _ = other.Close() })
+
+	conn, err := frozen.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT last FROM log_head FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	// The frozen session now holds the lock and sends nothing more.
+	ar, err := other.Append(ctx, "room:a", events.AnyVersion, []events.Event{{ID: "e1", Type: "Posted", Data: []byte(`{}`)}})
+	if err != nil {
+		t.Fatalf("an append behind a frozen writer: %v (the idle session kept its lock)", err)
+	}
+	if ar.Version() != 1 {
+		t.Fatalf("version %d", ar.Version())
+	}
+	if err := tx.Commit(ctx); err == nil {
+		t.Fatal("the frozen session's transaction survived its idle timeout")
+	}
+}

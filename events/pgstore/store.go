@@ -43,6 +43,14 @@ type Config struct {
 	// PollInterval is how often the head is polled in case a notification
 	// was lost; default 250ms.
 	PollInterval time.Duration
+	// IdleInTransaction bounds how long a session of this store may sit
+	// idle inside a transaction before PostgreSQL ends it (its setting
+	// idle_in_transaction_session_timeout): a process frozen mid-append
+	// (SIGSTOP, a VM pause) would otherwise hold the log head's lock and
+	// stall every other node's appends until it woke. Its append then
+	// fails, unacknowledged. Default 2 s; it must exceed the time between
+	// an append's two round trips, which is microseconds of Go code.
+	IdleInTransaction time.Duration
 	// MustExist makes Open refuse a schema that holds no store (no schema,
 	// no store tables, or no epoch) with an error matching ErrNoStore,
 	// creating nothing: no schema and no tables. Missing migrations of an
@@ -54,6 +62,9 @@ type Config struct {
 // ErrNoStore is Open's error, with Config.MustExist, for a schema that
 // holds no store.
 var ErrNoStore = errors.New("no store")
+
+// DefaultIdleInTransaction is Config.IdleInTransaction's default.
+const DefaultIdleInTransaction = 2 * time.Second
 
 // DefaultSchema is the schema used when Config.Schema is empty.
 const DefaultSchema = "engine"
@@ -107,6 +118,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("pgstore: parse URL: %w", err)
 	}
 	pcfg.ConnConfig.RuntimeParams["search_path"] = schema
+	idle := cfg.IdleInTransaction
+	if idle <= 0 {
+		idle = DefaultIdleInTransaction
+	}
+	pcfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(idle.Milliseconds(), 10)
 	if cfg.MaxConns > 0 {
 		pcfg.MaxConns = cfg.MaxConns
 	}
