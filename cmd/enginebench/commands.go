@@ -100,7 +100,12 @@ Flags:
 		return err
 	}
 	cfg.Progress = stderr
+	stopProf, err := cm.profile()
+	if err != nil {
+		return err
+	}
 	res, err := RunCommands(ctx, cfg)
+	stopProf()
 	if err != nil {
 		return err
 	}
@@ -161,7 +166,7 @@ type pend struct {
 
 func streamName(run string, i int) string { return "room:bench-" + run + "-" + strconv.Itoa(i) }
 
-func (c *cmdConn) write(ctx context.Context, stop <-chan struct{}) {
+func (c *cmdConn) write(ctx context.Context, stop <-chan struct{}, streams []string) {
 	var buf []byte
 	text := strings.Repeat("x", max(1, c.cfg.TextLen))
 	var seq int64
@@ -176,7 +181,7 @@ func (c *cmdConn) write(ctx context.Context, stop <-chan struct{}) {
 		seq++
 		si := (c.idx + int(seq)) % c.cfg.Streams
 		buf = append(buf[:0], `{"op":"command","stream":"`...)
-		buf = append(buf, streamName(c.run, si)...)
+		buf = append(buf, streams[si]...)
 		buf = append(buf, `","type":"PostMessage","data":{"user":"bench","text":"`...)
 		buf = append(buf, text...)
 		buf = append(buf, `"},"id":"`...)
@@ -293,7 +298,7 @@ func RunCommands(ctx context.Context, cfg CommandsConfig) (*CommandsResult, erro
 		readers.Add(1)
 		go func() { defer readers.Done(); defer close(c.done); c.read(runCtx, streams) }()
 		writers.Add(1)
-		go func() { defer writers.Done(); c.write(runCtx, stop) }()
+		go func() { defer writers.Done(); c.write(runCtx, stop, streams) }()
 	}
 	var last int64
 	progStop := startProgress(cfg.Progress, start, func() string {

@@ -83,10 +83,50 @@ type reply struct {
 	Message string `json:"message"`
 }
 
+// parseReply decodes a reply frame. An ack, the frame a commands run
+// gets most, is read without a full JSON decode when its strings hold no
+// escapes; anything else is decoded as JSON.
 func parseReply(b []byte) (reply, error) {
+	if bytes.HasPrefix(b, ackPrefix) && bytes.IndexByte(b, '\\') < 0 {
+		r := reply{Op: "ack"}
+		var ok1, ok2, ok3 bool
+		r.Stream, ok1 = stringField(b, `"stream":"`)
+		r.Ref, ok2 = stringField(b, `"ref":"`)
+		var v []byte
+		if i := bytes.Index(b, []byte(`"version":`)); i >= 0 {
+			v = b[i+len(`"version":`):]
+			n := 0
+			for n < len(v) && v[n] >= '0' && v[n] <= '9' {
+				n++
+			}
+			var err error
+			r.Version, err = strconv.ParseUint(string(v[:n]), 10, 64)
+			ok3 = err == nil
+		}
+		if ok1 && ok2 && ok3 {
+			return r, nil
+		}
+	}
 	var r reply
 	err := json.Unmarshal(b, &r)
 	return r, err
+}
+
+var ackPrefix = []byte(`{"op":"ack",`)
+
+// stringField returns the string after key (which ends with the opening
+// quote) up to the next quote.
+func stringField(b []byte, key string) (string, bool) {
+	i := bytes.Index(b, []byte(key))
+	if i < 0 {
+		return "", false
+	}
+	rest := b[i+len(key):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return "", false
+	}
+	return string(rest[:j]), true
 }
 
 var eventPrefix = []byte(`{"op":"event",`)

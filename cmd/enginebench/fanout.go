@@ -95,7 +95,12 @@ Flags:
 		return err
 	}
 	cfg.Progress = stderr
+	stopProf, err := cm.profile()
+	if err != nil {
+		return err
+	}
 	res, err := RunFanout(ctx, cfg)
+	stopProf()
 	if err != nil {
 		return err
 	}

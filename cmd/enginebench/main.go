@@ -18,6 +18,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -96,13 +97,31 @@ type common struct {
 	jsonFile  string
 	cpuPIDs   string
 	sourceIPs string
+	cpuProf   string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.targets, "targets", "http://127.0.0.1:8080", "comma-separated base URLs of the engine servers; connections go round-robin over them")
 	fs.StringVar(&c.jsonFile, "json", "", "also write the result as a JSON object to this file")
 	fs.StringVar(&c.cpuPIDs, "cpu-pid", "", "comma-separated PIDs of the server processes (same machine): report their CPU time (utime+stime from /proc/PID/stat) over the measured window")
+	fs.StringVar(&c.cpuProf, "cpuprofile", "", "write a CPU profile of this tool (not the server) to this file, to check that the client is not the bottleneck")
 	fs.StringVar(&c.sourceIPs, "source-ips", "", "comma-separated local addresses to open connections from, round-robin (e.g. 127.0.0.2,127.0.0.3 to stay under a server's per-address connection limit over loopback)")
+}
+
+// profile starts the -cpuprofile, if any; the returned func stops it.
+func (c *common) profile() (stop func(), err error) {
+	if c.cpuProf == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(c.cpuProf)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 // parse turns the flags into a Target list, PIDs and a dialer.

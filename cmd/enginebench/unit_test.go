@@ -88,3 +88,21 @@ func TestConnectionLimitAndSourceIPs(t *testing.T) {
 		t.Errorf("received %d lost %d duplicates %d, want 16 0 0", res.Received, res.Lost, res.Duplicates)
 	}
 }
+
+func TestParseReply(t *testing.T) {
+	for _, tc := range []struct {
+		frame string
+		want  reply
+	}{
+		{`{"op":"ack","stream":"room:a-1","version":17,"ref":"42"}`, reply{Op: "ack", Stream: "room:a-1", Version: 17, Ref: "42"}},
+		{`{"op":"ack","ref":"42","version":17,"stream":"room:a-1"}`, reply{Op: "ack", Stream: "room:a-1", Version: 17, Ref: "42"}},
+		{`{"op":"ack","stream":"room:a","version":1,"ref":"a\"b"}`, reply{Op: "ack", Stream: "room:a", Version: 1, Ref: `a"b`}},
+		{`{"op":"error","ref":"3","code":"bad_request","message":"text must be 1-4096 characters"}`, reply{Op: "error", Ref: "3", Code: "bad_request", Message: "text must be 1-4096 characters"}},
+		{`{"op":"subscribed","stream":"room:a","version":0,"epoch":"e","ref":"s"}`, reply{Op: "subscribed", Stream: "room:a", Ref: "s"}},
+	} {
+		got, err := parseReply([]byte(tc.frame))
+		if err != nil || got != tc.want {
+			t.Errorf("parseReply(%s) = %+v, %v; want %+v", tc.frame, got, err, tc.want)
+		}
+	}
+}
