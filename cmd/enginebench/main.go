@@ -1,0 +1,215 @@
+// Command enginebench drives running engine servers over the /ws protocol
+// and reports throughput, latency and, optionally, the servers' CPU.
+//
+//	enginebench commands -targets http://127.0.0.1:8080 -conns 8 -inflight 16
+//	enginebench fanout -targets http://127.0.0.1:8080,http://127.0.0.1:8081 -subs 1000
+//
+// Connections are spread round-robin over the targets, so one run measures
+// one node or a cluster. Progress goes to stderr once a second, the result
+// table to stdout, and with -json FILE the same figures as JSON.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// scenario is one subcommand.
+type scenario struct {
+	name, summary string
+	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+var scenarios = []scenario{
+	{"commands", "C connections x K commands in flight over S room streams: acks/s and ack latency", runCommandsCLI},
+	{"fanout", "N subscribers of one room, one publisher at a fixed rate: deliveries/s, loss, duplicates, delivery latency", runFanoutCLI},
+}
+
+func main() {
+	raiseFileLimit()
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, s := range scenarios {
+		if s.name == args[0] {
+			err := s.run(ctx, args[1:], stdout, stderr)
+			switch {
+			case errors.Is(err, flag.ErrHelp):
+				return 0
+			case err != nil:
+				fmt.Fprintf(stderr, "enginebench %s: %v\n", s.name, err)
+				return 1
+			}
+			return 0
+		}
+	}
+	fmt.Fprintf(stderr, "enginebench: unknown scenario %q\n\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, `enginebench drives running engine servers over the /ws protocol.
+
+Usage:
+  enginebench <scenario> [flags]
+  enginebench <scenario> -h      lists the scenario's flags
+
+Scenarios:
+`)
+	for _, s := range scenarios {
+		fmt.Fprintf(w, "  %-10s %s\n", s.name, s.summary)
+	}
+	fmt.Fprintf(w, `
+Every scenario takes -targets URL,URL… (connections go round-robin over them),
+-json FILE, -cpu-pid PID,PID… (server CPU from /proc) and -source-ips.
+Over loopback, a server with the default -max-connections-per-ip (100) refuses
+the fanout's subscribers: start it with a larger limit, or give -source-ips
+127.0.0.2,127.0.0.3,… so that the connections come from several addresses.
+`)
+}
+
+// common are the flags every scenario shares.
+type common struct {
+	targets   string
+	jsonFile  string
+	cpuPIDs   string
+	sourceIPs string
+	cpuProf   string
+}
+
+func (c *common) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.targets, "targets", "http://127.0.0.1:8080", "comma-separated base URLs of the engine servers; connections go round-robin over them")
+	fs.StringVar(&c.jsonFile, "json", "", "also write the result as a JSON object to this file")
+	fs.StringVar(&c.cpuPIDs, "cpu-pid", "", "comma-separated PIDs of the server processes (same machine): report their CPU time (utime+stime from /proc/PID/stat) over the measured window")
+	fs.StringVar(&c.cpuProf, "cpuprofile", "", "write a CPU profile of this tool (not the server) to this file, to check that the client is not the bottleneck")
+	fs.StringVar(&c.sourceIPs, "source-ips", "", "comma-separated local addresses to open connections from, round-robin (e.g. 127.0.0.2,127.0.0.3 to stay under a server's per-address connection limit over loopback)")
+}
+
+// profile starts the -cpuprofile, if any; the returned func stops it.
+func (c *common) profile() (stop func(), err error) {
+	if c.cpuProf == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(c.cpuProf)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// parse turns the flags into a Target list, PIDs and a dialer.
+func (c *common) parse() (targets []string, pids []int, d *dialer, err error) {
+	for _, t := range splitList(c.targets) {
+		if !strings.HasPrefix(t, "http://") && !strings.HasPrefix(t, "https://") {
+			return nil, nil, nil, fmt.Errorf("-targets: %q is not an http:// or https:// URL", t)
+		}
+		targets = append(targets, strings.TrimRight(t, "/"))
+	}
+	if len(targets) == 0 {
+		return nil, nil, nil, errors.New("-targets: no target")
+	}
+	for _, p := range splitList(c.cpuPIDs) {
+		n, err := strconv.Atoi(p)
+		if err != nil || n <= 0 {
+			return nil, nil, nil, fmt.Errorf("-cpu-pid: %q is not a process id", p)
+		}
+		if _, err := readProcCPU(n); err != nil {
+			return nil, nil, nil, fmt.Errorf("-cpu-pid: %w", err)
+		}
+		pids = append(pids, n)
+	}
+	d, err = newDialer(splitList(c.sourceIPs))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("-source-ips: %w", err)
+	}
+	return targets, pids, d, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// writeJSON writes v to file, indented.
+func writeJSON(file string, v any) error {
+	if file == "" {
+		return nil
+	}
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(file, append(b, '\n'), 0o644)
+}
+
+// raiseFileLimit lifts the soft limit on open files to the hard one: a
+// fanout run opens thousands of sockets.
+func raiseFileLimit() {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return
+	}
+	if lim.Cur < lim.Max {
+		lim.Cur = lim.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+	}
+}
+
+// startProgress writes the line line returns to w once a second until
+// the returned stop is called; stop returns once nothing more is written.
+func startProgress(w io.Writer, start time.Time, line func() string) (stop func()) {
+	if w == nil {
+		return func() {}
+	}
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-quit:
+				return
+			case now := <-t.C:
+				fmt.Fprintf(w, "[%5.1fs] %s\n", now.Sub(start).Seconds(), line())
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(quit) })
+		<-done
+	}
+}

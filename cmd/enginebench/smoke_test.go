@@ -1,0 +1,141 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/b6368a97/engine/transport/transporttest"
+)
+
+// The scenarios against a real transport.Server (seed routes, the actor
+// runtime, an in-memory store) on a real listener, at tiny sizes: the
+// figures must be sane, not fast.
+
+func TestCommandsSmoke(t *testing.T) {
+	h := transporttest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), transporttest.Timeout)
+	defer cancel()
+	res, err := RunCommands(ctx, CommandsConfig{
+		Targets: []string{h.Base}, Conns: 2, Inflight: 2, Streams: 3,
+		Duration: time.Second, Drain: 5 * time.Second, TextLen: 8,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", *res)
+	if res.Acks <= 0 || res.AcksPerSec <= 0 {
+		t.Errorf("acks %d (%.0f/s), want > 0", res.Acks, res.AcksPerSec)
+	}
+	if res.Errors != 0 || len(res.ErrorCodes) != 0 {
+		t.Errorf("errors %d %v, want none", res.Errors, res.ErrorCodes)
+	}
+	if res.Unanswered != 0 || res.UnknownReplies != 0 || res.DuplicateVersions != 0 || len(res.ConnErrors) != 0 {
+		t.Errorf("unanswered %d, unknown %d, duplicate versions %d, conn errors %v: want none",
+			res.Unanswered, res.UnknownReplies, res.DuplicateVersions, res.ConnErrors)
+	}
+	if res.AcksTotal != res.Sent || res.Acks > res.AcksTotal {
+		t.Errorf("acks %d in window, %d in all, %d sent: every command sent must be acked", res.Acks, res.AcksTotal, res.Sent)
+	}
+	if res.Latency.Count != int(res.Acks) || res.Latency.P50 <= 0 || res.Latency.P50 > res.Latency.P99 || res.Latency.P99 > res.Latency.Max {
+		t.Errorf("latency %+v for %d acks", res.Latency, res.Acks)
+	}
+	// The rooms hold exactly what was acked.
+	var stored int64
+	for i := range 3 {
+		r := h.Do("GET", "/streams/"+streamName(res.Run, i), "")
+		var st struct{ Version int64 }
+		if err := json.Unmarshal(r.Body, &st); err != nil {
+			t.Fatalf("state of stream %d: %d %s", i, r.Status, r.Body)
+		}
+		stored += st.Version
+	}
+	if stored != res.AcksTotal {
+		t.Errorf("the rooms hold %d events, %d commands were acked", stored, res.AcksTotal)
+	}
+}
+
+func TestFanoutSmoke(t *testing.T) {
+	h := transporttest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), transporttest.Timeout)
+	defer cancel()
+	res, err := RunFanout(ctx, FanoutConfig{
+		Targets: []string{h.Base}, Subs: 20, Rate: 100, Count: 20, Drain: 10 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", *res)
+	if res.Expected != 400 || res.Received != 400 || res.Lost != 0 || res.Duplicates != 0 || res.OutOfOrder != 0 || res.Foreign != 0 {
+		t.Errorf("expected %d received %d lost %d duplicates %d out of order %d foreign %d: want 400 delivered, no loss",
+			res.Expected, res.Received, res.Lost, res.Duplicates, res.OutOfOrder, res.Foreign)
+	}
+	if res.Published != 20 || res.PublishErrors != 0 || res.DrainTimedOut || len(res.SubErrors) != 0 {
+		t.Errorf("published %d, errors %d, drain timed out %v, subscriber errors %v", res.Published, res.PublishErrors, res.DrainTimedOut, res.SubErrors)
+	}
+	if res.Latency.Count != 400 || res.Latency.P50 <= 0 || res.DeliveriesPerSec <= 0 {
+		t.Errorf("latency %+v, deliveries/s %.0f", res.Latency, res.DeliveriesPerSec)
+	}
+	// The room holds exactly the 20 messages.
+	r := h.Do("GET", "/streams/"+res.Stream, "")
+	var st struct{ Version int }
+	if err := json.Unmarshal(r.Body, &st); err != nil || st.Version != 20 {
+		t.Errorf("room state %d %s: want version 20", r.Status, r.Body)
+	}
+}
+
+// The command line: flags, the table on stdout, the JSON file, progress
+// lines on stderr.
+func TestCLI(t *testing.T) {
+	h := transporttest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), transporttest.Timeout)
+	defer cancel()
+	file := filepath.Join(t.TempDir(), "out.json")
+	var out, errw bytes.Buffer
+	code := run(ctx, []string{"commands", "-targets", h.Base, "-conns", "1", "-inflight", "1", "-streams", "1",
+		"-warmup", "0s", "-duration", "1500ms", "-json", file, "-cpu-pid", strconv.Itoa(os.Getpid())}, &out, &errw)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errw.String())
+	}
+	if !strings.Contains(out.String(), "acks/s") || !strings.Contains(out.String(), "server CPU") {
+		t.Errorf("table:\n%s", out.String())
+	}
+	if !strings.Contains(errw.String(), "answered=") {
+		t.Errorf("no progress line on stderr:\n%s", errw.String())
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatalf("JSON: %v: %s", err, b)
+	}
+	if m["scenario"] != "commands" || m["acks"].(float64) <= 0 {
+		t.Errorf("JSON: %s", b)
+	}
+	cpu := m["cpu"].(map[string]any)
+	if _, ok := cpu["server_seconds"]; !ok {
+		t.Errorf("JSON without server CPU: %s", b)
+	}
+
+	for _, args := range [][]string{{"-h"}, {"commands", "-h"}, {"fanout", "-h"}} {
+		out.Reset()
+		errw.Reset()
+		if code := run(ctx, args, &out, &errw); code != 0 {
+			t.Errorf("%v: exit %d", args, code)
+		}
+		if !strings.Contains(errw.String(), "Usage") {
+			t.Errorf("%v: no usage:\n%s", args, errw.String())
+		}
+	}
+	if code := run(ctx, []string{"nosuch"}, &out, &errw); code != 2 {
+		t.Errorf("unknown scenario: exit %d, want 2", code)
+	}
+}
