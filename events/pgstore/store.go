@@ -123,6 +123,12 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		idle = DefaultIdleInTransaction
 	}
 	pcfg.ConnConfig.RuntimeParams["idle_in_transaction_session_timeout"] = strconv.FormatInt(idle.Milliseconds(), 10)
+	// The statements are prepared once per connection. A generic plan made
+	// while the tables were small (a new store) is a sequential scan, and
+	// it would stay while the log grows, each append slower than the last:
+	// plan each execution for its own arguments and the tables' real size
+	// instead (a simple index lookup plans in microseconds).
+	pcfg.ConnConfig.RuntimeParams["plan_cache_mode"] = "force_custom_plan"
 	if cfg.MaxConns > 0 {
 		pcfg.MaxConns = cfg.MaxConns
 	}
