@@ -41,6 +41,7 @@ type Config struct {
 	SMTPURL        string
 	ShutdownGrace  time.Duration
 	LogFormat      string
+	CPUProfile     string
 
 	// Cluster mode (package cluster): set ClusterBind to run as one node.
 	ClusterName  string
@@ -187,6 +188,7 @@ func (c *Config) settings() []setting {
 		{"smtp-url", "ENGINE_SMTP_URL", "send emails over SMTP: smtp://user:pass@host:port (STARTTLS when offered) or smtps://; empty: write .eml files to the outbox in -data", str(&c.SMTPURL), ""},
 		{"shutdown-grace", "ENGINE_SHUTDOWN_GRACE", "how long shutdown waits for in-flight work", dur(&c.ShutdownGrace), "10s"},
 		{"log-format", "ENGINE_LOG_FORMAT", "text or json", str(&c.LogFormat), "text"},
+		{"cpuprofile", "ENGINE_CPUPROFILE", "write a CPU profile (go tool pprof) of the whole run to this file, from start-up to shutdown", str(&c.CPUProfile), ""},
 		{"cluster-bind", "ENGINE_CLUSTER_BIND", "this node's cluster address host:port, reachable by the other nodes; set to run as a cluster node on the PostgreSQL store (membership listens on port+1; see docs/deployment.md)", str(&c.ClusterBind), ""},
 		{"cluster-peers", "ENGINE_CLUSTER_PEERS", "comma-separated cluster addresses of every node, this one included", list(&c.ClusterPeers), ""},
 		{"cluster-name", "ENGINE_CLUSTER_NAME", "cluster name; nodes of other names are not members", str(&c.ClusterName), cluster.DefaultName},

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 )
 
 // runServe runs the server until ctx ends (SIGINT or SIGTERM), then shuts
@@ -25,6 +27,14 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return 2
 	}
 	m.Logger = logger
+	if m.Config.CPUProfile != "" {
+		stop, err := startCPUProfile(m.Config.CPUProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "engine:", err)
+			return 2
+		}
+		defer stop()
+	}
 	if err := m.Open(ctx); err != nil {
 		logger.Error("engine failed to start", "err", err)
 		return 1
@@ -49,4 +59,21 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	logger.Info("engine stopped")
 	return code
+}
+
+// startCPUProfile profiles the process into path until the returned
+// function is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("cpuprofile: %w", err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
