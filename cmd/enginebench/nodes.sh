@@ -24,7 +24,7 @@ start() { # node-number extra-flags…
 }
 cleanup() {
   kill "${pids[@]}" 2>/dev/null || true; wait || true
-  [ "$MODE" = embedded ] || psql "$PG" -qc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null
+  [ "$MODE" = embedded ] || PGOPTIONS=--client-min-messages=warning psql "$PG" -qc "DROP SCHEMA IF EXISTS $SCHEMA CASCADE" >/dev/null
 }
 trap cleanup EXIT
 case $MODE in
