@@ -24,6 +24,14 @@ func (n *Node) kickSweep() {
 }
 
 func (n *Node) sweeper() {
+	n.every(n.sweep, func() {
+		n.presence.expire(time.Now().Add(-3*n.cfg.SweepInterval), n.pushMembers)
+	}, n.wakePending)
+}
+
+// every runs fn when trigger fires and every SweepInterval (after tick,
+// when set), until the node stops.
+func (n *Node) every(trigger <-chan struct{}, tick, fn func()) {
 	defer n.bg.Done()
 	t := time.NewTicker(n.cfg.SweepInterval)
 	defer t.Stop()
@@ -31,11 +39,13 @@ func (n *Node) sweeper() {
 		select {
 		case <-n.ctx.Done():
 			return
-		case <-n.sweep:
+		case <-trigger:
 		case <-t.C:
-			n.presence.expire(time.Now().Add(-3*n.cfg.SweepInterval), n.pushMembers)
+			if tick != nil {
+				tick()
+			}
 		}
-		n.wakePending()
+		fn()
 	}
 }
 
@@ -74,18 +84,9 @@ func (n *Node) wakePending() {
 // reporter sends this node's room members to the rooms' owners after a
 // membership change and every SweepInterval.
 func (n *Node) reporter() {
-	defer n.bg.Done()
-	t := time.NewTicker(n.cfg.SweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-n.report:
-		case <-t.C:
-		}
+	n.every(n.report, nil, func() {
 		for stream, members := range n.hub.PresenceStreams() {
 			n.reportPresence(stream, members, true)
 		}
-	}
+	})
 }

@@ -1,12 +1,9 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -50,33 +47,7 @@ func TestE2EExportToPostgres(t *testing.T) {
 	pg := postgresStore(t)
 	src := t.TempDir()
 	e := startEngine(t, src)
-	for i := 1; i <= 3; i++ {
-		e.command("room:lobby", "PostMessage", map[string]string{"user": "ann", "text": fmt.Sprintf("hi %d, \"quoted\" <html> é", i)})
-	}
-	e.command("game:main", "UpdateScore", map[string]any{"team": "home", "score": 1})
-	e.command("room:other", "PostMessage", map[string]string{"user": "bob", "text": "elsewhere"})
-	e.command("game:main", "EndGame", map[string]any{})
-	r := e.do("POST", "/signup", []byte(`{"email":"dan@example.com","name":"Dan"}`), nil)
-	if r.status != http.StatusAccepted {
-		t.Fatalf("signup: %s", r)
-	}
-	var su struct{ User string }
-	if err := json.Unmarshal(r.body, &su); err != nil {
-		t.Fatal(err)
-	}
-	r = e.do("POST", "/orders", []byte(`{"items":[{"name":"tea","qty":1}],"email":"dan@example.com"}`), nil)
-	if r.status != http.StatusAccepted {
-		t.Fatalf("order: %s", r)
-	}
-	var ord struct{ Order string }
-	if err := json.Unmarshal(r.body, &ord); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "every background step done", func() (bool, error) {
-		p, err := e.m.Store().Pending(context.Background())
-		return len(p) == 0, err
-	})
-	streams := []string{"room:lobby", "room:other", "game:main", su.User, ord.Order, "kitchen:main"}
+	streams := fillDeployment(t, e)
 	srcEpoch := e.m.Store().Epoch()
 	wantStates := map[string]string{}
 	for _, s := range streams {

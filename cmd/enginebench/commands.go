@@ -89,28 +89,9 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("unexpected arguments %q", fs.Args())
-	}
-	var err error
-	if cfg.Targets, cfg.CPUPIDs, cfg.dialer, err = cm.parse(); err != nil {
-		return err
-	}
-	cfg.Progress = stderr
-	stopProf, err := cm.profile()
-	if err != nil {
-		return err
-	}
-	res, err := RunCommands(ctx, cfg)
-	stopProf()
-	if err != nil {
-		return err
-	}
-	res.print(stdout)
-	return writeJSON(cm.jsonFile, res)
+	return cm.execute(fs, args, stdout, func(targets []string, pids []int, d *dialer) {
+		cfg.Targets, cfg.CPUPIDs, cfg.dialer, cfg.Progress = targets, pids, d, stderr
+	}, func() (printer, error) { return RunCommands(ctx, cfg) })
 }
 
 func (r *CommandsResult) print(w io.Writer) {

@@ -163,6 +163,37 @@ func splitList(s string) []string {
 }
 
 // writeJSON writes v to file, indented.
+// printer is a scenario's result.
+type printer interface{ print(io.Writer) }
+
+// execute parses a scenario's flags, hands the shared ones to apply, and
+// runs it (under the tool's own profile with -cpuprofile); then it prints
+// the result's table and writes its JSON.
+func (c *common) execute(fs *flag.FlagSet, args []string, stdout io.Writer, apply func(targets []string, pids []int, d *dialer), run func() (printer, error)) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments %q", fs.Args())
+	}
+	targets, pids, d, err := c.parse()
+	if err != nil {
+		return err
+	}
+	apply(targets, pids, d)
+	stop, err := c.profile()
+	if err != nil {
+		return err
+	}
+	res, err := run()
+	stop()
+	if err != nil {
+		return err
+	}
+	res.print(stdout)
+	return writeJSON(c.jsonFile, res)
+}
+
 func writeJSON(file string, v any) error {
 	if file == "" {
 		return nil
