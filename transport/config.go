@@ -31,6 +31,9 @@ const (
 	DefaultHTTPReadTimeout     = 5 * time.Second
 	DefaultCloseLinger         = 5 * time.Second
 	DefaultCloseLingerBytes    = 1 << 20
+
+	DefaultRequestLogEvery = 100
+	DefaultSlowRequest     = time.Second
 )
 
 // Log is the part of the event log the transport reads directly: stream
@@ -120,6 +123,14 @@ type Config struct {
 	// arrived for this long is dropped. Must exceed PingInterval.
 	// Default 60 s.
 	PongTimeout time.Duration
+	// RequestLogEvery: the "http request" log line is written for one in
+	// this many requests that succeed quickly (with "sampled": N), so that
+	// logging costs the hot path little under load; a request answered
+	// with a status of 400 or above, or slower than SlowRequest, is always
+	// logged. 1 logs every request. Default 100.
+	RequestLogEvery int
+	// SlowRequest: see RequestLogEvery. Default 1 s.
+	SlowRequest time.Duration
 	// WriteTimeout bounds one WebSocket frame write and one HTTP response
 	// write. Default 5 s.
 	WriteTimeout time.Duration
@@ -210,6 +221,12 @@ func (cfg *Config) setDefaults() {
 	}
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = DefaultWriteTimeout
+	}
+	if cfg.RequestLogEvery <= 0 {
+		cfg.RequestLogEvery = DefaultRequestLogEvery
+	}
+	if cfg.SlowRequest <= 0 {
+		cfg.SlowRequest = DefaultSlowRequest
 	}
 	if cfg.MaxInflight == 0 {
 		cfg.MaxInflight = DefaultMaxInflight

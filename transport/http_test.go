@@ -261,8 +261,8 @@ func TestHTTPFaults(t *testing.T) {
 	})
 }
 
-func ServeRequestIDAndLog(t *testing.T) {
-	h := transporttest.New(t)
+func TestServeRequestIDAndLog(t *testing.T) {
+	h := transporttest.New(t, func(c *transport.Config) { c.RequestLogEvery = 1 })
 	r := h.Do("GET", "/healthz", "", "X-Request-Id", "req-42")
 	if got := r.Header.Get("X-Request-Id"); got != "req-42" {
 		t.Fatalf("X-Request-Id %q, want req-42", got)
@@ -282,6 +282,35 @@ func ServeRequestIDAndLog(t *testing.T) {
 		}
 		if rec["method"] != "GET" || rec["path"] != c.path || rec["status"] != c.status || rec["duration"] == nil {
 			t.Fatalf("log line %v", rec)
+		}
+	}
+}
+
+// TestRequestLogSampling: a quick success is logged one time in
+// RequestLogEvery, marked "sampled"; an error always.
+func TestRequestLogSampling(t *testing.T) {
+	h := transporttest.New(t, func(c *transport.Config) { c.RequestLogEvery = 3 })
+	var ids []string
+	for range 6 {
+		ids = append(ids, h.Do("GET", "/healthz", "").Header.Get("X-Request-Id"))
+	}
+	var logged []string
+	for _, id := range ids {
+		if rec := h.Logs.Find(func(m map[string]any) bool { return m["msg"] == "http request" && m["request_id"] == id }); rec != nil {
+			if rec["sampled"] != int64(3) {
+				t.Fatalf("a sampled line without its rate: %v", rec)
+			}
+			logged = append(logged, id)
+		}
+	}
+	if len(logged) != 2 {
+		t.Fatalf("%d of 6 quick successes logged, want 2 (one in 3)", len(logged))
+	}
+	for range 3 {
+		id := h.Do("GET", "/nope", "").Header.Get("X-Request-Id")
+		rec := h.Logs.Find(func(m map[string]any) bool { return m["msg"] == "http request" && m["request_id"] == id })
+		if rec == nil || rec["status"] != int64(404) || rec["sampled"] != nil {
+			t.Fatalf("an error request's log line: %v", rec)
 		}
 	}
 }

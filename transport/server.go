@@ -39,7 +39,10 @@ type Server struct {
 	base       context.Context
 	cancelBase context.CancelFunc
 
-	ready    atomic.Bool
+	ready atomic.Bool
+	// requests counts the requests that succeeded quickly, for the
+	// sampling of their log lines (Config.RequestLogEvery).
+	requests atomic.Uint64
 	draining atomic.Bool
 
 	// httpActive counts HTTP handlers running.
@@ -346,17 +349,34 @@ func (s *Server) observe(c *fiber.Ctx) error {
 	if err := c.Next(); err != nil {
 		s.writeProblem(c, err)
 	}
-	if s.log.Enabled(context.Background(), slog.LevelInfo) {
-		s.log.LogAttrs(context.Background(), slog.LevelInfo, "http request",
-			slog.String("request_id", rid),
-			slog.String("method", strings.Clone(c.Method())),
-			slog.String("path", strings.Clone(c.Path())),
-			slog.Int("status", c.Response().StatusCode()),
-			slog.Duration("duration", time.Since(start)),
-			slog.String("remote", c.IP()),
-		)
-	}
+	s.logRequest(c, rid, time.Since(start))
 	return nil
+}
+
+// logRequest writes the request's log line: always for an error status or
+// a slow request, else for one in Config.RequestLogEvery (see there).
+func (s *Server) logRequest(c *fiber.Ctx, rid string, took time.Duration) {
+	status := c.Response().StatusCode()
+	every := s.cfg.RequestLogEvery
+	sampled := status < 400 && took < s.cfg.SlowRequest
+	if sampled && every > 1 && (s.requests.Add(1)-1)%uint64(every) != 0 {
+		return
+	}
+	if !s.log.Enabled(context.Background(), slog.LevelInfo) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", rid),
+		slog.String("method", strings.Clone(c.Method())),
+		slog.String("path", strings.Clone(c.Path())),
+		slog.Int("status", status),
+		slog.Duration("duration", took),
+		slog.String("remote", c.IP()),
+	}
+	if sampled && every > 1 {
+		attrs = append(attrs, slog.Int("sampled", every))
+	}
+	s.log.LogAttrs(context.Background(), slog.LevelInfo, "http request", attrs...)
 }
 
 // fiberError is Fiber's ErrorHandler: it sees the errors that do not pass

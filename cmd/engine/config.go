@@ -18,30 +18,31 @@ import (
 // Config is every setting of the engine. Each one is a flag with an
 // environment fallback; ParseFlags documents them for `engine -h`.
 type Config struct {
-	Addr           string
-	DataDir        string
-	Store          string
-	CookTime       time.Duration
-	BodyLimit      int
-	ReadLimit      int
-	SendQueue      int
-	SnapshotEvery  int
-	IdleTimeout    time.Duration
-	MaxActors      int
-	AllowedOrigins []string
-	JWTSecret      string
-	JWKSFile       string
-	JWTLeeway      time.Duration
-	RateLimit      float64
-	RateBurst      int
-	CommandTimeout time.Duration
-	StepAttempts   int
-	StepBackoff    time.Duration
-	StepMaxTime    time.Duration
-	SMTPURL        string
-	ShutdownGrace  time.Duration
-	LogFormat      string
-	CPUProfile     string
+	Addr            string
+	DataDir         string
+	Store           string
+	CookTime        time.Duration
+	BodyLimit       int
+	ReadLimit       int
+	SendQueue       int
+	SnapshotEvery   int
+	IdleTimeout     time.Duration
+	MaxActors       int
+	AllowedOrigins  []string
+	JWTSecret       string
+	JWKSFile        string
+	JWTLeeway       time.Duration
+	RateLimit       float64
+	RateBurst       int
+	CommandTimeout  time.Duration
+	StepAttempts    int
+	StepBackoff     time.Duration
+	StepMaxTime     time.Duration
+	SMTPURL         string
+	ShutdownGrace   time.Duration
+	LogFormat       string
+	CPUProfile      string
+	RequestLogEvery int
 
 	// Cluster mode (package cluster): set ClusterBind to run as one node.
 	ClusterName  string
@@ -188,6 +189,7 @@ func (c *Config) settings() []setting {
 		{"smtp-url", "ENGINE_SMTP_URL", "send emails over SMTP: smtp://user:pass@host:port (STARTTLS when offered) or smtps://; empty: write .eml files to the outbox in -data", str(&c.SMTPURL), ""},
 		{"shutdown-grace", "ENGINE_SHUTDOWN_GRACE", "how long shutdown waits for in-flight work", dur(&c.ShutdownGrace), "10s"},
 		{"log-format", "ENGINE_LOG_FORMAT", "text or json", str(&c.LogFormat), "text"},
+		{"request-log-every", "ENGINE_REQUEST_LOG_EVERY", "log one in this many quick successful HTTP requests (errors and requests over 1 s always; 1: every request)", pos(&c.RequestLogEvery), strconv.Itoa(transport.DefaultRequestLogEvery)},
 		{"cpuprofile", "ENGINE_CPUPROFILE", "write a CPU profile (go tool pprof) of the whole run to this file, from start-up to shutdown", str(&c.CPUProfile), ""},
 		{"cluster-bind", "ENGINE_CLUSTER_BIND", "this node's cluster address host:port, reachable by the other nodes; set to run as a cluster node on the PostgreSQL store (membership listens on port+1; see docs/deployment.md)", str(&c.ClusterBind), ""},
 		{"cluster-peers", "ENGINE_CLUSTER_PEERS", "comma-separated cluster addresses of every node, this one included", list(&c.ClusterPeers), ""},

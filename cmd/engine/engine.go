@@ -187,6 +187,7 @@ func (m *Main) newServer(metrics *transport.Metrics, reg *prometheus.Registry) (
 		SendQueueFrames: m.Config.SendQueue,
 		AllowedOrigins:  m.Config.AllowedOrigins,
 		CommandTimeout:  m.Config.CommandTimeout,
+		RequestLogEvery: m.Config.RequestLogEvery,
 		Auth:            auth,
 		RateLimit:       transport.RateLimit{PerSecond: m.Config.RateLimit, Burst: m.Config.RateBurst},
 		Metrics:         metrics,
