@@ -43,6 +43,40 @@ type Endpoint struct {
 	// Expired, when set, is the last frame a connection gets when its
 	// token expires, before close 1008 "token expired".
 	Expired []byte
+
+	// frames holds the frames Render made last: an event delivered to
+	// many subscribers is one *events.Event, rendered once per endpoint
+	// and its bytes shared by every connection's writer.
+	frames frameCache
+}
+
+// frameCache remembers the last frameSlots events an endpoint rendered,
+// by identity. Writers of many connections look an event up at once, so
+// it takes no lock: two writers may both render an event the first time,
+// which is only wasted work. Events read by a subscription's catch-up are
+// its own copies and miss, as they should: nobody else sends them.
+type frameCache struct {
+	slots [frameSlots]atomic.Pointer[rendered]
+	next  atomic.Uint32
+}
+
+const frameSlots = 16
+
+type rendered struct {
+	ev   *events.Event
+	data []byte
+	ok   bool
+}
+
+func (f *frameCache) render(ev *events.Event, render func(*events.Event) ([]byte, bool)) ([]byte, bool) {
+	for i := range f.slots {
+		if r := f.slots[i].Load(); r != nil && r.ev == ev {
+			return r.data, r.ok
+		}
+	}
+	data, ok := render(ev)
+	f.slots[f.next.Add(1)%frameSlots].Store(&rendered{ev: ev, data: data, ok: ok})
+	return data, ok
 }
 
 // Upgrade is what the upgrade request tells a connection, copied out of
@@ -435,7 +469,7 @@ func (c *Conn) write(it *outItem) error {
 	data := it.data
 	if it.ev != nil {
 		var ok bool
-		if data, ok = c.ep.Render(it.ev); !ok {
+		if data, ok = c.ep.frames.render(it.ev, c.ep.Render); !ok {
 			return nil
 		}
 	}
