@@ -22,6 +22,7 @@ import (
 
 	"github.com/b6368a97/engine/actors"
 	"github.com/b6368a97/engine/internal/counter"
+	"github.com/b6368a97/engine/transport/apidocs"
 )
 
 // Server is the engine's HTTP and WebSocket front end. Create it with New,
@@ -127,7 +128,7 @@ func New(cfg Config) (*Server, error) {
 }
 
 // publicRoutes are the routes that answer without a token, on purpose:
-// probes for orchestrators, GET only. This list is the one place that
+// probes for orchestrators and the API documents, GET only. This list is the one place that
 // says so: routes registers these (and only these) outside
 // authentication, guard never throttles or drains them (isProbe), and the
 // route test (TestEveryRouteAuthenticates) allows them, and no other
@@ -141,6 +142,10 @@ var publicRoutes = []struct {
 	{"/metrics", func(s *Server) fiber.Handler {
 		return adaptor.HTTPHandler(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
 	}},
+	// The API documents (package apidocs): they describe the API and grant nothing.
+	{"/openapi.json", func(*Server) fiber.Handler { return apidocs.Handler(apidocs.OpenAPI, fiber.MIMEApplicationJSON) }},
+	{"/asyncapi.json", func(*Server) fiber.Handler { return apidocs.Handler(apidocs.AsyncAPI, fiber.MIMEApplicationJSON) }},
+	{"/api", func(*Server) fiber.Handler { return apidocs.Handler(apidocs.Page, fiber.MIMETextHTMLCharsetUTF8) }},
 }
 
 func (s *Server) routes() {
@@ -154,7 +159,7 @@ func (s *Server) routes() {
 	}))
 	app.Use(s.guard)
 
-	// The public routes, all of them: probes for orchestrators.
+	// The public routes, all of them: probes and API documents.
 	for _, r := range publicRoutes {
 		app.Get(r.path, r.handler(s))
 	}
