@@ -123,21 +123,26 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// publicRoutes are the routes that answer without a token, on purpose:
-// probes for orchestrators, GET only. This list is the one place that
-// says so: routes registers these (and only these) outside
-// authentication, guard never throttles or drains them (isProbe), and the
-// route test (TestEveryRouteAuthenticates) allows them, and no other
-// route, to answer a request without a token.
+// publicRoutes are the routes that answer without a token, on purpose,
+// GET only: probes for orchestrators, and the static pages
+// (Config.Assets, see assets.go). This list is the one place that says
+// so: routes registers these (and only these) outside authentication,
+// guard never throttles or drains the probes (isProbe), and the route
+// test (TestEveryRouteAuthenticates) allows them, and no other route, to
+// answer a request without a token.
 var publicRoutes = []struct {
 	path    string
 	handler func(s *Server) fiber.Handler
+	probe   bool // never throttled or drained
 }{
-	{"/healthz", func(s *Server) fiber.Handler { return s.healthz }},
-	{"/readyz", func(s *Server) fiber.Handler { return s.readyz }},
+	{"/healthz", func(s *Server) fiber.Handler { return s.healthz }, true},
+	{"/readyz", func(s *Server) fiber.Handler { return s.readyz }, true},
 	{"/metrics", func(s *Server) fiber.Handler {
 		return adaptor.HTTPHandler(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
-	}},
+	}, true},
+	{"/", func(s *Server) fiber.Handler { return s.asset("index.html") }, false},
+	{"/client.js", func(s *Server) fiber.Handler { return s.asset("client.js") }, false},
+	{"/app/*", func(s *Server) fiber.Handler { return s.assetDir("app") }, false},
 }
 
 func (s *Server) routes() {
@@ -151,7 +156,8 @@ func (s *Server) routes() {
 	}))
 	app.Use(s.guard)
 
-	// The public routes, all of them: probes for orchestrators.
+	// The public routes, all of them: probes for orchestrators and the
+	// static pages.
 	for _, r := range publicRoutes {
 		app.Get(r.path, r.handler(s))
 	}
@@ -397,12 +403,12 @@ func (s *Server) writeProblem(c *fiber.Ctx, err error) {
 	_ = c.Send(p.marshal())
 }
 
-// isProbe reports the public routes' paths (publicRoutes), which are
-// never throttled, drained or authenticated: orchestrators must always
-// reach them.
+// isProbe reports the probes' paths (publicRoutes), which are never
+// throttled, drained or authenticated: orchestrators must always reach
+// them.
 func isProbe(path string) bool {
 	for _, r := range publicRoutes {
-		if r.path == path {
+		if r.probe && r.path == path {
 			return true
 		}
 	}
