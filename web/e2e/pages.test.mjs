@@ -122,6 +122,8 @@ if (!haveChromium()) {
     };
     const a = await open();
     const b = await open();
+    // A background tab gets few animation frames, which clicks wait for.
+    await a.bringToFront();
     await a.fill('#team', 'red');
     await a.fill('#score', '3');
     await a.click('#set');
@@ -130,11 +132,13 @@ if (!haveChromium()) {
     await a.press('#score', 'Enter');
     await waitTexts(b, '#scores tr', (r) => r.length === 2, 'two teams');
     assert.deepEqual(await texts(b, '#scores tr th'), ['red', 'blue']);
-    await a.click('#scores tr[data-team="blue"] button');
-    await a.click('#scores tr[data-team="blue"] button');
-    await a.click('#scores tr[data-team="blue"] button');
+    for (const n of ['2', '3', '4']) {
+      await a.click('#scores tr[data-team="blue"] button');
+      await waitTexts(a, '#scores tr[data-team="blue"] td.num', (s) => s[0] === n, `blue has ${n}`);
+    }
     const want = ['blue', '4'];
     await waitTexts(b, '#scores tr[data-team="blue"] td.num', (s) => s[0] === '4', 'blue has 4');
+    await b.bringToFront();
     assert.deepEqual(await texts(b, '#scores tr:first-child > *:not(:last-child)'), want);
     await screenshot(b, 'scores');
     await a.close();

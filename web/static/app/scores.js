@@ -18,7 +18,7 @@ function render() {
     el('td', { class: 'num' }, String(score)),
     el('td', {}, el('button', {
       type: 'button', class: 'secondary', disabled: ended, 'aria-label': `add 1 to ${team}`,
-      onclick: () => update(team, score + 1),
+      onclick: () => update(team, (scores.get(team) ?? 0) + 1),
     }, '+1')))));
   $('#empty').hidden = rows.length > 0;
   $('#ended').textContent = ended ? '(ended)' : '';
