@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"time"
 
@@ -55,7 +56,7 @@ const DefaultJWTLeeway = 30 * time.Second
 //
 // With auth off (the zero Auth) every request is allowed and PostMessage
 // takes its user from data. With auth on, every route except /healthz,
-// /readyz and /metrics needs a valid token: signed with HS256 and
+// /readyz, /metrics and the static pages (Assets) needs a valid token: signed with HS256 and
 // JWTSecret, or with RS256 or ES256 and a key of JWKS (an RS256 or ES256
 // token is never checked against the secret, nor an HS256 one against a
 // public key); with a "sub", the user; with an "exp" (required), and
@@ -168,6 +169,11 @@ type Config struct {
 	// Defaults 5 s and 1 MiB.
 	CloseLinger      time.Duration
 	CloseLingerBytes int64
+	// Assets are the static pages served without a token: GET / is its
+	// index.html, GET /client.js its client.js, GET /app/NAME its
+	// app/NAME (.html, .js, .css, .svg, .png, .ico and .json files only).
+	// Nil: those routes answer 404. cmd/engine passes web.FS.
+	Assets fs.FS
 	// AllowedOrigins lists the Origin header values accepted on WebSocket
 	// upgrades. Empty (the default) accepts every origin; a request
 	// without an Origin header (not a browser) is always accepted.

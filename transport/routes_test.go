@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
@@ -154,10 +155,19 @@ func notRefused(t *testing.T, h *transporttest.Harness, probes []probe) []string
 
 func withAuth(c *transport.Config) { c.Auth.JWTSecret = []byte("route-test-secret") }
 
+// pageFiles are static pages for the public page routes.
+var pageFiles = fstest.MapFS{
+	"index.html":   {Data: []byte("<!doctype html><title>engine</title>")},
+	"client.js":    {Data: []byte("export class Client {}")},
+	"app/page.css": {Data: []byte("body{}")},
+}
+
+func withPages(c *transport.Config) { c.Assets = pageFiles }
+
 // Every route the server registers, the seed routes included, refuses a
 // request without a token with 401, except the public ones.
 func TestEveryRouteAuthenticates(t *testing.T) {
-	h := transporttest.New(t, withAuth)
+	h := transporttest.New(t, withAuth, withPages)
 	app := transport.App(h.Srv)
 	public := transport.PublicPaths()
 	probes := routeProbes(app, transport.WebSocketPaths(h.Srv), public)
@@ -184,8 +194,10 @@ func TestEveryRouteAuthenticates(t *testing.T) {
 			t.Errorf("probe %s: a HEAD twin was not recognised", p)
 		}
 	}
-	// The public routes are registered, and answer without a token.
+	// The public routes are registered, and answer without a token (the
+	// pages' with a file of pageFiles).
 	for _, path := range public {
+		path = strings.Replace(path, "*", "page.css", 1)
 		if r := h.Do("GET", path, ""); r.Status != http.StatusOK {
 			t.Errorf("public GET %s: %d", path, r.Status)
 		}

@@ -127,25 +127,31 @@ func New(cfg Config) (*Server, error) {
 	return s, nil
 }
 
-// publicRoutes are the routes that answer without a token, on purpose:
-// probes for orchestrators and the API documents, GET only. This list is the one place that
+// publicRoutes are the routes that answer without a token, on purpose,
+// GET only: probes for orchestrators, the API documents, and the static
+// pages (Config.Assets, see assets.go). This list is the one place that
 // says so: routes registers these (and only these) outside
-// authentication, guard never throttles or drains them (isProbe), and the
-// route test (TestEveryRouteAuthenticates) allows them, and no other
-// route, to answer a request without a token.
+// authentication, guard never throttles or drains the probes (isProbe),
+// and the route test (TestEveryRouteAuthenticates) allows them, and no
+// other route, to answer a request without a token.
 var publicRoutes = []struct {
 	path    string
 	handler func(s *Server) fiber.Handler
+	probe   bool // never throttled or drained
 }{
-	{"/healthz", func(s *Server) fiber.Handler { return s.healthz }},
-	{"/readyz", func(s *Server) fiber.Handler { return s.readyz }},
+	{"/healthz", func(s *Server) fiber.Handler { return s.healthz }, true},
+	{"/readyz", func(s *Server) fiber.Handler { return s.readyz }, true},
 	{"/metrics", func(s *Server) fiber.Handler {
 		return adaptor.HTTPHandler(promhttp.HandlerFor(s.cfg.Gatherer, promhttp.HandlerOpts{}))
-	}},
+	}, true},
 	// The API documents (package apidocs): they describe the API and grant nothing.
-	{"/openapi.json", func(*Server) fiber.Handler { return apidocs.Handler(apidocs.OpenAPI, fiber.MIMEApplicationJSON) }},
-	{"/asyncapi.json", func(*Server) fiber.Handler { return apidocs.Handler(apidocs.AsyncAPI, fiber.MIMEApplicationJSON) }},
-	{"/api", func(*Server) fiber.Handler { return apidocs.Handler(apidocs.Page, fiber.MIMETextHTMLCharsetUTF8) }},
+	{"/openapi.json", func(*Server) fiber.Handler { return apidocs.Handler(apidocs.OpenAPI, fiber.MIMEApplicationJSON) }, false},
+	{"/asyncapi.json", func(*Server) fiber.Handler { return apidocs.Handler(apidocs.AsyncAPI, fiber.MIMEApplicationJSON) }, false},
+	{"/api", func(*Server) fiber.Handler { return apidocs.Handler(apidocs.Page, fiber.MIMETextHTMLCharsetUTF8) }, false},
+	// The pages (Config.Assets).
+	{"/", func(s *Server) fiber.Handler { return s.asset("index.html") }, false},
+	{"/client.js", func(s *Server) fiber.Handler { return s.asset("client.js") }, false},
+	{"/app/*", func(s *Server) fiber.Handler { return s.assetDir("app") }, false},
 }
 
 func (s *Server) routes() {
@@ -159,7 +165,7 @@ func (s *Server) routes() {
 	}))
 	app.Use(s.guard)
 
-	// The public routes, all of them: probes and API documents.
+	// The public routes, all of them: probes, API documents and pages.
 	for _, r := range publicRoutes {
 		app.Get(r.path, r.handler(s))
 	}
@@ -422,12 +428,12 @@ func (s *Server) writeProblem(c *fiber.Ctx, err error) {
 	_ = c.Send(p.marshal())
 }
 
-// isProbe reports the public routes' paths (publicRoutes), which are
-// never throttled, drained or authenticated: orchestrators must always
-// reach them.
+// isProbe reports the probes' paths (publicRoutes), which are never
+// throttled, drained or authenticated: orchestrators must always reach
+// them.
 func isProbe(path string) bool {
 	for _, r := range publicRoutes {
-		if r.path == path {
+		if r.probe && r.path == path {
 			return true
 		}
 	}

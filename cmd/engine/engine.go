@@ -28,6 +28,7 @@ import (
 	"github.com/b6368a97/engine/mail"
 	"github.com/b6368a97/engine/transport"
 	"github.com/b6368a97/engine/transport/seed"
+	"github.com/b6368a97/engine/web"
 )
 
 // Main is the running engine: store, actor runtime and HTTP/WebSocket
@@ -180,6 +181,7 @@ func (m *Main) newServer(metrics *transport.Metrics, reg *prometheus.Registry) (
 		API:             m.api,
 		Log:             m.store,
 		Extensions:      []transport.Extension{seed.Routes(seed.Config{Log: m.store})},
+		Assets:          web.FS,
 		Ready:           m.ready,
 		Logger:          m.Logger,
 		BodyLimit:       m.Config.BodyLimit,

@@ -1,0 +1,3 @@
+import { connect } from './common.js';
+
+connect();
