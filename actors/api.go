@@ -185,4 +185,16 @@ type API interface {
 	// Subscribe starts a subscription (see SubscribeRequest);
 	// decider.ErrForbidden when a private kind's rule refuses req.Caller.
 	Subscribe(ctx context.Context, req SubscribeRequest) (Subscription, error)
+	// StateAt returns a stream's state as of version (1 ≤ version ≤ the
+	// stream's version), folded from the store with the kind's own code
+	// (see FoldAt): decider.ErrForbidden when a private kind's rule
+	// refuses c on the stream's current state (checked first, as for
+	// State), events.ErrNotFound for version 0 or a version the stream
+	// has not reached (no events included). StateView.Version is version.
+	StateAt(ctx context.Context, stream string, version uint64, c decider.Caller) (StateView, error)
+	// CheckList reports whether c may list the streams of kind (see
+	// ListRule): ErrUnknownKind for a kind not served,
+	// decider.ErrForbidden for a private kind unless c is an admin or
+	// anonymous (auth off).
+	CheckList(kind string, c decider.Caller) error
 }

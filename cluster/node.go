@@ -484,3 +484,26 @@ func splitHostPort(addr string) (string, int, error) {
 	}
 	return host, port, nil
 }
+
+// StateAt implements actors.API: the read rule as for Subscribe (the
+// owner's, for a private kind), then the same fold as a single node's,
+// here, from the shared store.
+func (n *Node) StateAt(ctx context.Context, stream string, version uint64, c decider.Caller) (actors.StateView, error) {
+	k, err := n.kindOf(stream)
+	if err != nil {
+		return actors.StateView{}, err
+	}
+	if err := n.CheckRead(ctx, stream, c); err != nil {
+		return actors.StateView{}, err
+	}
+	return actors.FoldAt(ctx, n.store, k, stream, version)
+}
+
+// CheckList implements actors.API.
+func (n *Node) CheckList(kind string, c decider.Caller) error {
+	k, ok := n.kinds[kind]
+	if !ok {
+		return events.Refuse(actors.ErrUnknownKind, "unknown stream kind %q", events.Clip(kind, 40))
+	}
+	return actors.ListRule(k, c)
+}

@@ -74,6 +74,22 @@ type Snapshot struct {
 	Data    []byte
 }
 
+// StreamInfo is one stream of a listing (Store.Streams).
+type StreamInfo struct {
+	Stream  string
+	Version uint64
+}
+
+// ValidateKind checks a stream kind as ParseStreamID does: 1–32 lower-case
+// letters. Errors match ErrInvalidStream.
+func ValidateKind(kind string) error {
+	_, err := ParseStreamID(kind + ":x")
+	if err != nil {
+		return Refuse(ErrInvalidStream, "stream kind %q must be 1-32 lower-case letters", Clip(kind, 40))
+	}
+	return nil
+}
+
 // Store is the durable event log. Every implementation passes the
 // conformance suite in events/storetest.
 //
@@ -172,6 +188,15 @@ type Store interface {
 
 	// Pending lists the streams in the pending index, sorted.
 	Pending(ctx context.Context) ([]string, error)
+
+	// Streams lists the streams of one kind that have (durable) events, in
+	// byte order of their ids, with their current versions: those whose id
+	// is strictly greater than after (any string; "" or anything below
+	// "kind:" starts at the first stream of the kind), at most limit of
+	// them (≤ 0: no limit). A kind that is not 1–32 lower-case letters is
+	// ErrInvalidStream. Paging: pass the last id of a page as the next
+	// page's after.
+	Streams(ctx context.Context, kind string, after string, limit int) ([]StreamInfo, error)
 
 	// Close waits for in-flight appends to finish, ends every Follow with
 	// ErrClosed and releases the store. Closing twice is a no-op.

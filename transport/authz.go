@@ -9,6 +9,12 @@ import (
 // Authorization beyond the streams claim is the runtime's: the transport
 // says who is calling (caller) on every command, state read, events read
 // and subscription, and the kinds' rules decide (see docs/security.md).
+// The same holds for the routes added since: GET /streams?kind=K asks
+// actors.API.CheckList (a private kind's streams are listed to admins and,
+// auth off, to everyone; the streams claim then leaves out what it does
+// not allow), GET /streams/{s}?at=N asks StateAt, which applies the read
+// rule like State, and a /ws subscribe with "state":true computes its
+// state only once the subscription itself has been allowed.
 
 // caller is who p speaks for, as the runtime's private kinds see it: the
 // anonymous principal (auth off) is decider.Caller.Anonymous, open to

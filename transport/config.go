@@ -38,12 +38,14 @@ const (
 )
 
 // Log is the part of the event log the transport reads directly: stream
-// pages for GET /streams/{s}/events (subscriptions, catch-up included,
-// come from the runtime), and the store's epoch, which replies carry and
-// resumes are checked against (see events.Store.Epoch). events.Store
-// satisfies it.
+// pages for GET /streams/{s}/events and the listing of GET /streams
+// (subscriptions, catch-up included, come from the runtime), and the
+// store's epoch, which replies carry and resumes are checked against (see
+// events.Store.Epoch). events.Store satisfies it.
 type Log interface {
 	ReadStream(ctx context.Context, stream string, after uint64, limit int) ([]events.Event, error)
+	// Streams lists a kind's streams for GET /streams (events.Store.Streams).
+	Streams(ctx context.Context, kind, after string, limit int) ([]events.StreamInfo, error)
 	Epoch() string
 }
 

@@ -1,8 +1,10 @@
 package transport
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"unicode/utf8"
 
@@ -35,6 +37,9 @@ type clientFrame struct {
 	ID     string          `json:"id"`
 	Epoch  string          `json:"epoch"`
 	Token  string          `json:"token"`
+	// State asks a subscribe for the stream's state at the subscribed
+	// version in its reply.
+	State bool `json:"state"`
 }
 
 // subscribedFrame is the reply to subscribe and, without Epoch, to
@@ -45,6 +50,9 @@ type subscribedFrame struct {
 	Version uint64  `json:"version"`
 	Epoch   string  `json:"epoch,omitempty"`
 	Ref     *string `json:"ref,omitempty"`
+	// State is the state at Version of a subscribe with "state":true
+	// (JSON null at version 0); absent otherwise.
+	State json.RawMessage `json:"state,omitempty"`
 }
 
 type streamFrame struct {
@@ -210,9 +218,28 @@ func (c *Conn) opSubscribe(ref *string, f *clientFrame) {
 		delete(c.subs, f.Stream)
 	}
 	stream := f.Stream
+	// With "state":true the reply carries the state at the subscribed
+	// version, computed here, before the reply is queued and so before
+	// any event of the subscription (the runtime holds them until this
+	// callback returns). If it cannot be computed, the subscription is
+	// dropped and the error is the reply.
+	var stateErr error
 	sub, err := c.subscribe(stream, member, f.From, func(v uint64) {
-		c.sendJSON(subscribedFrame{Op: "subscribed", Stream: stream, Version: v, Epoch: epoch, Ref: ref})
+		reply := subscribedFrame{Op: "subscribed", Stream: stream, Version: v, Epoch: epoch, Ref: ref}
+		if f.State {
+			ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.CommandTimeout)
+			defer cancel()
+			reply.State, stateErr = c.s.subscribedState(ctx, stream, v, c.principal().caller())
+			if stateErr != nil {
+				return
+			}
+		}
+		c.sendJSON(reply)
 	})
+	if err == nil && stateErr != nil {
+		c.dropSub(sub)
+		err = fmt.Errorf("state of %s: %w", stream, stateErr)
+	}
 	if err != nil {
 		c.replyError(ref, err)
 		return

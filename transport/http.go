@@ -212,11 +212,15 @@ func (s *Server) postCommand(c *fiber.Ctx) error {
 	return c.JSON(commandReply{Stream: stream, Version: res.Version, Events: evs})
 }
 
-// getState: GET /streams/{stream}.
+// getState: GET /streams/{stream}, and with ?at=N the state at version N
+// (stateAt).
 func (s *Server) getState(c *fiber.Ctx) error {
 	stream, err := s.streamParam(c)
 	if err != nil {
 		return err
+	}
+	if c.Context().QueryArgs().Has("at") {
+		return s.stateAt(c, stream)
 	}
 	ctx, cancel := context.WithTimeout(s.base, s.cfg.CommandTimeout)
 	defer cancel()

@@ -180,7 +180,7 @@ func TestEveryRouteAuthenticates(t *testing.T) {
 	}
 	for _, want := range []string{
 		"POST /streams/:stream/commands", "GET /streams/:stream", "GET /streams/:stream (upgrade)",
-		"GET /streams/:stream/events", "POST /signup", "POST /orders", "POST /order/:item",
+		"GET /streams/:stream/events", "GET /streams", "POST /signup", "POST /orders", "POST /order/:item",
 		"POST /update-score", "GET /ws (upgrade)", "GET /chat (upgrade)", "GET /chat-room (upgrade)",
 		"GET /live-score (upgrade)",
 	} {

@@ -175,6 +175,7 @@ func (s *Server) routes() {
 	s.post("/streams/:stream/commands", s.postCommand)
 	s.get("/streams/:stream/events", s.getEvents)
 	s.get("/streams/:stream", s.getState)
+	s.get("/streams", s.listStreams)
 	s.websocket(&Endpoint{Path: "/ws", Frame: engineFrame, Render: renderEvent, Presence: true, Expired: expiredFrame})
 
 	r := &Routes{s: s}

@@ -406,6 +406,37 @@ func TestClusterRoomAcrossNodes(t *testing.T) {
 			}
 		}
 	}
+	// Any node folds a past state from the shared store, and lists the
+	// rooms.
+	for i := range clusterSize {
+		hc := rig.httpClient(i)
+		code, b := getBody(t, hc, "/streams/room:x0?at=2")
+		var st struct {
+			Version  int               `json:"version"`
+			Messages []json.RawMessage `json:"messages"`
+		}
+		if code != http.StatusOK || json.Unmarshal(b, &st) != nil || st.Version != 2 || len(st.Messages) != 2 {
+			t.Fatalf("node %d: GET ?at=2: %d %s", i+1, code, b)
+		}
+		code, b = getBody(t, hc, "/streams?kind=room&limit=500")
+		if code != http.StatusOK || !strings.Contains(string(b), `"stream":"room:x5"`) {
+			t.Fatalf("node %d: GET /streams?kind=room: %d %s", i+1, code, b)
+		}
+	}
+}
+
+func getBody(t *testing.T, hc *http.Client, path string) (int, []byte) {
+	t.Helper()
+	resp, err := hc.Get("http://engine" + path)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp.StatusCode, b
 }
 
 // roomWatch is one client subscribed from version 0 to room:x0…x(n-1).

@@ -397,3 +397,32 @@ func (s *Store) check(ctx context.Context, op, streamID string) error {
 	}
 	return nil
 }
+
+// Streams implements events.Store. It sorts the kind's streams on every
+// call: the reference store is for tests and small deployments.
+func (s *Store) Streams(ctx context.Context, kind, after string, limit int) ([]events.StreamInfo, error) {
+	if err := s.usable(ctx, "streams "+events.Clip(kind, 40)); err != nil {
+		return nil, err
+	}
+	if err := events.ValidateKind(kind); err != nil {
+		return nil, fmt.Errorf("streams: %w", err)
+	}
+	prefix := kind + ":"
+	s.mu.RLock()
+	if s.closed.Load() {
+		s.mu.RUnlock()
+		return nil, fmt.Errorf("streams %s: %w", kind, events.ErrClosed)
+	}
+	out := []events.StreamInfo{}
+	for id, st := range s.streams {
+		if strings.HasPrefix(id, prefix) && id > after && len(st.positions) > 0 {
+			out = append(out, events.StreamInfo{Stream: id, Version: uint64(len(st.positions))})
+		}
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b events.StreamInfo) int { return strings.Compare(a.Stream, b.Stream) })
+	if limit > 0 && len(out) > limit {
+		out = out[:limit:limit]
+	}
+	return out, nil
+}

@@ -736,3 +736,71 @@ func (s *Store) Close() error {
 	}
 	return nil
 }
+
+// Streams implements events.Store with a scan of the event keyspace: the
+// keys of a kind's streams are one range ('e' kind ':' …), and each stream
+// costs a seek to its last event and a seek past it, whatever its length.
+// Stream ids never contain 0x00, so the keys' order is the ids' byte
+// order. No index is kept, so a store written before Streams existed lists
+// the same way.
+func (s *Store) Streams(ctx context.Context, kind, after string, limit int) ([]events.StreamInfo, error) {
+	if err := s.enter(ctx); err != nil {
+		return nil, fmt.Errorf("streams %s: %w", events.Clip(kind, 40), err)
+	}
+	defer s.mu.RUnlock()
+	if err := events.ValidateKind(kind); err != nil {
+		return nil, fmt.Errorf("streams: %w", err)
+	}
+	out, err := s.streams(ctx, kind, after, limit, s.wm.Load())
+	if err != nil {
+		return nil, fmt.Errorf("streams %s: %w", kind, err)
+	}
+	return out, nil
+}
+
+func (s *Store) streams(ctx context.Context, kind, after string, limit int, wm uint64) ([]events.StreamInfo, error) {
+	prefix := append([]byte{prefixEvent}, kind...)
+	lower := append(bytes.Clone(prefix), ':')
+	upper := append(bytes.Clone(prefix), ':'+1)
+	// Strictly after the stream `after`: past all of its keys.
+	if a := streamUpper(nil, after); bytes.Compare(a, lower) > 0 {
+		lower = a
+	}
+	out := []events.StreamInfo{}
+	if bytes.Compare(lower, upper) >= 0 {
+		return out, nil
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
+	if err != nil {
+		return nil, err
+	}
+	defer it.Close()
+	var bound []byte
+	for ok := it.First(); ok; ok = it.SeekGE(bound) {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		k := it.Key()
+		end := bytes.IndexByte(k, 0)
+		if end < 1 {
+			return nil, fmt.Errorf("%w: event key of %d bytes", errCorrupt, len(k))
+		}
+		stream := string(k[1:end])
+		bound = streamUpper(bound[:0], stream)
+		v, err := durableVersion(s.db, stream, wm)
+		if err != nil {
+			return nil, err
+		}
+		if v == 0 {
+			continue // committed, not yet durable
+		}
+		out = append(out, events.StreamInfo{Stream: stream, Version: v})
+		if limit > 0 && len(out) == limit {
+			break
+		}
+	}
+	if err := it.Error(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}

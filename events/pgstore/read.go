@@ -195,3 +195,52 @@ func (s *Store) Close() error {
 	s.pool.Close()
 	return nil
 }
+
+// streamsQuery lists streams with a loose index scan of events'
+// (stream, version) index: each step finds the next stream id above the
+// last one, then that stream's last version, so a page costs two index
+// probes per stream, however long the streams are. $1 is the exclusive
+// lower bound, $2 the exclusive upper bound of the kind's ids ("kind;",
+// ';' being ':'+1), $3 the limit (NULL: none).
+const streamsQuery = `WITH RECURSIVE s(stream) AS (
+	(SELECT stream FROM events WHERE stream > $1 AND stream < $2 ORDER BY stream LIMIT 1)
+	UNION ALL
+	SELECT (SELECT e.stream FROM events e WHERE e.stream > s.stream AND e.stream < $2 ORDER BY e.stream LIMIT 1)
+	FROM s WHERE s.stream IS NOT NULL
+)
+SELECT s.stream, (SELECT max(version) FROM events e WHERE e.stream = s.stream)
+FROM s WHERE s.stream IS NOT NULL LIMIT $3`
+
+// Streams implements events.Store.
+func (s *Store) Streams(ctx context.Context, kind, after string, limit int) ([]events.StreamInfo, error) {
+	done, err := s.begin(ctx, "streams "+events.Clip(kind, 40))
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	if err := events.ValidateKind(kind); err != nil {
+		return nil, fmt.Errorf("streams: %w", err)
+	}
+	lower := kind + ":" // no stream id is "kind:" itself
+	if after > lower {
+		lower = after
+	}
+	rows, err := s.pool.Query(ctx, streamsQuery, lower, kind+";", limitArg(limit))
+	if err != nil {
+		return nil, fmt.Errorf("streams %s: %w", kind, err)
+	}
+	out := []events.StreamInfo{}
+	for rows.Next() {
+		var id string
+		var v int64
+		if err := rows.Scan(&id, &v); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("streams %s: %w", kind, err)
+		}
+		out = append(out, events.StreamInfo{Stream: id, Version: uint64(v)})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("streams %s: %w", kind, err)
+	}
+	return out, nil
+}

@@ -52,6 +52,7 @@ func durableTests() []durableTest {
 		{"ReopenRepeatedly", testReopenRepeatedly},
 		{"CloseKeepsCompletedAppends", testCloseKeepsCompletedAppends},
 		{"ReopenKeepsEpoch", testReopenKeepsEpoch},
+		{"ReopenListsStreams", testReopenListsStreams},
 	}
 }
 

@@ -76,6 +76,7 @@ func contractTests() []contractTest {
 		{"StreamVersionAndHead", testStreamVersionAndHead},
 		{"Snapshots", testSnapshots},
 		{"Pending", testPending},
+		{"Streams", testStreams},
 		{"FollowCatchUp", testFollowCatchUp},
 		{"FollowLive", testFollowLive},
 		{"FollowAfterHead", testFollowAfterHead},

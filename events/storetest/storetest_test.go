@@ -161,3 +161,11 @@ func (h *handle) Close() error {
 	h.stop()
 	return nil
 }
+
+func (h *handle) Streams(ctx context.Context, kind, after string, limit int) ([]events.StreamInfo, error) {
+	if err := h.enter(); err != nil {
+		return nil, err
+	}
+	defer h.mu.RUnlock()
+	return h.inner.Streams(ctx, kind, after, limit)
+}
