@@ -2,8 +2,12 @@
 // process. Each test saves a screenshot to docs/img/.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import {
-  startEngine, startProxy, launch, haveChromium, screenshot, texts, waitTexts, post, unique, TIMEOUT,
+  startEngine, startProxy, launch, haveChromium, screenshot, texts, waitTexts, post, unique, TIMEOUT, engineBinary,
 } from './helpers.mjs';
 
 if (!haveChromium()) {
@@ -191,6 +195,13 @@ if (!haveChromium()) {
     }, null, { timeout: TIMEOUT });
     const state = JSON.parse(await page.textContent('#state'));
     assert.deepEqual(state.messages.map((m) => m.text), ['first']);
+    // The same as `engine replay` of the stream's events up to version 1.
+    const page1 = await (await fetch(`${engine.url}/streams/${encodeURIComponent(room)}/events?from=0&limit=1`)).json();
+    const log = path.join(mkdtempSync(path.join(tmpdir(), 'inspector-')), 'room.jsonl');
+    writeFileSync(log, page1.events.map((e) => JSON.stringify(e)).join('\n') + '\n');
+    const [replayed] = JSON.parse(execFileSync(engineBinary(), ['replay', log], { encoding: 'utf8' }));
+    const { epoch: _epoch, ...shown } = state;
+    assert.deepEqual(shown, replayed);
     await screenshot(page, 'inspector');
     await page.close();
   });
