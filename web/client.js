@@ -137,7 +137,7 @@ export class Client {
    */
   refresh(token) {
     return this._simpleRequest({ op: 'refresh', token }, 'refreshed', this._commandTimeout).then((r) => {
-      this._token = token;
+      if (typeof this._token !== 'function') this._token = token;
       return { exp: r.frame.exp };
     });
   }
