@@ -383,7 +383,7 @@ export class Client {
   }
 
   _settle(req, err, value) {
-    if (req.done) return;
+    if (req.done || !req.reject) return; // subscribe/unsubscribe requests have no promise
     req.done = true;
     clearTimeout(req.timer);
     if (err) req.reject(err);
