@@ -83,7 +83,8 @@ export interface ClientOptions {
 }
 
 /**
- * An error frame from the server, or a failure of the client. `code` is one
+ * An error frame from the server, or a failure of the client: `message` is the
+ * server's message (the code when there is none). `code` is one
  * of the protocol's codes (`bad_request`, `unauthorized`, `forbidden`,
  * `not_found`, `conflict`, `wrong_expected_version`, `epoch_changed`,
  * `too_large`, `idempotency_mismatch`, `rate_limited`, `limit_exceeded`,

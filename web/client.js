@@ -15,7 +15,7 @@ const OPEN = 1;
 /** Error with the protocol's error code (or a client code: timeout, disconnected, closed, …). */
 export class EngineError extends Error {
   constructor(code, message) {
-    super(message ? `${code}: ${message}` : code);
+    super(message || code);
     this.name = 'EngineError';
     this.code = code;
   }
