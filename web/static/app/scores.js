@@ -1,5 +1,5 @@
-// Scores: watch a game (subscribe from 0, fold ScoreUpdated and
-// GameEnded), update it with UpdateScore and EndGame.
+// Scores: watch a game (subscribe with its state, then fold the live
+// ScoreUpdated and GameEnded), update it with UpdateScore and EndGame.
 import { $, el, connect, problem, showError } from './common.js';
 
 const client = connect();
@@ -45,7 +45,14 @@ $('#watch').addEventListener('submit', async (e) => {
   ended = false;
   $('#game-name').textContent = game;
   const s = client.subscribe('game:' + game, {
-    from: 0,
+    // The subscribed reply carries the game as it stands; live events
+    // follow from there, none missed, none twice.
+    state: true,
+    onState(state) {
+      scores = new Map(Object.entries(state?.scores ?? {}));
+      ended = Boolean(state?.ended);
+      render();
+    },
     onEvent(ev) {
       if (ev.type === 'ScoreUpdated') scores.set(ev.data.team, ev.data.score);
       if (ev.type === 'GameEnded') ended = true;
