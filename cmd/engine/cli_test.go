@@ -278,3 +278,20 @@ func TestJWTSettings(t *testing.T) {
 		t.Errorf("-jwt-leeway -1s: exit %d, stderr %q", code, stderr)
 	}
 }
+
+// The start-up line names a URL a browser can open, also when the server
+// listens on every interface.
+func TestBrowserURL(t *testing.T) {
+	for addr, want := range map[string]string{
+		"[::]:8080":      "http://127.0.0.1:8080/",
+		"0.0.0.0:8080":   "http://127.0.0.1:8080/",
+		":8080":          "http://127.0.0.1:8080/",
+		"127.0.0.1:4321": "http://127.0.0.1:4321/",
+		"[::1]:80":       "http://[::1]:80/",
+		"":               "",
+	} {
+		if got := browserURL(addr); got != want {
+			t.Errorf("browserURL(%q) = %q, want %q", addr, got, want)
+		}
+	}
+}

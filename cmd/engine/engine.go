@@ -108,7 +108,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("start actors: %w", err)
 	}
 	m.server.SetReady(true)
-	m.Logger.Info("engine listening", "addr", m.Addr(), "store", m.storeName(), "data", m.Config.DataDir, "cluster", m.Config.ClusterBind)
+	m.Logger.Info("engine listening", "addr", m.Addr(), "url", m.URL(), "store", m.storeName(), "data", m.Config.DataDir, "cluster", m.Config.ClusterBind)
 	return nil
 }
 
@@ -237,6 +237,21 @@ func (m *Main) Addr() string {
 		return ""
 	}
 	return m.ln.Addr().String()
+}
+
+// URL is where a browser finds the pages: http:// and the listening
+// address, with 127.0.0.1 for an address that listens on every interface.
+func (m *Main) URL() string { return browserURL(m.Addr()) }
+
+func browserURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/"
 }
 
 // Runtime exposes the actor runtime to in-process tests.
