@@ -142,12 +142,6 @@ export interface CommandOptions {
    * held and sent once connected (the timeout keeps running).
    */
   id?: string;
-  /**
-   * Expected stream version, sent as `expected` in the command frame. The
-   * engine's /ws command does not define this field today and refuses it
-   * with `bad_request`; HTTP has `If-Match` for it.
-   */
-  expected?: number;
   /** This command's timeout in ms; default the client's commandTimeout. */
   timeout?: number;
 }
@@ -255,7 +249,7 @@ export class Client {
    */
   subscribe<D = any, S = any>(stream: string, options?: SubscribeOptions<D, S>): Subscription;
   /**
-   * Sends `{op:"command", ref, stream, type, data, id?, expected?}` and
+   * Sends `{op:"command", ref, stream, type, data, id?}` and
    * resolves with the ack; rejects with an EngineError (see its codes).
    * `data` undefined is sent as {}.
    */

@@ -113,7 +113,6 @@ export class Client {
     return new Promise((resolve, reject) => {
       const frame = { op: 'command', stream, type, data: data === undefined ? {} : data };
       if (opts.id !== undefined && opts.id !== null) frame.id = String(opts.id);
-      if (opts.expected !== undefined && opts.expected !== null) frame.expected = opts.expected;
       const req = { kind: 'command', frame, resolve, reject, idempotent: frame.id !== undefined, done: false };
       const timeout = positive(opts.timeout, this._commandTimeout);
       req.timer = setTimeout(() => {
