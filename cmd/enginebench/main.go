@@ -3,6 +3,9 @@
 //
 //	enginebench commands -targets http://127.0.0.1:8080 -conns 8 -inflight 16
 //	enginebench fanout -targets http://127.0.0.1:8080,http://127.0.0.1:8081 -subs 1000
+//	enginebench idle -conns 1000 -cpu-pid $(pgrep -n engine)
+//	enginebench catchup -events 100000
+//	enginebench seed -n 100 -cook-time 3s
 //
 // Connections are spread round-robin over the targets, so one run measures
 // one node or a cluster. Progress goes to stderr once a second, the result
@@ -35,6 +38,9 @@ type scenario struct {
 var scenarios = []scenario{
 	{"commands", "C connections x K commands in flight over S room streams: acks/s and ack latency", runCommandsCLI},
 	{"fanout", "N subscribers of one room, one publisher at a fixed rate: deliveries/s, loss, duplicates, delivery latency", runFanoutCLI},
+	{"idle", "N idle connections subscribed over S rooms: time to open, server RSS, goroutines and heap per connection", runIdleCLI},
+	{"catchup", "E events appended to a fresh room (fill rate), then one subscriber from 0: catch-up time, duplicates, gaps", runCatchupCLI},
+	{"seed", "N concurrent POST /order/{item} (answered when ready): wall time, latency, wall/cook, errors by status", runSeedCLI},
 }
 
 func main() {
@@ -84,7 +90,8 @@ Scenarios:
 	}
 	fmt.Fprintf(w, `
 Every scenario takes -targets URL,URL… (connections go round-robin over them),
--json FILE, -cpu-pid PID,PID… (server CPU from /proc) and -source-ips.
+-json FILE, -cpu-pid PID,PID… (server CPU from /proc; idle also reads the
+first one's RSS) and -source-ips.
 Over loopback, a server with the default -max-connections-per-ip (100) refuses
 the fanout's subscribers: start it with a larger limit, or give -source-ips
 127.0.0.2,127.0.0.3,… so that the connections come from several addresses.

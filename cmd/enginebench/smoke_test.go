@@ -125,7 +125,7 @@ func TestCLI(t *testing.T) {
 		t.Errorf("JSON without server CPU: %s", b)
 	}
 
-	for _, args := range [][]string{{"-h"}, {"commands", "-h"}, {"fanout", "-h"}} {
+	for _, args := range [][]string{{"-h"}, {"commands", "-h"}, {"fanout", "-h"}, {"idle", "-h"}, {"catchup", "-h"}, {"seed", "-h"}} {
 		out.Reset()
 		errw.Reset()
 		if code := run(ctx, args, &out, &errw); code != 0 {
@@ -137,5 +137,109 @@ func TestCLI(t *testing.T) {
 	}
 	if code := run(ctx, []string{"nosuch"}, &out, &errw); code != 2 {
 		t.Errorf("unknown scenario: exit %d, want 2", code)
+	}
+}
+
+func TestIdleSmoke(t *testing.T) {
+	h := transporttest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), transporttest.Timeout)
+	defer cancel()
+	res, err := RunIdle(ctx, IdleConfig{
+		Targets: []string{h.Base}, Conns: 5, Streams: 2, Hold: 10 * time.Millisecond, CPUPIDs: []int{os.Getpid()},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", *res)
+	if res.ConnLatency.Count != 5 || res.OpenSeconds <= 0 || res.OpenPerConn <= 0 || res.ConnLatency.P50 <= 0 {
+		t.Errorf("open %.3f s (%.3f ms/conn), latency %+v: want 5 samples", res.OpenSeconds, res.OpenPerConn, res.ConnLatency)
+	}
+	// The in-process server is this process: its RSS and /metrics are read.
+	if res.RSSPID != os.Getpid() || res.RSSBeforeKiB == nil || *res.RSSBeforeKiB <= 0 || res.RSSAfterKiB == nil || res.RSSPerConn == nil {
+		t.Errorf("RSS of pid %d: before %v after %v per conn %v", res.RSSPID, res.RSSBeforeKiB, res.RSSAfterKiB, res.RSSPerConn)
+	}
+	if res.GoBefore == nil || res.GoAfter == nil || res.GoroutinesPerConn == nil || res.HeapKiBPerConn == nil || res.MetricsError != "" {
+		t.Fatalf("/metrics: before %v after %v (%s)", res.GoBefore, res.GoAfter, res.MetricsError)
+	}
+	// Five open connections hold at least one server goroutine each (and
+	// the tool's own readers run in this process too).
+	if res.GoAfter.Goroutines < res.GoBefore.Goroutines+5 || *res.GoroutinesPerConn < 1 {
+		t.Errorf("goroutines %.0f → %.0f (%.2f per conn): want at least one more per connection",
+			res.GoBefore.Goroutines, res.GoAfter.Goroutines, *res.GoroutinesPerConn)
+	}
+	if res.ClosedEarly != 0 || len(res.ConnErrors) != 0 {
+		t.Errorf("closed early %d: %v", res.ClosedEarly, res.ConnErrors)
+	}
+}
+
+func TestCatchupSmoke(t *testing.T) {
+	h := transporttest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), transporttest.Timeout)
+	defer cancel()
+	res, err := RunCatchup(ctx, CatchupConfig{
+		Targets: []string{h.Base}, Events: 200, Conns: 2, Inflight: 8, TextLen: 8, Timeout: transporttest.Timeout,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", *res)
+	if res.FillErrors != 0 || res.FillPerSec <= 0 {
+		t.Errorf("fill: %d errors %v, %.0f/s", res.FillErrors, res.FillCodes, res.FillPerSec)
+	}
+	if res.Version != 200 || res.Received != 200 || res.Duplicates != 0 || res.OutOfOrder != 0 || res.Gaps != 0 || res.Foreign != 0 || res.TimedOut {
+		t.Errorf("version %d received %d duplicates %d out of order %d gaps %d foreign %d timed out %v: want all 200 once, in order",
+			res.Version, res.Received, res.Duplicates, res.OutOfOrder, res.Gaps, res.Foreign, res.TimedOut)
+	}
+	if res.CatchupSecs <= 0 || res.FirstEventMs <= 0 || res.FirstEventMs > res.CatchupSecs*1000 {
+		t.Errorf("catch-up %.3f s, first event after %.2f ms", res.CatchupSecs, res.FirstEventMs)
+	}
+	r := h.Do("GET", "/streams/"+res.Stream, "")
+	var st struct{ Version int }
+	if err := json.Unmarshal(r.Body, &st); err != nil || st.Version != 200 {
+		t.Errorf("room state %d %s: want version 200", r.Status, r.Body)
+	}
+}
+
+// The in-process server cooks in 5 ms (transporttest's kinds.Config).
+func TestSeedSmoke(t *testing.T) {
+	h := transporttest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), transporttest.Timeout)
+	defer cancel()
+	res, err := RunSeed(ctx, SeedConfig{
+		Targets: []string{h.Base}, N: 3, Item: "pizza", CookTime: 5 * time.Millisecond, Timeout: transporttest.Timeout,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", *res)
+	if res.Ready != 3 || res.Errors != 0 || len(res.ErrorsByKind) != 0 {
+		t.Errorf("ready %d, errors %d %v (%s): want 3 ready", res.Ready, res.Errors, res.ErrorsByKind, res.FirstError)
+	}
+	// Each order waits for its cook step: no answer comes before it.
+	if res.Latency.Count != 3 || res.Latency.P50 < 5 || res.Latency.Max > res.WallSeconds*1000 {
+		t.Errorf("latency %+v, wall %.3f s: want 3 samples of at least the 5 ms cook time, within the wall time", res.Latency, res.WallSeconds)
+	}
+	if res.WallPerCook < 1 || res.CookSeconds != 0.005 {
+		t.Errorf("wall/cook %.2f (cook %.3f s): want >= 1", res.WallPerCook, res.CookSeconds)
+	}
+}
+
+// A seed run against a server that refuses: errors are counted by status.
+func TestSeedErrorsByStatus(t *testing.T) {
+	h := transporttest.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), transporttest.Timeout)
+	defer cancel()
+	// /nosuch/order/pizza is no route: a 4xx for each request.
+	res, err := RunSeed(ctx, SeedConfig{Targets: []string{h.Base + "/nosuch"}, N: 2, Item: "pizza", Timeout: transporttest.Timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Ready != 0 || res.Errors != 2 || len(res.ErrorsByKind) != 1 || res.FirstError == "" {
+		t.Errorf("ready %d errors %d %v (%s): want 2 errors of one status", res.Ready, res.Errors, res.ErrorsByKind, res.FirstError)
+	}
+	for k := range res.ErrorsByKind {
+		if k[0] != '4' {
+			t.Errorf("status %s, want 4xx", k)
+		}
 	}
 }

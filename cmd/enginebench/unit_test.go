@@ -106,3 +106,19 @@ func TestParseReply(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRSSAndGoStats(t *testing.T) {
+	if n, err := parseRSS([]byte("Name:\tengine\nVmPeak:\t  9 kB\nVmRSS:\t   12345 kB\n"), 1); err != nil || n != 12345 {
+		t.Errorf("parseRSS: %d, %v", n, err)
+	}
+	if _, err := parseRSS([]byte("Name:\tengine\n"), 1); err == nil {
+		t.Error("parseRSS without VmRSS: no error")
+	}
+	s, err := parseGoStats([]byte("# HELP go_goroutines x\n# TYPE go_goroutines gauge\ngo_goroutines 42\ngo_memstats_heap_inuse_bytes 2.097152e+06\n"))
+	if err != nil || s.Goroutines != 42 || s.HeapInuseMiB != 2 {
+		t.Errorf("parseGoStats: %+v, %v", s, err)
+	}
+	if _, err := parseGoStats([]byte("go_goroutines 42\n")); err == nil {
+		t.Error("parseGoStats without the heap: no error")
+	}
+}

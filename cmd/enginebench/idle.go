@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/coder/websocket"
+)
+
+// IdleConfig is the idle scenario's set-up.
+type IdleConfig struct {
+	Targets      []string
+	Conns        int           // connections, round-robin over Targets
+	Streams      int           // rooms room:bench-RUN-N the connections subscribe to, in turn
+	Hold         time.Duration // keep every connection open this long before measuring
+	DialParallel int           // connections being opened at once
+	SetupTimeout time.Duration
+	CPUPIDs      []int // the first one's RSS is read
+	Progress     io.Writer
+	dialer       *dialer
+}
+
+// IdleResult is what the idle scenario measured. The memory figures are
+// the server's: RSS of the first -cpu-pid, goroutines and heap from the
+// first target's /metrics; each is absent if it could not be read.
+type IdleResult struct {
+	Scenario     string   `json:"scenario"`
+	Run          string   `json:"run"`
+	Targets      []string `json:"targets"`
+	Conns        int      `json:"conns"`
+	Streams      int      `json:"streams"`
+	HoldSeconds  float64  `json:"hold_seconds"`
+	OpenSeconds  float64  `json:"open_seconds"` // first dial to last subscribed reply
+	OpenPerConn  float64  `json:"open_ms_per_conn"`
+	ConnLatency  Latency  `json:"conn_latency"` // dial to subscribed reply, per connection
+	RSSPID       int      `json:"rss_pid,omitempty"`
+	RSSBeforeKiB *int64   `json:"rss_before_kib,omitempty"`
+	RSSAfterKiB  *int64   `json:"rss_after_kib,omitempty"`
+	RSSPerConn   *float64 `json:"rss_kib_per_conn,omitempty"`
+	// Go runtime figures from the first target's /metrics.
+	GoBefore          *goStats `json:"go_before,omitempty"`
+	GoAfter           *goStats `json:"go_after,omitempty"`
+	GoroutinesPerConn *float64 `json:"goroutines_per_conn,omitempty"`
+	HeapKiBPerConn    *float64 `json:"heap_kib_per_conn,omitempty"`
+	MetricsError      string   `json:"metrics_error,omitempty"`
+	ClosedEarly       int      `json:"closed_early"` // connections that failed during the hold
+	ConnErrors        []string `json:"conn_errors,omitempty"`
+	CPU               *CPU     `json:"cpu"`
+}
+
+func runIdleCLI(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("idle", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cm common
+	cm.register(fs)
+	cfg := IdleConfig{}
+	fs.IntVar(&cfg.Conns, "conns", 1000, "WebSocket connections, each subscribed to one room")
+	fs.IntVar(&cfg.Streams, "streams", 100, "rooms (room:bench-RUN-N) the connections subscribe to, in turn (1: all share one; -conns: one each)")
+	fs.DurationVar(&cfg.Hold, "hold", 2*time.Second, "hold every connection open this long before measuring")
+	fs.IntVar(&cfg.DialParallel, "dial-parallel", 64, "connections being opened at once")
+	fs.DurationVar(&cfg.SetupTimeout, "setup-timeout", 2*time.Minute, "time allowed to connect and subscribe every connection")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, `Usage: enginebench idle [flags]
+
+Opens -conns connections, each subscribed to one of -streams rooms, waits for
+every "subscribed" reply, holds them idle for -hold, then measures and closes
+them. Reported: time to open them all and per connection (dial→subscribed
+p50/p99/max); with -cpu-pid PID the server's RSS (VmRSS) before and after,
+per connection; from the first target's /metrics, go_goroutines and
+go_memstats_heap_inuse_bytes before and after, per connection.
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
+	return cm.execute(fs, args, stdout, func(targets []string, pids []int, d *dialer) {
+		cfg.Targets, cfg.CPUPIDs, cfg.dialer, cfg.Progress = targets, pids, d, stderr
+	}, func() (printer, error) { return RunIdle(ctx, cfg) })
+}
+
+func (r *IdleResult) print(w io.Writer) {
+	t := newTable(w)
+	t.row("scenario", "idle: %d conns over %d rooms, %d target(s), held %.1f s", r.Conns, r.Streams, len(r.Targets), r.HoldSeconds)
+	t.row("open", "%.2f s for all, %.3f ms per conn", r.OpenSeconds, r.OpenPerConn)
+	t.latency("dial→subscribed", r.ConnLatency)
+	if r.RSSPerConn != nil {
+		t.row("server RSS", "%d → %d KiB  (%.1f KiB per conn, pid %d)", *r.RSSBeforeKiB, *r.RSSAfterKiB, *r.RSSPerConn, r.RSSPID)
+	}
+	if r.GoroutinesPerConn != nil {
+		t.row("server goroutines", "%.0f → %.0f  (%.2f per conn)", r.GoBefore.Goroutines, r.GoAfter.Goroutines, *r.GoroutinesPerConn)
+		t.row("server Go heap", "%.1f → %.1f MiB in use  (%.1f KiB per conn)", r.GoBefore.HeapInuseMiB, r.GoAfter.HeapInuseMiB, *r.HeapKiBPerConn)
+	} else if r.MetricsError != "" {
+		t.row("server /metrics", "%s", r.MetricsError)
+	}
+	t.row("closed early", "%d", r.ClosedEarly)
+	if len(r.ConnErrors) > 0 {
+		t.row("connection errors", "%d: %s", len(r.ConnErrors), r.ConnErrors[0])
+	}
+	t.cpu(r.CPU, "conn")
+	t.flush()
+}
+
+// idleConn is one connection: its reader discards every frame after the
+// subscribed reply (presence of the other members, nothing else).
+type idleConn struct {
+	ws         *websocket.Conn
+	subscribed chan struct{}
+	done       chan struct{}
+	err        error
+}
+
+func (c *idleConn) read(ctx context.Context) {
+	defer close(c.done)
+	fr := frameReader{c: c.ws}
+	isSubscribed := false
+	for {
+		b, err := fr.next(ctx)
+		if err != nil {
+			if ctx.Err() == nil {
+				c.err = err
+			}
+			return
+		}
+		if isSubscribed {
+			continue
+		}
+		r, err := parseReply(b)
+		if err != nil {
+			continue
+		}
+		switch r.Op {
+		case "subscribed":
+			isSubscribed = true
+			close(c.subscribed)
+		case "error":
+			c.err = fmt.Errorf("error frame: %s: %s", r.Code, r.Message)
+			return
+		}
+	}
+}
+
+// RunIdle runs the idle scenario against running servers.
+func RunIdle(ctx context.Context, cfg IdleConfig) (*IdleResult, error) {
+	if len(cfg.Targets) == 0 || cfg.Conns < 1 || cfg.Streams < 1 || cfg.Hold < 0 {
+		return nil, errors.New("need targets, conns and streams >= 1 and hold >= 0")
+	}
+	if cfg.dialer == nil {
+		cfg.dialer, _ = newDialer(nil)
+	}
+	if cfg.DialParallel < 1 {
+		cfg.DialParallel = 64
+	}
+	if cfg.SetupTimeout <= 0 {
+		cfg.SetupTimeout = 2 * time.Minute
+	}
+	run := runID()
+	res := &IdleResult{Scenario: "idle", Run: run, Targets: cfg.Targets, Conns: cfg.Conns, Streams: cfg.Streams, HoldSeconds: cfg.Hold.Seconds()}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	// Before: the server's memory, before any connection of ours.
+	http0 := cfg.dialer.clients[0]
+	var rssBefore int64 = -1
+	if len(cfg.CPUPIDs) > 0 {
+		res.RSSPID = cfg.CPUPIDs[0]
+		if n, err := readRSS(res.RSSPID); err == nil {
+			rssBefore = n
+		}
+	}
+	goBefore, mErr := scrapeGoStats(ctx, http0, cfg.Targets[0])
+	if mErr != nil {
+		res.MetricsError = mErr.Error()
+	}
+
+	conns := make([]*idleConn, cfg.Conns)
+	wss := make([]*websocket.Conn, cfg.Conns)
+	lat := make([]int64, cfg.Conns)
+	var readers sync.WaitGroup
+	defer func() {
+		cancel()
+		closeAll(wss)
+		readers.Wait()
+	}()
+	for i := range conns {
+		conns[i] = &idleConn{subscribed: make(chan struct{}), done: make(chan struct{})}
+	}
+	var opened atomic.Int64
+	start := time.Now()
+	progStop := startProgress(cfg.Progress, start, func() string {
+		return fmt.Sprintf("subscribed=%d/%d", opened.Load(), cfg.Conns)
+	})
+	defer progStop()
+	m0 := markCPU(cfg.CPUPIDs)
+
+	setupCtx, setupCancel := context.WithTimeout(ctx, cfg.SetupTimeout)
+	defer setupCancel()
+	var setupErr error
+	var errOnce sync.Once
+	fail := func(err error) { errOnce.Do(func() { setupErr = err; setupCancel() }) }
+	sem := make(chan struct{}, cfg.DialParallel)
+	var dialing sync.WaitGroup
+	for i, c := range conns {
+		dialing.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer dialing.Done()
+			defer func() { <-sem }()
+			if setupCtx.Err() != nil {
+				return
+			}
+			t0 := time.Now()
+			ws, err := cfg.dialer.dial(setupCtx, i, cfg.Targets[i%len(cfg.Targets)])
+			if err != nil {
+				fail(fmt.Errorf("conn %d: %w", i, err))
+				return
+			}
+			wss[i], c.ws = ws, ws
+			readers.Add(1)
+			go func() { defer readers.Done(); c.read(runCtx) }()
+			frame := `{"op":"subscribe","stream":` + strconv.Quote(streamName(run, i%cfg.Streams)) + `,"ref":"s"}`
+			if err := ws.Write(setupCtx, websocket.MessageText, []byte(frame)); err != nil {
+				fail(fmt.Errorf("conn %d: subscribe: %w", i, err))
+				return
+			}
+			select {
+			case <-c.subscribed:
+				lat[i] = int64(time.Since(t0))
+				opened.Add(1)
+			case <-c.done:
+				fail(fmt.Errorf("conn %d: subscribe: %v", i, c.err))
+			case <-setupCtx.Done():
+				fail(fmt.Errorf("conn %d: no subscribed reply within -setup-timeout", i))
+			}
+		}()
+	}
+	dialing.Wait()
+	if setupErr != nil {
+		return nil, fmt.Errorf("%w (%d of %d subscribed)", setupErr, opened.Load(), cfg.Conns)
+	}
+	open := time.Since(start)
+	res.OpenSeconds = open.Seconds()
+	res.OpenPerConn = float64(open) / 1e6 / float64(cfg.Conns)
+	res.ConnLatency = summarize(lat)
+
+	// Hold, then measure with every connection still open.
+	tm := time.NewTimer(cfg.Hold)
+	select {
+	case <-tm.C:
+	case <-ctx.Done():
+		tm.Stop()
+		return nil, ctx.Err()
+	}
+	m1 := markCPU(cfg.CPUPIDs)
+	n := float64(cfg.Conns)
+	if rssBefore >= 0 {
+		if after, err := readRSS(res.RSSPID); err == nil {
+			per := float64(after-rssBefore) / n
+			res.RSSBeforeKiB, res.RSSAfterKiB, res.RSSPerConn = &rssBefore, &after, &per
+		}
+	}
+	if goBefore != nil {
+		goAfter, err := scrapeGoStats(ctx, http0, cfg.Targets[0])
+		if err != nil {
+			res.MetricsError = err.Error()
+		} else {
+			g := (goAfter.Goroutines - goBefore.Goroutines) / n
+			h := (goAfter.HeapInuseMiB - goBefore.HeapInuseMiB) * 1024 / n
+			res.GoBefore, res.GoAfter, res.GoroutinesPerConn, res.HeapKiBPerConn = goBefore, goAfter, &g, &h
+		}
+	}
+	for i, c := range conns {
+		select {
+		case <-c.done:
+			res.ClosedEarly++
+			res.ConnErrors = append(res.ConnErrors, fmt.Sprintf("conn %d: %v", i, c.err))
+		default:
+		}
+	}
+	cancel()
+	closeAll(wss)
+	readers.Wait()
+	progStop()
+	res.CPU = cpuBetween(m0, m1, int64(cfg.Conns))
+	return res, nil
+}
