@@ -58,15 +58,11 @@ func (s *Server) serveAsset(c *fiber.Ctx, name string) error {
 	if s.cfg.Assets == nil || !ok || !fs.ValidPath(name) {
 		return errNoAsset
 	}
-	if st, err := fs.Stat(s.cfg.Assets, name); err != nil || st.IsDir() {
-		return errNoAsset
-	}
-	body, err := fs.ReadFile(s.cfg.Assets, name)
+	f, err := s.assetFile(name)
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(body)
-	etag := `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`
+	body, etag := f.body, f.etag
 	c.Set(fiber.HeaderContentType, typ)
 	// The pages change with the binary: a browser keeps them but asks
 	// again each time, and gets a 304 while they are the same.
@@ -79,4 +75,29 @@ func (s *Server) serveAsset(c *fiber.Ctx, name string) error {
 		return c.SendStatus(fiber.StatusNotModified)
 	}
 	return c.Send(body)
+}
+
+// assetFile is a file of Config.Assets with its ETag, read and hashed on
+// its first request only: the pages are built into the binary and do not
+// change while it runs.
+type assetFile struct {
+	body []byte
+	etag string
+}
+
+func (s *Server) assetFile(name string) (*assetFile, error) {
+	if f, ok := s.assetCache.Load(name); ok {
+		return f.(*assetFile), nil
+	}
+	if st, err := fs.Stat(s.cfg.Assets, name); err != nil || st.IsDir() {
+		return nil, errNoAsset
+	}
+	body, err := fs.ReadFile(s.cfg.Assets, name)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(body)
+	f := &assetFile{body: body, etag: `"` + base64.RawURLEncoding.EncodeToString(sum[:12]) + `"`}
+	s.assetCache.Store(name, f)
+	return f, nil
 }

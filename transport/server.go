@@ -41,6 +41,8 @@ type Server struct {
 	cancelBase context.CancelFunc
 
 	ready atomic.Bool
+	// assetCache holds the files of Config.Assets served so far (assets.go).
+	assetCache sync.Map
 	// requests counts the requests that succeeded quickly, for the
 	// sampling of their log lines (Config.RequestLogEvery).
 	requests atomic.Uint64
