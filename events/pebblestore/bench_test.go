@@ -7,7 +7,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -17,6 +16,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 
 	"github.com/b6368a97/engine/events"
+	"github.com/b6368a97/engine/events/storetest"
 )
 
 // Benchmarks:
@@ -46,14 +46,8 @@ func benchConfig() Config {
 	return Config{Logger: slog.New(slog.DiscardHandler)}
 }
 
-// benchData is a ~170-byte JSON payload: with its id and type an event is
-// about 200 bytes (events.Event.Size).
-func benchData(n int) []byte {
-	return fmt.Appendf(nil, `{"user":"bench-user-%04d","text":"The quick brown fox jumps over the lazy dog while the kitchen prepares order %08d; nothing to see here, just padding to size."}`, n%10000, n)
-}
-
 func benchEvent(id string, n int) events.Event {
-	return events.Event{ID: id, Type: "MessagePosted", Data: benchData(n)}
+	return events.Event{ID: id, Type: "MessagePosted", Data: storetest.BenchData(n)}
 }
 
 func benchWriters() []int { return []int{1, 16, 64, 256} }
@@ -78,11 +72,11 @@ func BenchmarkAppend(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer s.Close()
-			runWriters(b, writers, func(w int) func(i int) error {
+			storetest.RunWriters(b, writers, func(w int) func(i int) error {
 				versions := map[string]uint64{}
 				var id []byte
 				return func(i int) error {
-					stream := benchStream(w, writers, i)
+					stream := storetest.BenchStream(w, writers, i)
 					id = strconv.AppendInt(append(id[:0], 'w'), int64(w), 10)
 					id = strconv.AppendInt(append(id, '-'), int64(i), 10)
 					res, err := s.Append(context.Background(), stream, events.Exactly(versions[stream]),
@@ -102,10 +96,10 @@ func BenchmarkAppend(b *testing.B) {
 			}
 			defer db.Close()
 			var pos atomic.Uint64
-			runWriters(b, writers, func(w int) func(i int) error {
+			storetest.RunWriters(b, writers, func(w int) func(i int) error {
 				var key, val []byte
 				return func(i int) error {
-					stream := benchStream(w, writers, i)
+					stream := storetest.BenchStream(w, writers, i)
 					e := benchEvent("w"+strconv.Itoa(w)+"-"+strconv.Itoa(i), i)
 					e.Time = events.NormalizeTime(e.Time, time.Now)
 					p := pos.Add(1)
@@ -126,68 +120,6 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
-
-// benchStream is the stream of writer w's i-th append: the 1,000 streams
-// are dealt out to the writers (stream j belongs to writer j mod writers),
-// so that a writer's expected versions are never raced, as an actor owns
-// its stream.
-func benchStream(w, writers, i int) string {
-	const streams = 1000
-	owned := (streams - w + writers - 1) / writers
-	return "room:r" + strconv.Itoa(w+writers*(i%owned))
-}
-
-// runWriters runs b.N operations spread over writers goroutines and
-// reports events/s and the p50 and p99 latency of one operation.
-func runWriters(b *testing.B, writers int, newWriter func(w int) func(i int) error) {
-	b.Helper()
-	var next atomic.Int64
-	lat := make([][]time.Duration, writers)
-	errs := make(chan error, writers)
-	ops := make([]func(int) error, writers)
-	for w := range writers {
-		ops[w] = newWriter(w)
-		lat[w] = make([]time.Duration, 0, b.N/writers+1)
-	}
-	b.ResetTimer()
-	start := time.Now()
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; next.Add(1) <= int64(b.N); i++ {
-				t0 := time.Now()
-				if err := ops[w](i); err != nil {
-					errs <- err
-					return
-				}
-				lat[w] = append(lat[w], time.Since(t0))
-			}
-		}()
-	}
-	wg.Wait()
-	elapsed := time.Since(start)
-	b.StopTimer()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
-	all := slices.Concat(lat...)
-	slices.Sort(all)
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
-	b.ReportMetric(ms(percentile(all, 0.50)), "p50-ms")
-	b.ReportMetric(ms(percentile(all, 0.99)), "p99-ms")
-}
-
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p))]
-}
-
-func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
 
 // cachedStore opens the store cached under name, building it with build
 // the first time in this process. A marker file says the build finished.
@@ -373,3 +305,5 @@ func BenchmarkReadSmallStream(b *testing.B) {
 	}
 	b.ReportMetric(ms(time.Since(start))/float64(b.N), "ms/read")
 }
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -1,0 +1,80 @@
+package storetest
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The stores' append benchmarks share their events, their streams and
+// their way of measuring, so that their figures compare.
+
+// BenchData is a ~170-byte JSON payload: with its id and type an event is
+// about 200 bytes (events.Event.Size).
+func BenchData(n int) []byte {
+	return fmt.Appendf(nil, `{"user":"bench-user-%04d","text":"The quick brown fox jumps over the lazy dog while the kitchen prepares order %08d; nothing to see here, just padding to size."}`, n%10000, n)
+}
+
+// BenchStream is the stream of writer w's i-th append: the 1,000 streams
+// are dealt out to the writers (stream j belongs to writer j mod writers),
+// so that a writer's expected versions are never raced, as an actor owns
+// its stream.
+func BenchStream(w, writers, i int) string {
+	const streams = 1000
+	owned := (streams - w + writers - 1) / writers
+	return "room:r" + strconv.Itoa(w+writers*(i%owned))
+}
+
+func RunWriters(b *testing.B, writers int, newWriter func(w int) func(i int) error) {
+	b.Helper()
+	var next atomic.Int64
+	lat := make([][]time.Duration, writers)
+	errs := make(chan error, writers)
+	ops := make([]func(int) error, writers)
+	for w := range writers {
+		ops[w] = newWriter(w)
+		lat[w] = make([]time.Duration, 0, b.N/writers+1)
+	}
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; next.Add(1) <= int64(b.N); i++ {
+				t0 := time.Now()
+				if err := ops[w](i); err != nil {
+					errs <- err
+					return
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	close(errs)
+	for err := range errs {
+		b.Fatal(err)
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
+	b.ReportMetric(ms(percentile(all, 0.50)), "p50-ms")
+	b.ReportMetric(ms(percentile(all, 0.99)), "p99-ms")
+}
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, int(float64(len(sorted))*p))]
+}
+
+func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
