@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/coder/websocket"
 )
@@ -35,9 +34,15 @@ func newDialer(sourceIPs []string) (*dialer, error) {
 }
 
 // dial opens connection number i (which picks the source address) to the
-// /ws endpoint of the server at base.
+// /ws endpoint of the engine at base.
 func (d *dialer) dial(ctx context.Context, i int, base string) (*websocket.Conn, error) {
-	u := "ws" + strings.TrimPrefix(base, "http") + "/ws"
+	return d.dialPath(ctx, i, base, "/ws")
+}
+
+// dialPath opens connection number i to the WebSocket endpoint path of
+// the server at base.
+func (d *dialer) dialPath(ctx context.Context, i int, base, path string) (*websocket.Conn, error) {
+	u := wsURL(base, path)
 	c, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{
 		HTTPClient:      d.clients[i%len(d.clients)],
 		CompressionMode: websocket.CompressionDisabled,

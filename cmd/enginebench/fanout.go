@@ -17,8 +17,10 @@ import (
 // FanoutConfig is the fanout scenario's set-up.
 type FanoutConfig struct {
 	Targets         []string
+	Server          string // engine (""), centrifugo or naive
+	Centrifugo      centrifugoAuth
 	Subs            int    // subscriber connections, round-robin over Targets
-	Stream          string // the room; "" for a fresh room:bench-RUN
+	Stream          string // the room; "" for a fresh room:bench-RUN (bench:bench-RUN on Centrifugo)
 	PublisherTarget int    // index into Targets of the publisher's server
 	Rate            float64
 	Count           int
@@ -33,6 +35,7 @@ type FanoutConfig struct {
 // FanoutResult is what the fanout scenario measured.
 type FanoutResult struct {
 	Scenario         string           `json:"scenario"`
+	Server           string           `json:"server"`
 	Targets          []string         `json:"targets"`
 	Stream           string           `json:"stream"`
 	Subs             int              `json:"subs"`
@@ -61,6 +64,8 @@ func runFanoutCLI(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs.SetOutput(stderr)
 	var cm common
 	cm.register(fs)
+	var sf serverFlags
+	sf.register(fs)
 	cfg := FanoutConfig{}
 	fs.IntVar(&cfg.Subs, "subs", 1000, "subscriber connections, each subscribed to the room")
 	fs.StringVar(&cfg.Stream, "stream", "", "the room stream (default: a fresh room:bench-RUN)")
@@ -80,18 +85,31 @@ latency (the clocks of this machine only). Reported: deliveries/s, expected
 (subs × count), lost, duplicates (a subscriber seeing a version twice),
 latency p50/p99/max.
 
+-server picks the protocol, with the same measurement for each:
+  engine      subscribe on /ws; the publisher sends PostMessage commands on
+              /ws, acked once durable; versions count deliveries.
+  centrifugo  connect (HMAC token) and subscribe on /connection/websocket to
+              NAMESPACE:bench-RUN (history and force_recovery on: see
+              enginebench centrifugo-config); the publisher posts to the HTTP
+              API (POST /api/publish, X-API-Key), answered with the offset;
+              offsets count deliveries.
+  naive       enginebench naive: every connection to /ws gets every frame;
+              the publisher is one more connection, its message number is
+              the version and its own echo the ack.
+
 Flags:
 `)
 		fs.PrintDefaults()
 	}
 	return cm.execute(fs, args, stdout, func(targets []string, pids []int, d *dialer) {
 		cfg.Targets, cfg.CPUPIDs, cfg.dialer, cfg.Progress = targets, pids, d, stderr
+		cfg.Server, cfg.Centrifugo = sf.kind, sf.cf
 	}, func() (printer, error) { return RunFanout(ctx, cfg) })
 }
 
 func (r *FanoutResult) print(w io.Writer) {
 	t := newTable(w)
-	t.row("scenario", "fanout: %d subscribers of %s, %d messages at %.0f/s, %d target(s)", r.Subs, r.Stream, r.Count, r.Rate, len(r.Targets))
+	t.row("scenario", "fanout: %d subscribers of %s, %d messages at %.0f/s, %d target(s), server %s", r.Subs, r.Stream, r.Count, r.Rate, len(r.Targets), r.Server)
 	t.row("set-up", "%.1f s to connect and subscribe", r.SetupSeconds)
 	t.row("deliveries/s", "%.0f over %.1f s", r.DeliveriesPerSec, r.WindowSeconds)
 	t.row("published", "%d acked, %d errors  %s", r.Published, r.PublishErrors, codes(r.PublishCodes))
@@ -116,10 +134,10 @@ func (r *FanoutResult) print(w io.Writer) {
 // subscriber is one subscribed connection; only its reader goroutine
 // touches the fields below the atomics until it has returned.
 type subscriber struct {
-	ws         *websocket.Conn
-	run        string
-	subscribed chan struct{} // closed on the "subscribed" reply
-	done       chan struct{} // closed when the reader returns
+	ws   *websocket.Conn
+	w    wire
+	run  string
+	done chan struct{} // closed when the reader returns
 
 	base       atomic.Uint64 // the room's version at subscription
 	maxVersion atomic.Uint64 // highest version of this run seen
@@ -138,8 +156,8 @@ func (s *subscriber) read(ctx context.Context) {
 	defer close(s.done)
 	fr := frameReader{c: s.ws}
 	prefix := []byte(s.run + ".")
-	isSubscribed := false
 	var last uint64
+	var msgs []wireMsg
 	for {
 		b, err := fr.next(ctx)
 		if err != nil {
@@ -149,53 +167,53 @@ func (s *subscriber) read(ctx context.Context) {
 			return
 		}
 		now := time.Now().UnixNano()
-		v, text, ok := parseEvent(b)
-		if !ok {
-			r, err := parseReply(b)
-			if err != nil {
+		msgs = s.w.decode(b, msgs[:0])
+		for _, m := range msgs {
+			switch m.kind {
+			case msgPing:
+				if err := s.ws.Write(ctx, websocket.MessageText, pongFrame); err != nil {
+					if ctx.Err() == nil {
+						s.err = err
+					}
+					return
+				}
+				continue
+			case msgError:
+				s.err = fmt.Errorf("error frame: %s: %s", m.code, m.text)
+				return
+			case msgOther:
 				continue
 			}
-			switch r.Op {
-			case "subscribed":
-				if !isSubscribed {
-					isSubscribed = true
-					s.base.Store(r.Version)
-					close(s.subscribed)
-				}
-			case "error":
-				s.err = fmt.Errorf("error frame: %s: %s", r.Code, r.Message)
-				return
+			v, text := m.seq, m.text
+			if len(text) <= len(prefix) || string(text[:len(prefix)]) != string(prefix) {
+				s.foreign++
+				continue
 			}
-			continue
-		}
-		if len(text) <= len(prefix) || string(text[:len(prefix)]) != string(prefix) {
-			s.foreign++
-			continue
-		}
-		sent, err := strconv.ParseInt(string(text[len(prefix):]), 10, 64)
-		base := s.base.Load()
-		if err != nil || v <= base {
-			s.foreign++
-			continue
-		}
-		i := v - base - 1
-		for uint64(len(s.seen))*64 <= i {
-			s.seen = append(s.seen, 0)
-		}
-		if s.seen[i/64]&(1<<(i%64)) != 0 {
-			s.dups++
-			continue
-		}
-		s.seen[i/64] |= 1 << (i % 64)
-		if v < last {
-			s.outOfOrder++
-		}
-		last = max(last, v)
-		s.lat = append(s.lat, now-sent)
-		s.lastAt = now
-		s.received.Add(1)
-		if v > s.maxVersion.Load() {
-			s.maxVersion.Store(v)
+			sent, err := strconv.ParseInt(string(text[len(prefix):]), 10, 64)
+			base := s.base.Load()
+			if err != nil || v <= base {
+				s.foreign++
+				continue
+			}
+			i := v - base - 1
+			for uint64(len(s.seen))*64 <= i {
+				s.seen = append(s.seen, 0)
+			}
+			if s.seen[i/64]&(1<<(i%64)) != 0 {
+				s.dups++
+				continue
+			}
+			s.seen[i/64] |= 1 << (i % 64)
+			if v < last {
+				s.outOfOrder++
+			}
+			last = max(last, v)
+			s.lat = append(s.lat, now-sent)
+			s.lastAt = now
+			s.received.Add(1)
+			if v > s.maxVersion.Load() {
+				s.maxVersion.Store(v)
+			}
 		}
 	}
 }
@@ -208,6 +226,13 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 	if cfg.PublisherTarget < 0 || cfg.PublisherTarget >= len(cfg.Targets) {
 		return nil, fmt.Errorf("publisher target %d: there are %d targets", cfg.PublisherTarget, len(cfg.Targets))
 	}
+	w, err := newWire(cfg.Server, cfg.Centrifugo)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Server == "" {
+		cfg.Server = serverEngine
+	}
 	if cfg.dialer == nil {
 		cfg.dialer, _ = newDialer(nil)
 	}
@@ -219,14 +244,14 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 	}
 	run := runID()
 	if cfg.Stream == "" {
-		cfg.Stream = "room:bench-" + run
+		cfg.Stream = w.channel("bench-" + run)
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	start := time.Now()
 
 	subs := make([]*subscriber, cfg.Subs)
-	wss := make([]*websocket.Conn, cfg.Subs+1)
+	wss := make([]*websocket.Conn, cfg.Subs)
 	var readers sync.WaitGroup
 	defer func() {
 		cancel()
@@ -237,9 +262,10 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 	var connected atomic.Int64
 	var phase atomic.Value
 	phase.Store("connecting")
-	var pubSent, pubAcked atomic.Int64
+	var pubSent atomic.Int64
+	tally := newPubTally(cfg.Count)
 	for i := range subs {
-		subs[i] = &subscriber{run: run, subscribed: make(chan struct{}), done: make(chan struct{})}
+		subs[i] = &subscriber{w: w, run: run, done: make(chan struct{})}
 	}
 	var lastRecv int64
 	progStop := startProgress(cfg.Progress, start, func() string {
@@ -250,7 +276,7 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 		d := recv - lastRecv
 		lastRecv = recv
 		return fmt.Sprintf("%s subscribed=%d/%d published=%d/%d acked=%d delivered=%d/%d (%d/s)",
-			phase.Load(), connected.Load(), cfg.Subs, pubSent.Load(), cfg.Count, pubAcked.Load(),
+			phase.Load(), connected.Load(), cfg.Subs, pubSent.Load(), cfg.Count, tally.acked.Load(),
 			recv, int64(cfg.Subs)*int64(cfg.Count), d)
 	})
 	defer progStop()
@@ -263,7 +289,6 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 	fail := func(err error) { errOnce.Do(func() { setupErr = err; setupCancel() }) }
 	sem := make(chan struct{}, cfg.DialParallel)
 	var dialing sync.WaitGroup
-	subFrame := []byte(`{"op":"subscribe","stream":` + strconv.Quote(cfg.Stream) + `,"ref":"s"}`)
 	for i, s := range subs {
 		dialing.Add(1)
 		sem <- struct{}{}
@@ -273,27 +298,17 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 			if setupCtx.Err() != nil {
 				return
 			}
-			ws, err := cfg.dialer.dial(setupCtx, i, cfg.Targets[i%len(cfg.Targets)])
+			ws, pos, err := w.open(setupCtx, cfg.dialer, i, cfg.Targets[i%len(cfg.Targets)], cfg.Stream)
 			if err != nil {
 				fail(fmt.Errorf("subscriber %d: %w", i, err))
 				return
 			}
 			wss[i] = ws
 			s.ws = ws
+			s.base.Store(pos)
+			connected.Add(1)
 			readers.Add(1)
 			go func() { defer readers.Done(); s.read(runCtx) }()
-			if err := ws.Write(setupCtx, websocket.MessageText, subFrame); err != nil {
-				fail(fmt.Errorf("subscriber %d: subscribe: %w", i, err))
-				return
-			}
-			select {
-			case <-s.subscribed:
-				connected.Add(1)
-			case <-s.done:
-				fail(fmt.Errorf("subscriber %d: subscribe: %v", i, s.err))
-			case <-setupCtx.Done():
-				fail(fmt.Errorf("subscriber %d: no subscribed reply within -setup-timeout", i))
-			}
 		}()
 	}
 	dialing.Wait()
@@ -302,59 +317,26 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 	}
 	setupSecs := time.Since(start).Seconds()
 
-	// The publisher: a writer paced by the clock, a reader for its acks.
-	pubCtx, pubCancel := context.WithTimeout(ctx, 30*time.Second)
-	pws, err := cfg.dialer.dial(pubCtx, cfg.Subs, cfg.Targets[cfg.PublisherTarget])
-	pubCancel()
+	// The publisher: paced by the clock; its acks go to tally.
+	pub, err := w.publisher(runCtx, cfg.dialer, cfg.Subs, cfg.Targets[cfg.PublisherTarget], cfg.Stream, tally)
 	if err != nil {
 		return nil, fmt.Errorf("publisher: %w", err)
 	}
-	wss[cfg.Subs] = pws
-	pubCodes := map[string]int64{} // the publisher's reader's until it returns
-	var pubErrs atomic.Int64
-	var lastVersion atomic.Uint64
-	pubDone := make(chan struct{})
-	var pubReadErr error
-	readers.Add(1)
-	go func() {
-		defer readers.Done()
-		defer close(pubDone)
-		fr := frameReader{c: pws}
-		for {
-			b, err := fr.next(runCtx)
-			if err != nil {
-				if runCtx.Err() == nil {
-					pubReadErr = err
-				}
-				return
-			}
-			r, err := parseReply(b)
-			if err != nil {
-				continue
-			}
-			switch r.Op {
-			case "ack":
-				if r.Version > lastVersion.Load() {
-					lastVersion.Store(r.Version)
-				}
-				pubAcked.Add(1)
-			case "error":
-				pubErrs.Add(1)
-				pubCodes[r.Code]++
-			default:
-				continue
-			}
-			if pubAcked.Load()+pubErrs.Load() == int64(cfg.Count) {
-				return
-			}
+	pubClosed := false
+	closePub := func() {
+		if !pubClosed {
+			pubClosed = true
+			cancel()
+			pub.close()
 		}
-	}()
+	}
+	defer closePub()
 
 	phase.Store("publishing")
 	m0 := markCPU(cfg.CPUPIDs)
 	pubStart := time.Now()
 	interval := time.Duration(float64(time.Second) / cfg.Rate)
-	var buf []byte
+	var text []byte
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	<-timer.C
@@ -367,18 +349,8 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 				return nil, ctx.Err()
 			}
 		}
-		buf = append(buf[:0], `{"op":"command","stream":`...)
-		buf = strconv.AppendQuote(buf, cfg.Stream)
-		buf = append(buf, `,"type":"PostMessage","data":{"user":"bench","text":"`...)
-		buf = append(buf, run...)
-		buf = append(buf, '.')
-		buf = strconv.AppendInt(buf, time.Now().UnixNano(), 10)
-		buf = append(buf, `"},"id":"`...)
-		buf = append(buf, run...)
-		buf = append(buf, "-p-"...)
-		buf = strconv.AppendInt(buf, int64(n), 10)
-		buf = append(buf, `"}`...)
-		if err := pws.Write(ctx, websocket.MessageText, buf); err != nil {
+		text = eventText(text, run, time.Now())
+		if err := pub.publish(ctx, n, text); err != nil {
 			return nil, fmt.Errorf("publisher: %w", err)
 		}
 		pubSent.Add(1)
@@ -391,7 +363,7 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 	timedOut := false
 	tm := time.NewTimer(time.Until(drainEnd))
 	select {
-	case <-pubDone:
+	case <-tally.done:
 	case <-tm.C:
 		timedOut = true
 	case <-ctx.Done():
@@ -399,7 +371,7 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 		return nil, ctx.Err()
 	}
 	tm.Stop()
-	last := lastVersion.Load()
+	last := tally.lastVersion.Load()
 	for !timedOut && ctx.Err() == nil && !allHave(subs, last) {
 		if time.Now().After(drainEnd) {
 			timedOut = true
@@ -410,11 +382,14 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 	m1 := markCPU(cfg.CPUPIDs)
 	cancel()
 	closeAll(wss)
+	closePub()
 	readers.Wait()
 	progStop()
 
-	res := &FanoutResult{Scenario: "fanout", Targets: cfg.Targets, Stream: cfg.Stream, Subs: cfg.Subs, Count: cfg.Count,
-		Rate: cfg.Rate, SetupSeconds: setupSecs, Published: pubAcked.Load(), PublishErrors: pubErrs.Load(), PublishCodes: pubCodes,
+	pubCodes, pubReadErr := tally.snapshot()
+
+	res := &FanoutResult{Scenario: "fanout", Server: cfg.Server, Targets: cfg.Targets, Stream: cfg.Stream, Subs: cfg.Subs, Count: cfg.Count,
+		Rate: cfg.Rate, SetupSeconds: setupSecs, Published: tally.acked.Load(), PublishErrors: tally.errs.Load(), PublishCodes: pubCodes,
 		Expected: int64(cfg.Subs) * int64(cfg.Count), DrainTimedOut: timedOut}
 	var lat []int64
 	var lastAt int64

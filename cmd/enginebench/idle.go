@@ -17,6 +17,8 @@ import (
 // IdleConfig is the idle scenario's set-up.
 type IdleConfig struct {
 	Targets      []string
+	Server       string // engine (""), centrifugo or naive
+	Centrifugo   centrifugoAuth
 	Conns        int           // connections, round-robin over Targets
 	Streams      int           // rooms room:bench-RUN-N the connections subscribe to, in turn
 	Hold         time.Duration // keep every connection open this long before measuring
@@ -32,6 +34,7 @@ type IdleConfig struct {
 // first target's /metrics; each is absent if it could not be read.
 type IdleResult struct {
 	Scenario     string   `json:"scenario"`
+	Server       string   `json:"server"`
 	Run          string   `json:"run"`
 	Targets      []string `json:"targets"`
 	Conns        int      `json:"conns"`
@@ -60,6 +63,8 @@ func runIdleCLI(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	var cm common
 	cm.register(fs)
+	var sf serverFlags
+	sf.register(fs)
 	cfg := IdleConfig{}
 	fs.IntVar(&cfg.Conns, "conns", 1000, "WebSocket connections, each subscribed to one room")
 	fs.IntVar(&cfg.Streams, "streams", 100, "rooms (room:bench-RUN-N) the connections subscribe to, in turn (1: all share one; -conns: one each)")
@@ -76,18 +81,25 @@ p50/p99/max); with -cpu-pid PID the server's RSS (VmRSS) before and after,
 per connection; from the first target's /metrics, go_goroutines and
 go_memstats_heap_inuse_bytes before and after, per connection.
 
+-server: engine rooms are room:bench-RUN-N; centrifugo channels
+NAMESPACE:bench-RUN-N, each connection a connect (HMAC token) then a
+subscribe, its /metrics from Prometheus (prometheus.enabled); naive: every
+connection is in the one broadcast set (-streams does not apply), its
+/metrics from enginebench naive. Centrifugo's pings are answered.
+
 Flags:
 `)
 		fs.PrintDefaults()
 	}
 	return cm.execute(fs, args, stdout, func(targets []string, pids []int, d *dialer) {
 		cfg.Targets, cfg.CPUPIDs, cfg.dialer, cfg.Progress = targets, pids, d, stderr
+		cfg.Server, cfg.Centrifugo = sf.kind, sf.cf
 	}, func() (printer, error) { return RunIdle(ctx, cfg) })
 }
 
 func (r *IdleResult) print(w io.Writer) {
 	t := newTable(w)
-	t.row("scenario", "idle: %d conns over %d rooms, %d target(s), held %.1f s", r.Conns, r.Streams, len(r.Targets), r.HoldSeconds)
+	t.row("scenario", "idle: %d conns over %d rooms, %d target(s), held %.1f s, server %s", r.Conns, r.Streams, len(r.Targets), r.HoldSeconds, r.Server)
 	t.row("open", "%.2f s for all, %.3f ms per conn", r.OpenSeconds, r.OpenPerConn)
 	t.latency("dial→subscribed", r.ConnLatency)
 	if r.RSSPerConn != nil {
@@ -108,18 +120,19 @@ func (r *IdleResult) print(w io.Writer) {
 }
 
 // idleConn is one connection: its reader discards every frame after the
-// subscribed reply (presence of the other members, nothing else).
+// subscription (presence of the other members, nothing else) but answers
+// pings.
 type idleConn struct {
-	ws         *websocket.Conn
-	subscribed chan struct{}
-	done       chan struct{}
-	err        error
+	ws   *websocket.Conn
+	w    wire
+	done chan struct{}
+	err  error
 }
 
 func (c *idleConn) read(ctx context.Context) {
 	defer close(c.done)
 	fr := frameReader{c: c.ws}
-	isSubscribed := false
+	var msgs []wireMsg
 	for {
 		b, err := fr.next(ctx)
 		if err != nil {
@@ -128,20 +141,20 @@ func (c *idleConn) read(ctx context.Context) {
 			}
 			return
 		}
-		if isSubscribed {
-			continue
-		}
-		r, err := parseReply(b)
-		if err != nil {
-			continue
-		}
-		switch r.Op {
-		case "subscribed":
-			isSubscribed = true
-			close(c.subscribed)
-		case "error":
-			c.err = fmt.Errorf("error frame: %s: %s", r.Code, r.Message)
-			return
+		msgs = c.w.decode(b, msgs[:0])
+		for _, m := range msgs {
+			switch m.kind {
+			case msgPing:
+				if err := c.ws.Write(ctx, websocket.MessageText, pongFrame); err != nil {
+					if ctx.Err() == nil {
+						c.err = err
+					}
+					return
+				}
+			case msgError:
+				c.err = fmt.Errorf("error frame: %s: %s", m.code, m.text)
+				return
+			}
 		}
 	}
 }
@@ -150,6 +163,13 @@ func (c *idleConn) read(ctx context.Context) {
 func RunIdle(ctx context.Context, cfg IdleConfig) (*IdleResult, error) {
 	if len(cfg.Targets) == 0 || cfg.Conns < 1 || cfg.Streams < 1 || cfg.Hold < 0 {
 		return nil, errors.New("need targets, conns and streams >= 1 and hold >= 0")
+	}
+	w, err := newWire(cfg.Server, cfg.Centrifugo)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Server == "" {
+		cfg.Server = serverEngine
 	}
 	if cfg.dialer == nil {
 		cfg.dialer, _ = newDialer(nil)
@@ -161,7 +181,7 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (*IdleResult, error) {
 		cfg.SetupTimeout = 2 * time.Minute
 	}
 	run := runID()
-	res := &IdleResult{Scenario: "idle", Run: run, Targets: cfg.Targets, Conns: cfg.Conns, Streams: cfg.Streams, HoldSeconds: cfg.Hold.Seconds()}
+	res := &IdleResult{Scenario: "idle", Server: cfg.Server, Run: run, Targets: cfg.Targets, Conns: cfg.Conns, Streams: cfg.Streams, HoldSeconds: cfg.Hold.Seconds()}
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -189,7 +209,7 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (*IdleResult, error) {
 		readers.Wait()
 	}()
 	for i := range conns {
-		conns[i] = &idleConn{subscribed: make(chan struct{}), done: make(chan struct{})}
+		conns[i] = &idleConn{w: w, done: make(chan struct{})}
 	}
 	var opened atomic.Int64
 	start := time.Now()
@@ -216,28 +236,17 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (*IdleResult, error) {
 				return
 			}
 			t0 := time.Now()
-			ws, err := cfg.dialer.dial(setupCtx, i, cfg.Targets[i%len(cfg.Targets)])
+			ch := w.channel("bench-" + run + "-" + strconv.Itoa(i%cfg.Streams))
+			ws, _, err := w.open(setupCtx, cfg.dialer, i, cfg.Targets[i%len(cfg.Targets)], ch)
 			if err != nil {
 				fail(fmt.Errorf("conn %d: %w", i, err))
 				return
 			}
+			lat[i] = int64(time.Since(t0))
+			opened.Add(1)
 			wss[i], c.ws = ws, ws
 			readers.Add(1)
 			go func() { defer readers.Done(); c.read(runCtx) }()
-			frame := `{"op":"subscribe","stream":` + strconv.Quote(streamName(run, i%cfg.Streams)) + `,"ref":"s"}`
-			if err := ws.Write(setupCtx, websocket.MessageText, []byte(frame)); err != nil {
-				fail(fmt.Errorf("conn %d: subscribe: %w", i, err))
-				return
-			}
-			select {
-			case <-c.subscribed:
-				lat[i] = int64(time.Since(t0))
-				opened.Add(1)
-			case <-c.done:
-				fail(fmt.Errorf("conn %d: subscribe: %v", i, c.err))
-			case <-setupCtx.Done():
-				fail(fmt.Errorf("conn %d: no subscribed reply within -setup-timeout", i))
-			}
 		}()
 	}
 	dialing.Wait()

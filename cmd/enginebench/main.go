@@ -43,6 +43,12 @@ var scenarios = []scenario{
 	{"seed", "N concurrent POST /order/{item} (answered when ready): wall time, latency, wall/cook, errors by status", runSeedCLI},
 }
 
+// helpers are the subcommands that are not scenarios.
+var helpers = []scenario{
+	{"naive", "serves the naive broadcast server (Fiber, a mutex-protected set of connections, a for-loop broadcast)", runNaiveCLI},
+	{"centrifugo-config", "writes a Centrifugo v6 config for -server centrifugo (HMAC token, API key, a namespace with history and recovery)", runCentrifugoConfigCLI},
+}
+
 func main() {
 	raiseFileLimit()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -58,7 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		return 0
 	}
-	for _, s := range scenarios {
+	for _, s := range append(scenarios[:len(scenarios):len(scenarios)], helpers...) {
 		if s.name == args[0] {
 			err := s.run(ctx, args[1:], stdout, stderr)
 			switch {
@@ -77,7 +83,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintf(w, `enginebench drives running engine servers over the /ws protocol.
+	fmt.Fprintf(w, `enginebench drives running engine servers over the /ws protocol; fanout and
+idle also drive Centrifugo and the naive broadcast server (-server).
 
 Usage:
   enginebench <scenario> [flags]
@@ -86,12 +93,19 @@ Usage:
 Scenarios:
 `)
 	for _, s := range scenarios {
-		fmt.Fprintf(w, "  %-10s %s\n", s.name, s.summary)
+		fmt.Fprintf(w, "  %-18s %s\n", s.name, s.summary)
+	}
+	fmt.Fprintf(w, "\nOther commands:\n")
+	for _, s := range helpers {
+		fmt.Fprintf(w, "  %-18s %s\n", s.name, s.summary)
 	}
 	fmt.Fprintf(w, `
 Every scenario takes -targets URL,URL… (connections go round-robin over them),
 -json FILE, -cpu-pid PID,PID… (server CPU from /proc; idle also reads the
-first one's RSS) and -source-ips.
+first one's RSS), -source-ips and -cpuprofile.
+fanout and idle take -server engine|centrifugo|naive (default engine) and,
+for Centrifugo, -centrifugo-secret, -centrifugo-api-key, -centrifugo-namespace;
+the other scenarios drive the engine only.
 Over loopback, a server with the default -max-connections-per-ip (100) refuses
 the fanout's subscribers: start it with a larger limit, or give -source-ips
 127.0.0.2,127.0.0.3,… so that the connections come from several addresses.

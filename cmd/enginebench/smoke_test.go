@@ -125,7 +125,8 @@ func TestCLI(t *testing.T) {
 		t.Errorf("JSON without server CPU: %s", b)
 	}
 
-	for _, args := range [][]string{{"-h"}, {"commands", "-h"}, {"fanout", "-h"}, {"idle", "-h"}, {"catchup", "-h"}, {"seed", "-h"}} {
+	for _, args := range [][]string{{"-h"}, {"commands", "-h"}, {"fanout", "-h"}, {"idle", "-h"}, {"catchup", "-h"}, {"seed", "-h"},
+		{"naive", "-h"}, {"centrifugo-config", "-h"}} {
 		out.Reset()
 		errw.Reset()
 		if code := run(ctx, args, &out, &errw); code != 0 {
