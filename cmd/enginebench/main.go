@@ -45,6 +45,7 @@ var scenarios = []scenario{
 
 // helpers are the subcommands that are not scenarios.
 var helpers = []scenario{
+	{"suite", "the load suite: starts a fresh server per run (engine, centrifugo, naive), runs the scenarios, prints one summary table", runSuiteCLI},
 	{"naive", "serves the naive broadcast server (Fiber, a mutex-protected set of connections, a for-loop broadcast)", runNaiveCLI},
 	{"centrifugo-config", "writes a Centrifugo v6 config for -server centrifugo (HMAC token, API key, a namespace with history and recovery)", runCentrifugoConfigCLI},
 }

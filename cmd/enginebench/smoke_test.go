@@ -126,7 +126,7 @@ func TestCLI(t *testing.T) {
 	}
 
 	for _, args := range [][]string{{"-h"}, {"commands", "-h"}, {"fanout", "-h"}, {"idle", "-h"}, {"catchup", "-h"}, {"seed", "-h"},
-		{"naive", "-h"}, {"centrifugo-config", "-h"}} {
+		{"naive", "-h"}, {"centrifugo-config", "-h"}, {"suite", "-h"}} {
 		out.Reset()
 		errw.Reset()
 		if code := run(ctx, args, &out, &errw); code != 0 {
