@@ -68,7 +68,7 @@ func runFanoutCLI(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	sf.register(fs)
 	cfg := FanoutConfig{}
 	fs.IntVar(&cfg.Subs, "subs", 1000, "subscriber connections, each subscribed to the room")
-	fs.StringVar(&cfg.Stream, "stream", "", "the room stream (default: a fresh room:bench-RUN)")
+	fs.StringVar(&cfg.Stream, "stream", "", "the room (default: a fresh room:bench-RUN on the engine, NAMESPACE:bench-RUN on Centrifugo; the naive server has one room)")
 	fs.IntVar(&cfg.PublisherTarget, "publisher-target", 0, "index in -targets of the server the publisher connects to")
 	fs.Float64Var(&cfg.Rate, "rate", 50, "messages per second the publisher posts")
 	fs.IntVar(&cfg.Count, "count", 200, "messages the publisher posts")

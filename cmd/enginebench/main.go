@@ -7,6 +7,16 @@
 //	enginebench catchup -events 100000
 //	enginebench seed -n 100 -cook-time 3s
 //
+// fanout and idle also drive Centrifugo and a naive broadcast server, so
+// that the engine's figures have something to compare with:
+//
+//	enginebench centrifugo-config -port 8000 > c.json && centrifugo -c c.json &
+//	enginebench fanout -server centrifugo -targets http://127.0.0.1:8000 -cpu-pid $(pgrep -n centrifugo)
+//	enginebench naive -listen 127.0.0.1:9100 &
+//	enginebench idle -server naive -targets http://127.0.0.1:9100 -cpu-pid $!
+//
+// and enginebench suite runs them all, each against a fresh server.
+//
 // Connections are spread round-robin over the targets, so one run measures
 // one node or a cluster. Progress goes to stderr once a second, the result
 // table to stdout, and with -json FILE the same figures as JSON.
@@ -106,7 +116,11 @@ Every scenario takes -targets URL,URL… (connections go round-robin over them),
 first one's RSS), -source-ips and -cpuprofile.
 fanout and idle take -server engine|centrifugo|naive (default engine) and,
 for Centrifugo, -centrifugo-secret, -centrifugo-api-key, -centrifugo-namespace;
-the other scenarios drive the engine only.
+the other scenarios drive the engine only:
+  enginebench centrifugo-config -port 8000 > c.json && centrifugo -c c.json &
+  enginebench fanout -server centrifugo -targets http://127.0.0.1:8000 -cpu-pid $(pgrep -n centrifugo)
+  enginebench naive -listen 127.0.0.1:9100 &
+  enginebench idle -server naive -targets http://127.0.0.1:9100 -cpu-pid $!
 Over loopback, a server with the default -max-connections-per-ip (100) refuses
 the fanout's subscribers: start it with a larger limit, or give -source-ips
 127.0.0.2,127.0.0.3,… so that the connections come from several addresses.

@@ -99,7 +99,7 @@ func suiteRuns(scale float64, cookTime time.Duration) []suiteRun {
 				name: fmt.Sprintf("fanout %d subs x %d msgs @ %.0f/s", subs, count, f.rate), server: srv, scenario: "fanout",
 				run: func(ctx context.Context, t suiteTarget) (summarizer, error) {
 					return RunFanout(ctx, FanoutConfig{Targets: []string{t.base}, Server: srv, Centrifugo: defaultCentrifugoAuth(),
-						Subs: subs, Rate: f.rate, Count: count, Drain: 10 * time.Second, CPUPIDs: []int{t.pid}, Progress: t.progress})
+						Subs: subs, Rate: f.rate, Count: count, Drain: 30 * time.Second, CPUPIDs: []int{t.pid}, Progress: t.progress})
 				}})
 		}
 	}
