@@ -99,7 +99,11 @@ Flags:
 
 func (r *IdleResult) print(w io.Writer) {
 	t := newTable(w)
-	t.row("scenario", "idle: %d conns over %d rooms, %d target(s), held %.1f s, server %s", r.Conns, r.Streams, len(r.Targets), r.HoldSeconds, r.Server)
+	rooms := fmt.Sprintf("over %d rooms", r.Streams)
+	if r.Server == serverNaive {
+		rooms = "in its one broadcast set"
+	}
+	t.row("scenario", "idle: %d conns %s, %d target(s), held %.1f s, server %s", r.Conns, rooms, len(r.Targets), r.HoldSeconds, r.Server)
 	t.row("open", "%.2f s for all, %.3f ms per conn", r.OpenSeconds, r.OpenPerConn)
 	t.latency("dial→subscribed", r.ConnLatency)
 	if r.RSSPerConn != nil {

@@ -106,7 +106,7 @@ func suiteRuns(scale float64, cookTime time.Duration) []suiteRun {
 	conns := n(5000)
 	for _, srv := range []string{serverEngine, serverCentrifugo, serverNaive} {
 		runs = append(runs, suiteRun{
-			name: fmt.Sprintf("idle %d conns", conns), server: srv, scenario: "idle",
+			name: fmt.Sprintf("idle %d conns, 1 sub each", conns), server: srv, scenario: "idle",
 			run: func(ctx context.Context, t suiteTarget) (summarizer, error) {
 				return RunIdle(ctx, IdleConfig{Targets: []string{t.base}, Server: srv, Centrifugo: defaultCentrifugoAuth(),
 					Conns: conns, Streams: 100, Hold: 2 * time.Second, CPUPIDs: []int{t.pid}, Progress: t.progress})
