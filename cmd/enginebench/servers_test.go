@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"net"
 	"os"
@@ -67,10 +68,16 @@ func startCentrifugo(t *testing.T) (base string, pid int) {
 		if err := p.stop(); err != nil {
 			t.Errorf("centrifugo: %v", err)
 		}
+		log, err := os.ReadFile(filepath.Join(dir, "server.log"))
+		if err != nil {
+			t.Error(err)
+		}
+		// Centrifugo warns of a config key it does not know.
+		if bytes.Contains(log, []byte("unknown key")) {
+			t.Errorf("centrifugo does not know a key of the config:\n%s", b)
+		}
 		if t.Failed() {
-			if log, err := os.ReadFile(filepath.Join(dir, "server.log")); err == nil {
-				t.Logf("centrifugo log:\n%s", log)
-			}
+			t.Logf("centrifugo log:\n%s", log)
 		}
 	})
 	return base, p.cmd.Process.Pid
