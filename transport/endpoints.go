@@ -84,8 +84,17 @@ func renderEvent(ev *events.Event) ([]byte, bool) {
 
 // parseFrame decodes a client frame strictly. It returns the ref when the
 // frame has a valid one, even if another field is wrong, so that the error
-// reply can carry it.
+// reply can carry it. The frames clients send in practice are decoded by
+// quickFrame, the others (and every error) by the strict decoder.
 func parseFrame(data []byte) (clientFrame, *string, error) {
+	if f, ref, ok := quickFrame(data); ok {
+		return f, ref, nil
+	}
+	return strictFrame(data)
+}
+
+// strictFrame is parseFrame with the strict decoder alone.
+func strictFrame(data []byte) (clientFrame, *string, error) {
 	var f clientFrame
 	err := events.DecodeStrict(data, &f)
 	var syn *json.SyntaxError

@@ -1,0 +1,91 @@
+package transport
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// FuzzQuickFrame: whatever quickFrame accepts, the strict decoder accepts
+// too, with the same frame and the same ref; and the frames clients send
+// in practice take the quick path.
+func FuzzQuickFrame(f *testing.F) {
+	for _, s := range []string{
+		`{"op":"ping","ref":"1"}`,
+		` { "op" : "ping" , "ref" : "1" } `,
+		`{"op":"subscribe","stream":"room:lobby","from":0,"user":"ann","epoch":"e1","ref":"sub-1","state":true}`,
+		`{"op":"subscribe","stream":"room:lobby","from":18446744073709551615}`,
+		`{"op":"subscribe","stream":"room:lobby","from":18446744073709551616}`,
+		`{"op":"subscribe","from":007}`,
+		`{"op":"subscribe","from":1.0}`,
+		`{"op":"subscribe","from":1e3}`,
+		`{"op":"subscribe","from":-1}`,
+		`{"op":"subscribe","state":false,"state":true}`,
+		`{"op":"unsubscribe","stream":"room:lobby","ref":""}`,
+		`{"op":"command","stream":"room:lobby","type":"PostMessage","data":{"user":"ann","text":"hi"},"id":"k1","ref":"c1"}`,
+		`{"op":"command","stream":"room:lobby","type":"PostMessage","data":{"user":"ann","text":"h\"i\u00e9","n":[1,2.5e3,true,null,{}]},"ref":"c1"}`,
+		`{"op":"command","data":null}`,
+		`{"op":"command","data":[1,2]}`,
+		`{"op":"command","data":"x"}`,
+		`{"op":"command","data":12}`,
+		`{"op":"command","data":{"a":01}}`,
+		`{"op":"command","data":{"a":1,}}`,
+		`{"op":"command","data":{"a" 1}}`,
+		`{"op":"command","data":{"a":tru}}`,
+		`{"op":"refresh","token":"a.b.c","ref":"r"}`,
+		`{"op":"ping","ref":null}`,
+		`{"op":"ping","ref":7}`,
+		`{"op":"ping","ref":"` + strings.Repeat("é", 64) + `"}`,
+		`{"op":"ping","ref":"` + strings.Repeat("x", 65) + `"}`,
+		`{"op":"ping","ref":"a","extra":1}`,
+		`{"op":"ping","ref":"a"} {}`,
+		`{"op":"ping","ref":"a"} x`,
+		`{"op":"ping","REF":"upper","ref":"lower"}`,
+		`{"op":"ping","ref":"\ud800\u2028<b>"}`,
+		"{\"op\":\"ping\",\"ref\":\"\xff\"}",
+		"{\"op\":\"ping\",\"ref\":\"a\tb\"}",
+		`{"op":"ping","ref":"x"`,
+		`{"op":"ping",}`,
+		`{}`,
+		`[{"ref":"in an array"}]`,
+		`null`,
+		``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		qf, qref, ok := quickFrame(data)
+		if !ok {
+			return
+		}
+		sf, sref, err := strictFrame(data)
+		if err != nil {
+			t.Fatalf("quickFrame accepted %q, the strict decoder refused it: %v", data, err)
+		}
+		sf.Ref = nil
+		in := string(data)
+		for i := range data {
+			data[i] = 0 // the frame's buffer is reused: nothing may alias it
+		}
+		if !reflect.DeepEqual(qf, sf) {
+			t.Fatalf("%q: quick %+v, strict %+v", in, qf, sf)
+		}
+		if (qref == nil) != (sref == nil) || qref != nil && *qref != *sref {
+			t.Fatalf("%q: quick ref %v, strict %v", in, qref, sref)
+		}
+	})
+}
+
+// The frames clients send in practice take the quick path.
+func TestQuickFrameCommon(t *testing.T) {
+	for _, s := range []string{
+		`{"op":"command","stream":"room:bench-1","type":"PostMessage","data":{"user":"bench","text":"xxxxxxxx"},"id":"r-1-2","ref":"2"}`,
+		`{"op":"subscribe","stream":"room:lobby","from":12,"epoch":"e","user":"ann","ref":"s1"}`,
+		`{"op":"ping"}`,
+		`{"op":"command","stream":"room:lobby","type":"PostMessage","data":{"user":"ann","text":"héllo ✓"}}`,
+	} {
+		if _, _, ok := quickFrame([]byte(s)); !ok {
+			t.Errorf("quickFrame refused %s", s)
+		}
+	}
+}
