@@ -131,7 +131,7 @@ func benchConn(s *Server) *Conn {
 		req:    &Upgrade{},
 		ctx:    ctx,
 		cancel: cancel,
-		lanes:  make(map[string][]func()),
+		lanes:  make(map[string][]laneItem),
 		slots:  make(chan struct{}, s.cfg.MaxInflight),
 		subs:   make(map[string]*wsSub),
 	}

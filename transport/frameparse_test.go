@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"encoding/json"
 	"reflect"
 	"strings"
 	"testing"
@@ -88,4 +89,25 @@ func TestQuickFrameCommon(t *testing.T) {
 			t.Errorf("quickFrame refused %s", s)
 		}
 	}
+}
+
+// FuzzAppendAck: an ack frame is byte for byte json.Marshal's.
+func FuzzAppendAck(f *testing.F) {
+	f.Add("room:lobby", uint64(7), "c1", true)
+	f.Add("room:lobby", uint64(0), "", true)
+	f.Add("game:x", uint64(1<<63), "<b>&\"\\\u2028\x7f\x01\xff", true)
+	f.Add("room:a", uint64(3), "", false)
+	f.Fuzz(func(t *testing.T, stream string, version uint64, r string, hasRef bool) {
+		var ref *string
+		if hasRef {
+			ref = &r
+		}
+		want, err := json.Marshal(subscribedFrame{Op: "ack", Stream: stream, Version: version, Ref: ref})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := appendAck(nil, stream, version, ref); string(got) != string(want) {
+			t.Fatalf("appendAck %s, json.Marshal %s", got, want)
+		}
+	})
 }
