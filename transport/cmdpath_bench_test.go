@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strconv"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/b6368a97/engine/actors"
 	"github.com/b6368a97/engine/actors/kinds"
+	"github.com/b6368a97/engine/events"
 	"github.com/b6368a97/engine/events/memstore"
 )
 
@@ -138,4 +140,23 @@ func benchConn(s *Server) *Conn {
 	c.q = newSendQueue(s.cfg.SendQueueFrames, s.cfg.SendQueueBytes, func() {})
 	c.auth.p.Store(&principal{anonymous: true})
 	return c
+}
+
+// BenchmarkCommandReply: the body of a command's HTTP reply (one event),
+// built by hand and, for comparison, by json.Marshal (what c.JSON did).
+func BenchmarkCommandReply(b *testing.B) {
+	evs := []events.Event{{Stream: "room:lobby", Version: 7, Position: 70, ID: "room:lobby/k1/0", Type: "MessagePosted",
+		Time: time.Now(), Data: []byte(`{"user":"ann","text":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}`), Meta: events.Meta{Correlation: "k1", Causation: "k1"}}}
+	b.Run("append", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			appendCommandReply(nil, "room:lobby", 7, evs)
+		}
+	})
+	b.Run("json.Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			_, _ = json.Marshal(commandReply{Stream: "room:lobby", Version: 7, Events: evs})
+		}
+	})
 }

@@ -5,6 +5,9 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/b6368a97/engine/events"
 )
 
 // FuzzQuickFrame: whatever quickFrame accepts, the strict decoder accepts
@@ -108,6 +111,34 @@ func FuzzAppendAck(f *testing.F) {
 		}
 		if got := appendAck(nil, stream, version, ref); string(got) != string(want) {
 			t.Fatalf("appendAck %s, json.Marshal %s", got, want)
+		}
+	})
+}
+
+// FuzzCommandReply: the reply to POST /streams/{s}/commands is byte for
+// byte json.Marshal's, or appendCommandReply gives way when json.Marshal
+// fails.
+func FuzzCommandReply(f *testing.F) {
+	f.Add("room:lobby", uint64(3), "MessagePosted", `{"user":"ann","text":"hi there"}`, "id-1", "c1", "k1", 2)
+	f.Add("room:<a>", uint64(0), "T", ` { "a" : [1, 2] , "b":"<&>\u2028 x" } `, "", "", "", 1)
+	f.Add("room:a", uint64(1), "T", `{"a":"\u2029\u2028"}`, "i", "", "k", 0)
+	f.Add("room:a", uint64(1), "T", `{"a":`, "i", "", "", 1)
+	f.Add("room:a", uint64(1), "T", "", "i", "", "", 1)
+	f.Fuzz(func(t *testing.T, stream string, version uint64, typ, data, id, corr, cause string, n int) {
+		evs := make([]events.Event, (n%4+4)%4)
+		for i := range evs {
+			evs[i] = events.Event{Stream: stream, Version: version + uint64(i), Position: uint64(i), ID: id, Type: typ,
+				Time: time.Unix(1700000000, int64(i)*1e6), Data: json.RawMessage(data), Meta: events.Meta{Correlation: corr, Causation: cause}}
+		}
+		want, err := json.Marshal(commandReply{Stream: stream, Version: version, Events: evs})
+		got, ok := appendCommandReply(nil, stream, version, evs)
+		switch {
+		case err != nil && ok:
+			t.Fatalf("json.Marshal fails (%v), appendCommandReply gave %s", err, got)
+		case err == nil && !ok:
+			t.Fatalf("appendCommandReply gave way, json.Marshal gave %s", want)
+		case ok && string(got) != string(want):
+			t.Fatalf("appendCommandReply\n%s\njson.Marshal\n%s", got, want)
 		}
 	})
 }
