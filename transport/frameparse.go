@@ -281,3 +281,56 @@ func (p *frameScanner) skipString() bool {
 	}
 	return false
 }
+
+// quickCommandBody decodes the body of POST /streams/{s}/commands as
+// quickFrame decodes a frame: the usual bodies (type and data, once each,
+// type a plain string) exactly as decodeStrict would, anything else (ok
+// false) left to decodeStrict. Nothing it returns aliases body.
+func quickCommandBody(body []byte) (b commandBody, ok bool) {
+	p := frameScanner{b: body}
+	p.space()
+	if !p.byte('{') {
+		return b, false
+	}
+	var seen uint8
+	p.space()
+	if !p.byte('}') {
+		for {
+			p.space()
+			key, ok := p.plainString()
+			if !ok {
+				return b, false
+			}
+			p.space()
+			if !p.byte(':') {
+				return b, false
+			}
+			p.space()
+			var bit uint8
+			switch string(key) {
+			case "type":
+				bit, ok = 1, p.str(&b.Type)
+			case "data":
+				start := p.i
+				bit, ok = 2, p.skipValue(0) && json.Valid(p.b[start:p.i])
+				if ok {
+					b.Data = append(json.RawMessage(nil), p.b[start:p.i]...)
+				}
+			}
+			if !ok || bit == 0 || seen&bit != 0 {
+				return b, false
+			}
+			seen |= bit
+			p.space()
+			if p.byte(',') {
+				continue
+			}
+			if p.byte('}') {
+				break
+			}
+			return b, false
+		}
+	}
+	p.space()
+	return b, p.i == len(p.b)
+}

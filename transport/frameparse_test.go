@@ -142,3 +142,42 @@ func FuzzCommandReply(f *testing.F) {
 		}
 	})
 }
+
+// FuzzQuickCommandBody: whatever quickCommandBody accepts, decodeStrict
+// accepts too, with the same result, and nothing aliases the body.
+func FuzzQuickCommandBody(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"PostMessage","data":{"user":"ann","text":"hi"}}`,
+		` { "type" : "EndGame" } `,
+		`{"type":"CancelOrder","data":null}`,
+		`{"data":[1],"type":"T"}`,
+		`{"type":"T","data":"x"}`,
+		`{"type":"T","extra":1}`,
+		`{"type":"T","type":"U"}`,
+		`{"Type":"T"}`,
+		`{"type":"T\u00e9"}`,
+		`{"type":"T"} {}`,
+		`{}`,
+		``,
+		`[]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		q, ok := quickCommandBody(data)
+		if !ok {
+			return
+		}
+		var s commandBody
+		if err := decodeStrict(data, &s); err != nil {
+			t.Fatalf("quickCommandBody accepted %q, decodeStrict refused it: %v", data, err)
+		}
+		in := string(data)
+		for i := range data {
+			data[i] = 0
+		}
+		if !reflect.DeepEqual(q, s) {
+			t.Fatalf("%q: quick %+v, strict %+v", in, q, s)
+		}
+	})
+}

@@ -173,9 +173,12 @@ func (s *Server) postCommand(c *fiber.Ctx) error {
 	if err := requireJSON(c); err != nil {
 		return err
 	}
-	var body commandBody
-	if err := decodeStrict(c.Body(), &body); err != nil {
-		return err
+	body, ok := quickCommandBody(c.Body())
+	if !ok {
+		body = commandBody{}
+		if err := decodeStrict(c.Body(), &body); err != nil {
+			return err
+		}
 	}
 	if body.Type == "" {
 		return badRequest("type is required")
@@ -239,13 +242,14 @@ func appendCommandReply(buf []byte, stream string, version uint64, evs []events.
 		if i > 0 {
 			buf = append(buf, ',')
 		}
-		start := len(buf)
-		buf = evs[i].AppendJSON(buf)
-		ev := buf[start:]
-		if !json.Valid(ev) {
+		// The envelope's own fields are always valid JSON: its data
+		// decides.
+		if len(evs[i].Data) > 0 && !json.Valid(evs[i].Data) {
 			return nil, false
 		}
-		if needsCompactHTML(ev) {
+		start := len(buf)
+		buf = evs[i].AppendJSON(buf)
+		if ev := buf[start:]; needsCompactHTML(ev) {
 			out := appendCompactHTML(nil, ev)
 			buf = append(buf[:start], out...)
 		}
