@@ -102,3 +102,37 @@ func TestWSCommandsEndWithConnection(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 }
+
+// plainAPI hides ExecuteFunc: commands then run on lane goroutines that
+// wait for Execute (an API such as the cluster's).
+type plainAPI struct{ actors.API }
+
+// Over an API without ExecuteFunc, /ws commands keep their order per
+// stream, and the deadline still answers a command its actor holds.
+func TestWSCommandsWithoutExecuteFunc(t *testing.T) {
+	var fault *transporttest.FaultAPI
+	h := transporttest.New(t, func(c *transport.Config) {
+		c.CommandTimeout = 200 * time.Millisecond
+		fault = c.API.(*transporttest.FaultAPI)
+		c.API = plainAPI{c.API}
+	})
+	c := h.Dial(t, "/ws")
+	for i := range 3 {
+		c.Send(`{"op":"command","stream":"room:a","type":"PostMessage","data":{"user":"ann","text":"hi"},"ref":"` + string(rune('1'+i)) + `"}`)
+	}
+	c.Send(`{"op":"command","stream":"room:a","type":"Nope","ref":"4"}`)
+	for i := range 3 {
+		if m := c.Frame(); m["op"] != "ack" || m["ref"] != string(rune('1'+i)) || m["version"] != float64(i+1) {
+			t.Fatalf("reply %d: %v", i, m)
+		}
+	}
+	if m := c.Frame(); m["op"] != "error" || m["code"] != "bad_request" || m["ref"] != "4" {
+		t.Fatalf("reply to an unknown command: %v", m)
+	}
+	hold := fault.HoldType("PostMessage")
+	defer hold.Open()
+	c.Send(`{"op":"command","stream":"room:b","type":"PostMessage","data":{"user":"ann","text":"hi"},"ref":"5"}`)
+	if m := c.Frame(); m["op"] != "error" || m["code"] != "unavailable" || m["ref"] != "5" {
+		t.Fatalf("reply to a held command: %v", m)
+	}
+}
