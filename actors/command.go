@@ -127,8 +127,15 @@ func (a *streamActor) rerun(c actor.Context, msgs []*execMsg) {
 // if that fails. It returns the commands left to decide.
 func (a *streamActor) admit(msgs []*execMsg) []*execMsg {
 	live := msgs[:0]
+	var now time.Time // read once, and only if a command has a deadline
+	clock := func() time.Time {
+		if now.IsZero() {
+			now = time.Now()
+		}
+		return now
+	}
 	for _, m := range msgs {
-		if err := m.ctx.Err(); err != nil {
+		if err := m.gone(clock); err != nil {
 			a.done(m, Result{}, unavailable(a.stream, err), ResultUnavailable, 0)
 			continue
 		}
@@ -303,8 +310,8 @@ func (a *streamActor) answer(b *batch, dur time.Duration) {
 
 // done answers one command and reports it to the observer.
 func (a *streamActor) done(m *execMsg, res Result, err error, outcome string, dur time.Duration) {
-	m.reply <- execReply{res: res, err: err}
 	a.r.obs.CommandDone(a.kind.Name(), outcome, dur)
+	m.answer(res, err)
 }
 
 func (a *streamActor) decide(s decider.State, cmd decider.Command) (evs []events.Event, err error) {

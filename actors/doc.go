@@ -78,7 +78,9 @@
 // Everything about one stream happens on its actor, one message at a
 // time; kind functions are only ever called from there. The caller of an
 // API method waits on a reply channel with room for one answer, selecting
-// on its own context, so an actor never blocks on a caller. Actors call
+// on its own context, so an actor never blocks on a caller; a caller of
+// Runtime.ExecuteFunc does not wait, and the actor calls its non-blocking
+// done instead (a transport's ack). Actors call
 // Sinks only through non-blocking Enqueue (and Overflow once), serialised
 // per subscription; only a catch-up reader waits, in Sink.WaitRoom.
 // Goroutines: mailbox goroutines of the runtime's dispatcher

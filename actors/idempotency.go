@@ -1,11 +1,9 @@
 package actors
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 
 	"github.com/b6368a97/engine/actors/decider"
 	"github.com/b6368a97/engine/events"
@@ -58,21 +56,56 @@ type cmdRecord struct {
 // so that white space does not count) and its expected version. A command
 // id repeated with another fingerprint is not a retry of the same command
 // (ErrIdempotencyMismatch). Never 0.
+//
+// It is FNV-64a over the type, a 0 byte, the data compacted (as
+// json.Compact writes it; the data as it is when it is not valid JSON)
+// and the expected version in big-endian order, computed in place:
+// snapshots keep these sums, so they must never change.
 func fingerprint(cmd decider.Command, expected events.ExpectedVersion) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(cmd.Type))
-	h.Write([]byte{0})
-	var data bytes.Buffer
-	if json.Compact(&data, cmd.Data) == nil {
-		h.Write(data.Bytes())
+	h := uint64(fnvOffset)
+	for i := 0; i < len(cmd.Type); i++ {
+		h = (h ^ uint64(cmd.Type[i])) * fnvPrime
+	}
+	h *= fnvPrime // ^ 0
+	if json.Valid(cmd.Data) {
+		// Compacted: white space outside strings skipped.
+		inString, escaped := false, false
+		for _, c := range cmd.Data {
+			switch {
+			case inString:
+				switch {
+				case escaped:
+					escaped = false
+				case c == '\\':
+					escaped = true
+				case c == '"':
+					inString = false
+				}
+			case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+				continue
+			case c == '"':
+				inString = true
+			}
+			h = (h ^ uint64(c)) * fnvPrime
+		}
 	} else {
-		h.Write(cmd.Data)
+		for _, c := range cmd.Data {
+			h = (h ^ uint64(c)) * fnvPrime
+		}
 	}
 	var v [8]byte
 	binary.BigEndian.PutUint64(v[:], uint64(expected))
-	h.Write(v[:])
-	return h.Sum64() | 1
+	for _, c := range v {
+		h = (h ^ uint64(c)) * fnvPrime
+	}
+	return h | 1
 }
+
+// FNV-64a (hash/fnv).
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
 
 // matches reports whether a remembered command may be the one sum
 // describes: the same fingerprint, or one the record does not know.

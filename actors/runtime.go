@@ -247,21 +247,9 @@ func (r *Runtime) Execute(ctx context.Context, cmd decider.Command, expected eve
 // StepCommand), which may be a command the kind marks internal and is not
 // subject to a private kind's rule; otherwise a client's.
 func (r *Runtime) execute(ctx context.Context, cmd decider.Command, expected events.ExpectedVersion, internal bool) (Result, error) {
-	k, err := r.kindOf(cmd.Stream)
+	k, err := r.checkCommand(&cmd, expected, internal)
 	if err != nil {
 		return Result{}, err
-	}
-	if !internal && k.IsInternal(cmd.Type) {
-		return Result{}, decider.Forbidden("%s is sent by the engine itself, never by clients", events.Clip(cmd.Type, 64))
-	}
-	if expected < events.AnyVersion {
-		return Result{}, decider.Invalid("expected version %d is not a version", int64(expected))
-	}
-	if len(cmd.ID) > events.MaxIDLength {
-		return Result{}, decider.Invalid("the command id is longer than %d bytes", events.MaxIDLength)
-	}
-	if cmd.Time.IsZero() {
-		cmd.Time = r.cfg.Now()
 	}
 	m := &execMsg{ctx: ctx, cmd: cmd, expected: expected, internal: internal, reply: make(chan execReply, 1)}
 	rep, err := ask(ctx, r, cmd.Stream, k, m, m.reply)
@@ -269,6 +257,53 @@ func (r *Runtime) execute(ctx context.Context, cmd decider.Command, expected eve
 		return Result{}, err
 	}
 	return rep.res, rep.err
+}
+
+// checkCommand validates a command before it is queued, and returns its
+// stream's kind.
+func (r *Runtime) checkCommand(cmd *decider.Command, expected events.ExpectedVersion, internal bool) (decider.Kind, error) {
+	k, err := r.kindOf(cmd.Stream)
+	if err != nil {
+		return nil, err
+	}
+	if !internal && k.IsInternal(cmd.Type) {
+		return nil, decider.Forbidden("%s is sent by the engine itself, never by clients", events.Clip(cmd.Type, 64))
+	}
+	if expected < events.AnyVersion {
+		return nil, decider.Invalid("expected version %d is not a version", int64(expected))
+	}
+	if len(cmd.ID) > events.MaxIDLength {
+		return nil, decider.Invalid("the command id is longer than %d bytes", events.MaxIDLength)
+	}
+	if cmd.Time.IsZero() {
+		cmd.Time = r.cfg.Now()
+	}
+	return k, nil
+}
+
+// ExecuteFunc is Execute for a caller that does not wait: it queues a
+// client's command for its stream's actor and returns at once; done is
+// called exactly once with what Execute would return. It runs on the
+// stream actor's goroutine, or on the caller's, before ExecuteFunc
+// returns, when the command is refused before it is queued; so done must
+// not block (it may call ExecuteFunc). It spares a transport a goroutine,
+// a context and a timer per command.
+//
+// ExecuteFunc does not watch ctx nor deadline: a caller that stops
+// waiting answers its own client, and done still comes, later. They only
+// spare the store: a command whose ctx has ended, or whose deadline (when
+// not zero) has passed, when its turn comes is answered with
+// ErrUnavailable without being decided, as Execute does when its ctx ends.
+func (r *Runtime) ExecuteFunc(ctx context.Context, cmd decider.Command, expected events.ExpectedVersion, deadline time.Time, done func(Result, error)) {
+	k, err := r.checkCommand(&cmd, expected, false)
+	if err != nil {
+		done(Result{}, err)
+		return
+	}
+	m := &execMsg{ctx: ctx, cmd: cmd, expected: expected, done: done, deadline: deadline, r: r}
+	if err := r.call(cmd.Stream, k, m); err != nil {
+		done(Result{}, err)
+	}
 }
 
 // ExecuteInternal runs a command with the engine's own authority: a

@@ -25,7 +25,14 @@ type (
 		// internal: the engine's own command (a step's), which no private
 		// kind's rule is asked about.
 		internal bool
-		reply    chan execReply
+		// Exactly one of reply and done is set: reply for Execute, which
+		// waits for it; done for ExecuteFunc, called with the answer.
+		reply chan execReply
+		done  func(Result, error)
+		// deadline, when set, is when an ExecuteFunc caller stops
+		// waiting: a command still queued then is not decided (admit).
+		deadline time.Time
+		r        *Runtime // for done's callDone
 	}
 	execReply struct {
 		res Result
@@ -62,11 +69,33 @@ type (
 	idleTick struct{}
 )
 
-func (m *execMsg) fail(err error)      { m.reply <- execReply{err: err} }
+func (m *execMsg) fail(err error)      { m.answer(Result{}, err) }
 func (m *stateMsg) fail(err error)     { m.reply <- stateReply{err: err} }
 func (m *subscribeMsg) fail(err error) { m.reply <- err }
 func (m *wakeMsg) fail(err error)      { m.reply <- err }
 func (m *checkMsg) fail(err error)     { m.reply <- err }
+
+// answer gives the command's outcome to its caller, once.
+func (m *execMsg) answer(res Result, err error) {
+	if m.done == nil {
+		m.reply <- execReply{res: res, err: err}
+		return
+	}
+	m.done(res, err)
+	m.r.callDone()
+}
+
+// gone reports why the command's caller no longer waits, if it does not:
+// its context ended, or its deadline (ExecuteFunc) passed at now.
+func (m *execMsg) gone(now func() time.Time) error {
+	if err := m.ctx.Err(); err != nil {
+		return err
+	}
+	if !m.deadline.IsZero() && !now().Before(m.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
 
 // streamActor owns one stream: its state, version, subscribers, presence
 // and the child running its current background step. Everything here is

@@ -30,7 +30,11 @@
 // consumer. The reader paces the client's requests instead: while the
 // queue is over half its caps it reads no further frame, so replies to a
 // client's own requests never overflow it (commands in flight, at most
-// MaxInflight, may still add their acks). The runtime sees one actors.Sink per subscription (wsSub)
+// MaxInflight, may still add their acks). Commands run in lanes, one per
+// stream of a connection (lanes.go): on the actor runtime a command takes
+// no goroutine of its own, its actor queues the ack, and one timer per
+// connection keeps the command deadline. The runtime sees one actors.Sink
+// per subscription (wsSub)
 // whose Enqueue pushes the event (rendered later by the writer, with the
 // endpoint's Render) and whose WaitRoom, which the runtime's catch-up
 // reader waits on, returns once the queue is below half its caps: a

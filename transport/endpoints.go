@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"unicode/utf8"
 
 	"github.com/gofiber/contrib/websocket"
@@ -84,8 +85,17 @@ func renderEvent(ev *events.Event) ([]byte, bool) {
 
 // parseFrame decodes a client frame strictly. It returns the ref when the
 // frame has a valid one, even if another field is wrong, so that the error
-// reply can carry it.
+// reply can carry it. The frames clients send in practice are decoded by
+// quickFrame, the others (and every error) by the strict decoder.
 func parseFrame(data []byte) (clientFrame, *string, error) {
+	if f, ref, ok := quickFrame(data); ok {
+		return f, ref, nil
+	}
+	return strictFrame(data)
+}
+
+// strictFrame is parseFrame with the strict decoder alone.
+func strictFrame(data []byte) (clientFrame, *string, error) {
 	var f clientFrame
 	err := events.DecodeStrict(data, &f)
 	var syn *json.SyntaxError
@@ -290,17 +300,46 @@ func (c *Conn) opCommand(ref *string, f *clientFrame) {
 		Caller: c.principal().caller(),
 		Time:   c.s.cfg.Now(),
 	}
-	ok := c.submit(cmd.Stream, func() {
-		res, err := c.s.execute(c.ctx, cmd, events.AnyVersion)
-		if err != nil {
-			c.replyError(ref, err)
-			return
-		}
-		c.sendJSON(subscribedFrame{Op: "ack", Stream: cmd.Stream, Version: res.Version, Ref: ref})
-	})
+	ok := c.submitCommand(cmd, ref)
 	if !ok {
 		c.replyError(ref, errDraining)
 	}
+}
+
+// appendAck appends a command's ack frame, byte for byte what
+// json.Marshal makes of subscribedFrame{Op: "ack", …}, without reflection.
+func appendAck(buf []byte, stream string, version uint64, ref *string) []byte {
+	if buf == nil {
+		n := 48 + len(stream)
+		if ref != nil {
+			n += len(*ref)
+		}
+		buf = make([]byte, 0, n)
+	}
+	buf = append(buf, `{"op":"ack","stream":`...)
+	buf = appendMarshalString(buf, stream)
+	buf = append(buf, `,"version":`...)
+	buf = strconv.AppendUint(buf, version, 10)
+	if ref != nil {
+		buf = append(buf, `,"ref":`...)
+		buf = appendMarshalString(buf, *ref)
+	}
+	return append(buf, '}')
+}
+
+// appendMarshalString appends s as json.Marshal writes a string (HTML
+// characters escaped): printable ASCII that needs no escape directly,
+// anything else through json.Marshal itself.
+func appendMarshalString(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(buf, q...)
+		}
+	}
+	buf = append(buf, '"')
+	buf = append(buf, s...)
+	return append(buf, '"')
 }
 
 func (c *Conn) isDraining() bool {

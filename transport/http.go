@@ -173,9 +173,12 @@ func (s *Server) postCommand(c *fiber.Ctx) error {
 	if err := requireJSON(c); err != nil {
 		return err
 	}
-	var body commandBody
-	if err := decodeStrict(c.Body(), &body); err != nil {
-		return err
+	body, ok := quickCommandBody(c.Body())
+	if !ok {
+		body = commandBody{}
+		if err := decodeStrict(c.Body(), &body); err != nil {
+			return err
+		}
 	}
 	if body.Type == "" {
 		return badRequest("type is required")
@@ -209,7 +212,110 @@ func (s *Server) postCommand(c *fiber.Ctx) error {
 		evs = []events.Event{}
 	}
 	c.Set(fiber.HeaderETag, etag(res.Version))
+	if body, ok := appendCommandReply(nil, stream, res.Version, evs); ok {
+		c.Response().SetBodyRaw(body)
+		c.Response().Header.SetContentType(fiber.MIMEApplicationJSON)
+		return nil
+	}
 	return c.JSON(commandReply{Stream: stream, Version: res.Version, Events: evs})
+}
+
+// appendCommandReply appends the reply to a command, byte for byte what
+// c.JSON (json.Marshal) makes of commandReply, without reflection: each
+// event's own JSON (events.Event.AppendJSON) compacted and HTML-escaped
+// as json.Marshal treats a MarshalJSON result. ok is false, and c.JSON
+// must answer, when an event's JSON is not valid (json.Marshal's error).
+func appendCommandReply(buf []byte, stream string, version uint64, evs []events.Event) (_ []byte, ok bool) {
+	if buf == nil {
+		n := 64 + len(stream)
+		for i := range evs {
+			n += 224 + len(evs[i].Data)
+		}
+		buf = make([]byte, 0, n)
+	}
+	buf = append(buf, `{"stream":`...)
+	buf = appendMarshalString(buf, stream)
+	buf = append(buf, `,"version":`...)
+	buf = strconv.AppendUint(buf, version, 10)
+	buf = append(buf, `,"events":[`...)
+	for i := range evs {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		// The envelope's own fields are always valid JSON: its data
+		// decides.
+		if len(evs[i].Data) > 0 && !json.Valid(evs[i].Data) {
+			return nil, false
+		}
+		start := len(buf)
+		buf = evs[i].AppendJSON(buf)
+		if ev := buf[start:]; needsCompactHTML(ev) {
+			out := appendCompactHTML(nil, ev)
+			buf = append(buf[:start], out...)
+		}
+	}
+	return append(buf, "]}"...), true
+}
+
+// needsCompactHTML reports whether valid JSON changes when compacted and
+// HTML-escaped (appendCompactHTML).
+func needsCompactHTML(b []byte) bool {
+	inString, escaped := false, false
+	for _, c := range b {
+		switch {
+		case c == '<' || c == '>' || c == '&' || c == 0xE2:
+			return true
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			return true
+		case c == '"':
+			inString = true
+		}
+	}
+	return false
+}
+
+// appendCompactHTML appends valid JSON src as json.Marshal writes a
+// MarshalJSON result: white space outside strings removed; <, > and &
+// written \u003c, \u003e and \u0026, U+2028 and U+2029 \u2028 and \u2029.
+func appendCompactHTML(dst, src []byte) []byte {
+	const hex = "0123456789abcdef"
+	inString, escaped := false, false
+	for i := 0; i < len(src); i++ {
+		c := src[i]
+		switch {
+		case c == '<' || c == '>' || c == '&':
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+			continue
+		case c == 0xE2 && i+2 < len(src) && src[i+1] == 0x80 && src[i+2]&^1 == 0xA8:
+			dst = append(dst, '\\', 'u', '2', '0', '2', hex[src[i+2]&0xF])
+			i += 2
+			continue
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r':
+			continue
+		case c == '"':
+			inString = true
+		}
+		dst = append(dst, c)
+	}
+	return dst
 }
 
 // getState: GET /streams/{stream}, and with ?at=N the state at version N

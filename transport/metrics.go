@@ -3,6 +3,7 @@ package transport
 import (
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,10 +17,13 @@ import (
 // metrics come from the actor runtime, to which Metrics is passed as
 // actors.Config.Observer. Safe for concurrent use.
 type Metrics struct {
-	connections   prometheus.Gauge
-	framesIn      prometheus.Counter
-	framesOut     prometheus.Counter
-	commands      *prometheus.CounterVec
+	connections prometheus.Gauge
+	framesIn    prometheus.Counter
+	framesOut   prometheus.Counter
+	commands    *prometheus.CounterVec
+	// commandsBy caches commands' children by commandKey: WithLabelValues
+	// hashes and validates its labels on every call.
+	commandsBy    sync.Map
 	appendSeconds prometheus.Histogram
 	slowCloses    prometheus.Counter
 	activeActors  *prometheus.GaugeVec
@@ -81,9 +85,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
+type commandKey struct{ kind, result string }
+
 // CommandDone implements actors.Observer.
 func (m *Metrics) CommandDone(kind, result string, appendDur time.Duration) {
-	m.commands.WithLabelValues(kind, result).Inc()
+	k := commandKey{kind, result}
+	c, ok := m.commandsBy.Load(k)
+	if !ok {
+		c, _ = m.commandsBy.LoadOrStore(k, m.commands.WithLabelValues(kind, result))
+	}
+	c.(prometheus.Counter).Inc()
 	if appendDur > 0 {
 		m.appendSeconds.Observe(appendDur.Seconds())
 	}

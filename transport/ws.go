@@ -156,12 +156,14 @@ func (s *Server) wsRecover(c *websocket.Conn) {
 //
 // Goroutines: the handler goroutine reads (readLoop) and, when the reader
 // ends, tears the connection down; the writer goroutine (writeLoop) owns
-// every write, the ping ticker and the close frame; command lanes and
-// the /live-score follower are tracked by wg; the token's expiry timer
+// every write, the ping ticker and the close frame; command lanes, the
+// commands the runtime runs for the connection (lanes.go) and the
+// /live-score follower are tracked by wg; the token's expiry timer
 // (connAuth) only queues, and teardown stops it. The handler returns only
 // after all of them have ended, because contrib/websocket recycles the
 // *websocket.Conn for another client once it returns. The runtime never
-// sees the connection: it calls a wsSub, which only touches q.
+// sees the connection: it calls a wsSub or a command's done, which only
+// touch q and the lanes.
 type Conn struct {
 	s   *Server
 	ep  *Endpoint
@@ -187,12 +189,14 @@ type Conn struct {
 	lingerLeft  int64
 	lingerUntil time.Time // the read deadline once set by lingerFor
 
-	// mu guards the command lanes and the drain state.
+	// mu guards the command lanes, the running commands and the drain
+	// state (lanes.go).
 	mu       sync.Mutex
 	draining bool
-	lanes    map[string][]func()
-	slots    chan struct{} // one per command in flight
+	lanes    map[string][]laneItem // a stream's lane: present while running, with what waits
+	slots    chan struct{}         // one per command in flight
 	inflight counter.Counter
+	cmds     cmdTracker
 
 	subs map[string]*wsSub // the reader goroutine's only
 
@@ -213,7 +217,7 @@ func (s *Server) serveWS(ws *websocket.Conn, ep *Endpoint) {
 		ctx:        ctx,
 		cancel:     cancel,
 		writerDone: make(chan struct{}),
-		lanes:      make(map[string][]func()),
+		lanes:      make(map[string][]laneItem),
 		slots:      make(chan struct{}, s.cfg.MaxInflight),
 		subs:       make(map[string]*wsSub),
 	}
@@ -497,66 +501,6 @@ func (c *Conn) sendJSON(v any) bool {
 	}
 	return c.send(data)
 }
-
-// submit runs fn on the lane of stream: commands of one connection to one
-// stream run one at a time, in the order received; different streams run
-// concurrently. It waits while MaxInflight commands are in flight, and
-// returns false when the connection is draining or ending.
-func (c *Conn) submit(stream string, fn func()) bool {
-	select {
-	case c.slots <- struct{}{}:
-	case <-c.ctx.Done():
-		return false
-	}
-	c.mu.Lock()
-	if c.draining {
-		c.mu.Unlock()
-		<-c.slots
-		return false
-	}
-	c.inflight.Add()
-	pending, running := c.lanes[stream]
-	c.lanes[stream] = append(pending, fn)
-	if !running {
-		c.wg.Add(1)
-		go c.runLane(stream)
-	}
-	c.mu.Unlock()
-	return true
-}
-
-func (c *Conn) runLane(stream string) {
-	defer c.wg.Done()
-	for {
-		c.mu.Lock()
-		pending := c.lanes[stream]
-		if len(pending) == 0 {
-			delete(c.lanes, stream)
-			c.mu.Unlock()
-			return
-		}
-		fn := pending[0]
-		pending[0] = nil
-		c.lanes[stream] = pending[1:]
-		c.mu.Unlock()
-
-		fn()
-
-		<-c.slots
-		c.inflight.Done()
-	}
-}
-
-// startDrain refuses further commands (they get 503 unavailable).
-func (c *Conn) startDrain() {
-	c.mu.Lock()
-	c.draining = true
-	c.mu.Unlock()
-}
-
-// waitIdle waits until no command is in flight; after startDrain, their
-// replies are then queued.
-func (c *Conn) waitIdle(ctx context.Context) error { return c.inflight.Wait(ctx) }
 
 // wsSub is one subscription of a connection: the actors.Sink the runtime
 // delivers to, catch-up included. Its frames go into the connection's

@@ -219,6 +219,32 @@ func (f *FaultAPI) Execute(ctx context.Context, cmd decider.Command, expected ev
 	return f.API.Execute(ctx, cmd, expected)
 }
 
+// ExecuteFunc is Execute for a caller that does not wait (see
+// actors.Runtime.ExecuteFunc), which the transport uses when the API has
+// it: straight to the runtime, unless the command's type is held or
+// failed, when Execute runs on a goroutine of its own.
+func (f *FaultAPI) ExecuteFunc(ctx context.Context, cmd decider.Command, expected events.ExpectedVersion, deadline time.Time, done func(actors.Result, error)) {
+	f.mu.Lock()
+	h, err := f.holds[cmd.Type], f.fail[cmd.Type]
+	f.mu.Unlock()
+	if fe, ok := f.API.(funcExecutor); ok && h == nil && err == nil {
+		fe.ExecuteFunc(ctx, cmd, expected, deadline, done)
+		return
+	}
+	go func() {
+		if !deadline.IsZero() {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, deadline)
+			defer cancel()
+		}
+		done(f.Execute(ctx, cmd, expected))
+	}()
+}
+
+type funcExecutor interface {
+	ExecuteFunc(ctx context.Context, cmd decider.Command, expected events.ExpectedVersion, deadline time.Time, done func(actors.Result, error))
+}
+
 // LogSink is a slog.Handler that keeps records for assertions.
 type LogSink struct {
 	mu      sync.Mutex

@@ -1,0 +1,336 @@
+package transport
+
+import (
+	"encoding/json"
+	"unicode/utf8"
+)
+
+// Fast decoding of /ws frames.
+//
+// parseFrame decodes every frame with events.DecodeStrict (encoding/json
+// with unknown fields refused), whose reflection and buffering cost more
+// than the rest of a command's way through the transport. quickFrame
+// decodes the frames clients send in practice: one object of known
+// members, each named exactly (lower case) and at most once, whose
+// strings have no escape, no control character and valid UTF-8, whose
+// from is a plain decimal number and whose ref is a string. For such a
+// frame it returns exactly what the strict decoder would. Anything else,
+// every error included, makes it give up (ok false) and parseFrame takes
+// the strict decoder, so that errors and unusual frames (escapes, names
+// in another case, duplicates, nulls) are handled, and worded, the one
+// way they always were. FuzzQuickFrame checks the two agree.
+
+// quickFrame decodes data as described above. ref is the frame's ref when
+// it has one.
+func quickFrame(data []byte) (f clientFrame, ref *string, ok bool) {
+	p := frameScanner{b: data}
+	p.space()
+	if !p.byte('{') {
+		return f, nil, false
+	}
+	var seen uint16
+	p.space()
+	if !p.byte('}') {
+		for {
+			p.space()
+			key, ok := p.plainString()
+			if !ok {
+				return f, nil, false
+			}
+			p.space()
+			if !p.byte(':') {
+				return f, nil, false
+			}
+			p.space()
+			bit, ok := p.member(&f, &ref, key)
+			if !ok || seen&bit != 0 {
+				return f, nil, false
+			}
+			seen |= bit
+			p.space()
+			if p.byte(',') {
+				continue
+			}
+			if p.byte('}') {
+				break
+			}
+			return f, nil, false
+		}
+	}
+	p.space()
+	if p.i != len(p.b) {
+		return f, nil, false
+	}
+	return f, ref, true
+}
+
+type frameScanner struct {
+	b []byte
+	i int
+}
+
+func (p *frameScanner) space() {
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *frameScanner) byte(c byte) bool {
+	if p.i < len(p.b) && p.b[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// plainString reads a string without escapes or control characters, in
+// valid UTF-8, and returns its contents (aliasing the input).
+func (p *frameScanner) plainString() ([]byte, bool) {
+	if !p.byte('"') {
+		return nil, false
+	}
+	start, ascii := p.i, true
+	for p.i < len(p.b) {
+		c := p.b[p.i]
+		switch {
+		case c == '"':
+			s := p.b[start:p.i]
+			p.i++
+			if !ascii && !utf8.Valid(s) {
+				return nil, false
+			}
+			return s, true
+		case c == '\\' || c < 0x20:
+			return nil, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+		p.i++
+	}
+	return nil, false
+}
+
+// str reads a plain string into a new string.
+func (p *frameScanner) str(dst *string) bool {
+	s, ok := p.plainString()
+	if ok {
+		*dst = string(s)
+	}
+	return ok
+}
+
+// member reads the value of the member named key into f, and returns the
+// member's bit (to refuse a duplicate).
+func (p *frameScanner) member(f *clientFrame, ref **string, key []byte) (uint16, bool) {
+	switch string(key) {
+	case "op":
+		return 1 << 0, p.str(&f.Op)
+	case "ref":
+		var r string
+		if !p.str(&r) || utf8.RuneCountInString(r) > maxRef {
+			return 0, false
+		}
+		*ref = &r
+		return 1 << 1, true
+	case "stream":
+		return 1 << 2, p.str(&f.Stream)
+	case "from":
+		n, ok := p.uint()
+		if ok {
+			f.From = &n
+		}
+		return 1 << 3, ok
+	case "user":
+		return 1 << 4, p.str(&f.User)
+	case "type":
+		return 1 << 5, p.str(&f.Type)
+	case "data":
+		start := p.i
+		if !p.skipValue(0) || !json.Valid(p.b[start:p.i]) {
+			return 0, false
+		}
+		f.Data = append(json.RawMessage(nil), p.b[start:p.i]...)
+		return 1 << 6, true
+	case "id":
+		return 1 << 7, p.str(&f.ID)
+	case "epoch":
+		return 1 << 8, p.str(&f.Epoch)
+	case "token":
+		return 1 << 9, p.str(&f.Token)
+	case "state":
+		switch {
+		case p.literal("true"):
+			f.State = true
+		case p.literal("false"):
+			f.State = false
+		default:
+			return 0, false
+		}
+		return 1 << 10, true
+	}
+	return 0, false
+}
+
+func (p *frameScanner) literal(lit string) bool {
+	if len(p.b)-p.i >= len(lit) && string(p.b[p.i:p.i+len(lit)]) == lit {
+		p.i += len(lit)
+		return true
+	}
+	return false
+}
+
+// uint reads a JSON number that is a plain uint64: digits, no leading
+// zero, no fraction or exponent (anything else is left to the strict
+// decoder).
+func (p *frameScanner) uint() (uint64, bool) {
+	start := p.i
+	var n uint64
+	for p.i < len(p.b) && p.b[p.i] >= '0' && p.b[p.i] <= '9' {
+		d := uint64(p.b[p.i] - '0')
+		if n > (1<<64-1-d)/10 {
+			return 0, false
+		}
+		n = n*10 + d
+		p.i++
+	}
+	switch {
+	case p.i == start, p.i-start > 1 && p.b[start] == '0':
+		return 0, false
+	case p.i < len(p.b) && (p.b[p.i] == '.' || p.b[p.i] == 'e' || p.b[p.i] == 'E'):
+		return 0, false
+	}
+	return n, true
+}
+
+// maxDepth bounds the nesting skipValue follows; deeper data goes to the
+// strict decoder.
+const maxDepth = 64
+
+// skipValue moves past one JSON value, finding where it ends without
+// checking all of it: the caller checks the span with json.Valid.
+func (p *frameScanner) skipValue(depth int) bool {
+	if depth > maxDepth || p.i >= len(p.b) {
+		return false
+	}
+	switch c := p.b[p.i]; c {
+	case '{', '[':
+		end := byte('}')
+		if c == '[' {
+			end = ']'
+		}
+		p.i++
+		p.space()
+		if p.byte(end) {
+			return true
+		}
+		for {
+			p.space()
+			if c == '{' {
+				if !p.skipString() {
+					return false
+				}
+				p.space()
+				if !p.byte(':') {
+					return false
+				}
+				p.space()
+			}
+			if !p.skipValue(depth + 1) {
+				return false
+			}
+			p.space()
+			if p.byte(',') {
+				continue
+			}
+			return p.byte(end)
+		}
+	case '"':
+		return p.skipString()
+	default:
+		// A number or a literal: up to the next delimiter.
+		start := p.i
+		for p.i < len(p.b) {
+			switch p.b[p.i] {
+			case ',', '}', ']', ' ', '\t', '\n', '\r', ':', '"', '{', '[':
+				return p.i > start
+			}
+			p.i++
+		}
+		return p.i > start
+	}
+}
+
+func (p *frameScanner) skipString() bool {
+	if !p.byte('"') {
+		return false
+	}
+	for p.i < len(p.b) {
+		switch p.b[p.i] {
+		case '"':
+			p.i++
+			return true
+		case '\\':
+			p.i++
+		}
+		p.i++
+	}
+	return false
+}
+
+// quickCommandBody decodes the body of POST /streams/{s}/commands as
+// quickFrame decodes a frame: the usual bodies (type and data, once each,
+// type a plain string) exactly as decodeStrict would, anything else (ok
+// false) left to decodeStrict. Nothing it returns aliases body.
+func quickCommandBody(body []byte) (b commandBody, ok bool) {
+	p := frameScanner{b: body}
+	p.space()
+	if !p.byte('{') {
+		return b, false
+	}
+	var seen uint8
+	p.space()
+	if !p.byte('}') {
+		for {
+			p.space()
+			key, ok := p.plainString()
+			if !ok {
+				return b, false
+			}
+			p.space()
+			if !p.byte(':') {
+				return b, false
+			}
+			p.space()
+			var bit uint8
+			switch string(key) {
+			case "type":
+				bit, ok = 1, p.str(&b.Type)
+			case "data":
+				start := p.i
+				bit, ok = 2, p.skipValue(0) && json.Valid(p.b[start:p.i])
+				if ok {
+					b.Data = append(json.RawMessage(nil), p.b[start:p.i]...)
+				}
+			}
+			if !ok || bit == 0 || seen&bit != 0 {
+				return b, false
+			}
+			seen |= bit
+			p.space()
+			if p.byte(',') {
+				continue
+			}
+			if p.byte('}') {
+				break
+			}
+			return b, false
+		}
+	}
+	p.space()
+	return b, p.i == len(p.b)
+}
