@@ -499,41 +499,41 @@ func (w *writer) ackRound(r *round, broken error) error {
 	return broken
 }
 
-// setAppended sets the key keyOf builds for every event appended in g to
-// the event's value.
-func (w *writer) setAppended(g *group, keyOf func(dst []byte, r *request, i int) []byte) error {
-	for _, r := range g.writes {
-		if r.kind != kindAppend {
-			continue
-		}
-		for i := range r.evs {
-			w.key = keyOf(w.key[:0], r, i)
-			if err := g.batch.Set(w.key, r.eventValue(i), nil); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
-
 // build writes g's changes into its batch one keyspace at a time: stream
 // keys, then log keys, then id keys, then snapshots and the pending index.
 // The order within a batch does not matter to readers (the batch becomes
 // visible at once), but it matters to Pebble's memtable: its skiplist
 // inserter reuses the previous insert's position, so the log keys, which
 // are consecutive, are inserted almost for free when they come one after
-// another instead of interleaved with the other keyspaces.
+// another instead of interleaved with the other keyspaces. Each event's
+// value goes under its log key only; its stream key holds its position
+// (codec.go).
 func (w *writer) build(g *group) error {
 	b := g.batch
-	if err := w.setAppended(g, func(dst []byte, r *request, i int) []byte {
-		return eventKey(dst, r.stream, r.version+uint64(i))
-	}); err != nil {
-		return err
+	for _, r := range g.writes {
+		if r.kind != kindAppend {
+			continue
+		}
+		for i := range r.evs {
+			w.key = eventKey(w.key[:0], r.stream, r.version+uint64(i))
+			op := b.SetDeferred(len(w.key), streamRefLen)
+			copy(op.Key, w.key)
+			streamRef(op.Value[:0], r.position+uint64(i))
+			if err := op.Finish(); err != nil {
+				return err
+			}
+		}
 	}
-	if err := w.setAppended(g, func(dst []byte, r *request, i int) []byte {
-		return posKey(dst, r.position+uint64(i))
-	}); err != nil {
-		return err
+	for _, r := range g.writes {
+		if r.kind != kindAppend {
+			continue
+		}
+		for i := range r.evs {
+			w.key = posKey(w.key[:0], r.position+uint64(i))
+			if err := b.Set(w.key, r.eventValue(i), nil); err != nil {
+				return err
+			}
+		}
 	}
 	for _, r := range g.writes {
 		if r.kind != kindAppend {
@@ -658,7 +658,7 @@ func (w *writer) addAppend(g *group, r *request) bool {
 	for i := range r.evs {
 		patchValue(r.eventValue(i), r.position+uint64(i), r.version+uint64(i))
 		g.ids[r.evs[i].ID] = struct{}{}
-		g.bytes += 2*len(r.eventValue(i)) + 3*len(r.stream) + len(r.evs[i].ID) + 64
+		g.bytes += len(r.eventValue(i)) + 3*len(r.stream) + len(r.evs[i].ID) + 64
 	}
 	g.writes = append(g.writes, r)
 	w.heads[r.stream] = head + uint64(len(r.evs))
@@ -731,6 +731,16 @@ func (w *writer) originals(r *request) ([]events.Event, error) {
 		v, closer, err := w.db.Get(w.key)
 		if err != nil {
 			return nil, fmt.Errorf("read event %s/%d: %w", r.stream, version, err)
+		}
+		pos, err := parseStreamRef(v)
+		closer.Close()
+		if err != nil {
+			return nil, err
+		}
+		w.key = posKey(w.key[:0], pos)
+		v, closer, err = w.db.Get(w.key)
+		if err != nil {
+			return nil, fmt.Errorf("read event %s/%d at %d: %w", r.stream, version, pos, err)
 		}
 		e, err := d.decode(v)
 		closer.Close()
