@@ -380,12 +380,13 @@ func (s *Store) Append(ctx context.Context, stream string, expected events.Expec
 // in Pebble and in the filter.
 func (s *Store) precheckIDs(r *request) error {
 	r.seen = s.w.applied.Load()
-	var kb [1 + events.MaxIDLength]byte
+	var kb []byte
 	for i := range r.evs {
-		if s.ids != nil && s.ids.absent(r.evs[i].ID) {
+		if s.ids != nil && s.ids.absentHash(r.hashes[i]) {
 			continue
 		}
-		_, closer, err := s.db.Get(idKey(kb[:0], r.evs[i].ID))
+		kb = idKey(kb[:0], r.evs[i].ID)
+		_, closer, err := s.db.Get(kb)
 		if errors.Is(err, pebble.ErrNotFound) {
 			continue
 		}

@@ -33,6 +33,7 @@ type request struct {
 	buf      []byte         // every event value, back to back (appends)
 	offs     []int          // where event i's value starts in buf; offs[len(evs)] = len(buf)
 	dataOffs []int          // where event i's data starts in buf
+	hashes   []uint64       // hashID of each event's id (appends)
 	snap     uint64         // snapshot version (snapshots)
 	value    []byte         // snapshot value (snapshots)
 	pending  bool           // (pending)
@@ -49,6 +50,12 @@ type request struct {
 	duplicate []events.Event
 	err       error
 	done      chan struct{}
+
+	// Storage for the slices above when the append holds one event (the
+	// common case), so that it costs no allocations of its own.
+	offs1     [2]int
+	dataOffs1 [1]int
+	hashes1   [1]uint64
 }
 
 // newAppendRequest encodes the events on the caller's goroutine, so that
@@ -60,15 +67,21 @@ func newAppendRequest(ctx context.Context, stream string, expected events.Expect
 		stream:   stream,
 		expected: expected,
 		evs:      make([]events.Event, len(evs)),
-		offs:     make([]int, len(evs)+1),
-		dataOffs: make([]int, len(evs)),
 		done:     make(chan struct{}, 1),
+	}
+	if len(evs) == 1 {
+		r.offs, r.dataOffs, r.hashes = r.offs1[:], r.dataOffs1[:], r.hashes1[:]
+	} else {
+		ints := make([]int, 2*len(evs)+1)
+		r.offs, r.dataOffs = ints[:len(evs)+1], ints[len(evs)+1:]
+		r.hashes = make([]uint64, len(evs))
 	}
 	n := 0
 	for i := range evs {
 		e := evs[i]
 		e.Time = events.NormalizeTime(e.Time, now)
 		r.evs[i] = e
+		r.hashes[i] = hashID(e.ID)
 		n += encodedLen(stream, &e)
 	}
 	r.buf = make([]byte, 0, n)
@@ -114,11 +127,25 @@ type group struct {
 	events int
 	bytes  int    // approximate size of the batch
 	seq    uint64 // numbers the group once its batch is applied
-	// ids written by this group, so that a later request of the same group
-	// that reuses one of them is noticed before Pebble can see it.
-	ids map[string]struct{}
+	// hashes of the ids written by this group (hashID), so that a later
+	// request of the same group that reuses one of them is noticed before
+	// Pebble can see it. A collision only sends a request to the next
+	// group.
+	ids map[uint64]struct{}
 	// snaps holds the snapshot versions written by this group.
 	snaps map[string]uint64
+}
+
+// reset empties g for reuse once it has been applied and its requests
+// handed to a round.
+func (g *group) reset() {
+	clear(g.reqs)
+	clear(g.writes)
+	g.reqs, g.writes = g.reqs[:0], g.writes[:0]
+	g.batch = nil
+	g.events, g.bytes, g.seq = 0, 0, 0
+	clear(g.ids)
+	g.snaps = nil
 }
 
 func (g *group) full(maxEvents, maxBytes int) bool {
@@ -170,14 +197,17 @@ type writer struct {
 	// applied is the sequence number of the last group applied to Pebble
 	// (visible to Get); callers read it before their id pre-check.
 	applied atomic.Uint64
-	// recent maps the ids written by the last groups to their group's
-	// sequence number, so that the writer can tell whether a caller's
-	// pre-check could have missed an id written after it looked (see
-	// addAppend). recentLog lists those groups oldest first; recentFloor is
-	// the newest group whose ids were dropped from recent.
-	recent      map[string]uint64
-	recentLog   []recentGroup
-	recentIDs   int
+	// recent maps the ids (hashID) written by the last groups to their
+	// group's sequence number, so that the writer can tell whether a
+	// caller's pre-check could have missed an id written after it looked
+	// (see addAppend). recentLog lists them oldest first, a ring of
+	// recentMax entries; recentFloor is the newest group with an id
+	// dropped from recent. A hash collision only makes the writer look an
+	// id up in Pebble.
+	recent      map[uint64]uint64
+	recentLog   []recentID
+	recentHead  int // index of the oldest entry of recentLog
+	recentIDs   int // entries in recentLog
 	recentFloor uint64
 	recentMax   int // recentMaxIDs; tests lower it
 
@@ -189,10 +219,9 @@ type writer struct {
 	chunk      int // applyChunk
 }
 
-// recentGroup is one group's ids in writer.recent.
-type recentGroup struct {
-	seq uint64
-	ids []string
+// recentID is one id in writer.recent.
+type recentID struct {
+	hash, seq uint64
 }
 
 // recentMaxIDs bounds how many ids writer.recent holds. A caller's pre-check
@@ -205,7 +234,7 @@ func newWriter(s *Store, lastPos uint64) *writer {
 	return &writer{
 		s:         s,
 		db:        s.db,
-		recent:    make(map[string]uint64),
+		recent:    make(map[uint64]uint64),
 		recentMax: recentMaxIDs,
 		heads:     make(map[string]uint64),
 		lastPos:   lastPos,
@@ -280,7 +309,7 @@ func (w *writer) run() {
 			w.slots <- struct{}{}
 		}
 		cur = w.seal(cur, g)
-		g = &group{}
+		g.reset()
 	}
 }
 
@@ -292,12 +321,12 @@ func (w *writer) run() {
 func (w *writer) take(cur *round, g *group, r *request) *group {
 	if !w.add(g, r) {
 		w.applyTo(cur, g, false)
-		g = &group{}
+		g.reset()
 		w.add(g, r) // an empty group takes any request
 	}
 	if g.events >= w.chunk || g.full(w.maxBatch, w.maxBytes) {
 		w.applyTo(cur, g, false)
-		g = &group{}
+		g.reset()
 	}
 	return g
 }
@@ -373,32 +402,33 @@ func (w *writer) seal(cur *round, g *group) *round {
 }
 
 // remember numbers an applied group and records its ids in recent,
-// dropping the oldest groups' ids beyond recentMax.
+// dropping the oldest ids beyond recentMax.
 func (w *writer) remember(g *group) {
 	g.seq = w.applied.Load() + 1
-	if len(g.ids) > 0 {
-		ids := make([]string, 0, len(g.ids))
-		for id := range g.ids {
-			w.recent[id] = g.seq
-			ids = append(ids, id)
-			if w.s.ids != nil {
-				w.s.ids.add(id)
-			}
-		}
-		w.recentLog = append(w.recentLog, recentGroup{seq: g.seq, ids: ids})
-		w.recentIDs += len(ids)
+	if w.recentLog == nil {
+		w.recentLog = make([]recentID, w.recentMax)
 	}
-	for w.recentIDs > w.recentMax && len(w.recentLog) > 1 {
-		old := w.recentLog[0]
-		w.recentLog[0] = recentGroup{}
-		w.recentLog = w.recentLog[1:]
-		for _, id := range old.ids {
-			if w.recent[id] == old.seq {
-				delete(w.recent, id)
+	for _, r := range g.writes {
+		if r.kind != kindAppend {
+			continue
+		}
+		for _, h := range r.hashes {
+			if w.recentIDs == len(w.recentLog) {
+				old := w.recentLog[w.recentHead]
+				if w.recent[old.hash] == old.seq {
+					delete(w.recent, old.hash)
+				}
+				w.recentFloor = old.seq
+				w.recentHead = (w.recentHead + 1) % len(w.recentLog)
+				w.recentIDs--
+			}
+			w.recentLog[(w.recentHead+w.recentIDs)%len(w.recentLog)] = recentID{hash: h, seq: g.seq}
+			w.recentIDs++
+			w.recent[h] = g.seq
+			if w.s.ids != nil {
+				w.s.ids.addHash(h)
 			}
 		}
-		w.recentIDs -= len(old.ids)
-		w.recentFloor = old.seq
 	}
 	// Publish only now: a caller that reads g.seq as applied skips looking
 	// for g's ids in recent, so they must be visible in Pebble, which they
@@ -619,19 +649,18 @@ func (w *writer) addAppend(g *group, r *request) bool {
 	// Idempotency. Ids written by this group are not in Pebble yet: such a
 	// request goes into the next group, where they are.
 	conflict := r.found || r.seen < w.recentFloor
-	for i := range r.evs {
-		id := r.evs[i].ID
-		if _, ok := g.ids[id]; ok {
+	for i, h := range r.hashes {
+		if _, ok := g.ids[h]; ok {
 			if len(g.reqs) == 0 {
 				// Cannot happen: an empty group has written no ids.
-				r.err = fmt.Errorf("internal: id %s in an empty group", id)
+				r.err = fmt.Errorf("internal: id %s in an empty group", r.evs[i].ID)
 				return true
 			}
 			return false
 		}
 		// The caller's pre-check saw every group up to r.seen; recent holds
 		// the ids of every later group (r.seen >= recentFloor).
-		if seq, ok := w.recent[id]; ok && seq > r.seen {
+		if seq, ok := w.recent[h]; ok && seq > r.seen {
 			conflict = true
 		}
 	}
@@ -653,11 +682,11 @@ func (w *writer) addAppend(g *group, r *request) bool {
 	r.version = head + 1
 	r.position = w.lastPos + 1
 	if g.ids == nil {
-		g.ids = make(map[string]struct{}, len(r.evs))
+		g.ids = make(map[uint64]struct{}, 64)
 	}
 	for i := range r.evs {
 		patchValue(r.eventValue(i), r.position+uint64(i), r.version+uint64(i))
-		g.ids[r.evs[i].ID] = struct{}{}
+		g.ids[r.hashes[i]] = struct{}{}
 		g.bytes += len(r.eventValue(i)) + 3*len(r.stream) + len(r.evs[i].ID) + 64
 	}
 	g.writes = append(g.writes, r)
