@@ -121,7 +121,6 @@ func (r *request) result() (events.AppendResult, error) {
 // put into the batch only when it is applied, grouped by keyspace (see
 // build).
 type group struct {
-	batch  *pebble.Batch
 	reqs   []*request
 	writes []*request // requests with something to write, in queue order
 	events int
@@ -142,7 +141,6 @@ func (g *group) reset() {
 	clear(g.reqs)
 	clear(g.writes)
 	g.reqs, g.writes = g.reqs[:0], g.writes[:0]
-	g.batch = nil
 	g.events, g.bytes, g.seq = 0, 0, 0
 	clear(g.ids)
 	g.snaps = nil
@@ -161,30 +159,63 @@ type round struct {
 	written bool          // some batch of the round was applied
 }
 
-// writer owns every write, in two goroutines.
+// commit is what the writer hands the committer for one group: its
+// events batch (nil when it writes nothing), its requests, in queue order,
+// and whether the round ends with it.
+type commit struct {
+	batch   *pebble.Batch
+	reqs    []*request
+	lastPos uint64 // the writer's last position after this group
+	seal    bool
+	flushed chan struct{} // set: no group; closed once every earlier one is applied
+}
+
+// writer owns every write, in three goroutines.
 //
 // The writer goroutine (run) takes whatever requests are queued, checks
 // them against the stream heads it caches, assigns versions and positions,
-// and applies them to Pebble as one batch (memtable and WAL buffer; visible
-// to Pebble readers at once, which is why every read is capped at the
-// watermark). Each such batch is committed with a WAL sync request that it
-// does not wait for, and handed to the acknowledger as one round.
+// and splits each group's writes into two Pebble batches: the id entries,
+// which it applies itself, and everything else (stream keys, log keys,
+// snapshots, the pending index), which it hands to the committer
+// goroutine. The committer applies those batches one after another, in
+// the writer's order, so the WAL holds the log in position order. Applying
+// a batch is mostly memtable inserts (three per event, two of them at
+// random places in a large skiplist), so the split lets the two goroutines
+// insert on both cores: the writer inserts a group's ids while the
+// committer inserts the previous group's events.
 //
-// Pebble's WAL writer syncs back to back: when a sync finishes it starts
-// the next one for every sync request queued meanwhile, with no goroutine
-// hop in between, so the rounds that arrived during one sync all ride the
-// next. That keeps the disk busy and each request waits for at most the
-// sync in progress plus its own, like concurrent raw Pebble commits, but
-// with one batch per drain of the queue instead of one per append. If
-// MaxPendingSyncs rounds are already waiting, the writer keeps taking
-// requests, applies them without a sync every applyChunk events, and seals
-// them as one round when a slot frees: the last batch carries the sync
-// request, or an empty LogData record does (the WAL is synced in order, so
-// a synced record means everything before it is durable).
+// A group's id batch is in the WAL before its events batch (the writer
+// applies it before it hands the events over), so after a crash every
+// event that survived has its id entries. The converse does not hold: ids
+// whose events were lost can survive; lookupID treats an id entry whose
+// event is not there as absent.
+//
+// Pebble makes an applied batch visible to readers at once, which is why
+// every read is capped at the watermark. Each round's last batch is
+// committed with a WAL sync request that nobody waits for there, and the
+// round is handed to the acknowledger. Pebble's WAL writer syncs back to
+// back: when a sync finishes it starts the next one for every sync request
+// queued meanwhile, with no goroutine hop in between, so the rounds that
+// arrived during one sync all ride the next. That keeps the disk busy and
+// each request waits for at most the sync in progress plus its own, like
+// concurrent raw Pebble commits, but with one batch per drain of the queue
+// instead of one per append. If MaxPendingSyncs rounds are already
+// waiting, the writer keeps taking requests, applies them without a sync
+// every applyChunk events, and seals them as one round when a slot frees:
+// the last batch carries the sync request, or an empty LogData record does
+// (the WAL is synced in order, so a synced record means everything before
+// it is durable).
 //
 // The acknowledger goroutine (ack) waits for each round's sync in order,
 // advances the watermark past the round and replies to its requests.
 // There is no timer: a lone append is applied and synced at once.
+//
+// The writer runs ahead of the committer: what the writer reads from
+// Pebble (a stream head it does not cache, a stored snapshot, the events
+// behind a stored id) may be in a group the committer has not applied
+// yet, so it first waits for the committer to catch up (flush). That only
+// happens on rare paths: a stream not written since Open, a retry or a
+// reused id, a snapshot.
 type writer struct {
 	s       *Store
 	db      *pebble.DB
@@ -194,8 +225,17 @@ type writer struct {
 	rounds  chan *round       // sealed rounds, in order, to acknowledge
 	failed  error             // set after a write failed; every later request gets it
 
-	// applied is the sequence number of the last group applied to Pebble
-	// (visible to Get); callers read it before their id pre-check.
+	// commits carries groups to the committer goroutine; nil until run
+	// starts it (tests drive the writer without goroutines, and then the
+	// committer's work is done inline). unsealed counts the commits sent
+	// since the last seal.
+	commits  chan commit
+	unsealed int
+	c        committer
+
+	// applied is the sequence number of the last group whose ids are
+	// applied to Pebble (visible to Get); callers read it before their id
+	// pre-check.
 	applied atomic.Uint64
 	// recent maps the ids (hashID) written by the last groups to their
 	// group's sequence number, so that the writer can tell whether a
@@ -211,12 +251,22 @@ type writer struct {
 	recentFloor uint64
 	recentMax   int // recentMaxIDs; tests lower it
 
-	// syncFailed is set by ack when a WAL sync failed.
-	syncFailed atomic.Bool
-	key        []byte // scratch for keys
-	maxBatch   int
-	maxBytes   int
-	chunk      int // applyChunk
+	// syncFailed is set by ack when a WAL sync failed, commitFailed by the
+	// committer when applying a batch failed.
+	syncFailed   atomic.Bool
+	commitFailed atomic.Bool
+	key          []byte // scratch for keys
+	maxBatch     int
+	maxBytes     int
+	chunk        int // applyChunk
+}
+
+// committer applies the writer's events batches in order and seals
+// rounds. It runs on its own goroutine, or inline in tests.
+type committer struct {
+	w      *writer
+	cur    *round
+	failed error
 }
 
 // recentID is one id in writer.recent.
@@ -231,7 +281,7 @@ type recentID struct {
 const recentMaxIDs = 1 << 16
 
 func newWriter(s *Store, lastPos uint64) *writer {
-	return &writer{
+	w := &writer{
 		s:         s,
 		db:        s.db,
 		recent:    make(map[uint64]uint64),
@@ -245,6 +295,8 @@ func newWriter(s *Store, lastPos uint64) *writer {
 		maxBytes:  s.cfg.MaxBatchBytes,
 		chunk:     applyChunk,
 	}
+	w.c = committer{w: w, cur: &round{}}
+	return w
 }
 
 // applyChunk is how many events the writer collects before applying them
@@ -252,31 +304,42 @@ func newWriter(s *Store, lastPos uint64) *writer {
 const applyChunk = 32
 
 // run is the writer goroutine. It returns once the queue is closed and
-// every request taken from it is in a sealed round; it then closes rounds,
-// so ack returns after the last reply.
+// every request taken from it is in a sealed round; it then closes
+// commits, so the committer returns after the last round and closes
+// rounds, and ack returns after the last reply.
 func (w *writer) run() {
 	ackDone := make(chan struct{})
 	go func() {
 		defer close(ackDone)
 		w.ack()
 	}()
-	defer func() {
+	w.commits = make(chan commit, 2*w.s.cfg.MaxPendingSyncs)
+	commitDone := make(chan struct{})
+	go func() {
+		defer close(commitDone)
+		for c := range w.commits {
+			w.c.handle(c)
+		}
 		close(w.rounds)
+	}()
+	defer func() {
+		close(w.commits)
+		<-commitDone
 		<-ackDone
 		close(w.s.done)
 	}()
 
-	cur, g := &round{}, &group{}
+	g := &group{}
 	open := true
-	for open || len(cur.reqs) > 0 || len(g.reqs) > 0 {
-		if open && len(cur.reqs) == 0 && len(g.reqs) == 0 {
+	for open || w.unsealed > 0 || len(g.reqs) > 0 {
+		if open && w.unsealed == 0 && len(g.reqs) == 0 {
 			// Nothing to seal: wait for work.
 			r, ok := <-w.s.reqs
 			if !ok {
 				open = false
 				continue
 			}
-			g = w.take(cur, g, r)
+			g = w.take(g, r)
 		}
 		// Take whatever else is queued.
 	drain:
@@ -287,7 +350,7 @@ func (w *writer) run() {
 					open = false
 					break drain
 				}
-				g = w.take(cur, g, r)
+				g = w.take(g, r)
 			default:
 				break drain
 			}
@@ -301,14 +364,14 @@ func (w *writer) run() {
 				if !ok {
 					open = false
 				} else {
-					g = w.take(cur, g, r)
+					g = w.take(g, r)
 				}
 				continue
 			}
 		} else {
 			w.slots <- struct{}{}
 		}
-		cur = w.seal(cur, g)
+		w.seal(g)
 		g.reset()
 	}
 }
@@ -318,87 +381,195 @@ func (w *writer) run() {
 // once it holds applyChunk events: applying in chunks while a sync is in
 // progress leaves little to apply when the round is sealed, and chunks
 // keep Pebble's per-batch cost amortised.
-func (w *writer) take(cur *round, g *group, r *request) *group {
+func (w *writer) take(g *group, r *request) *group {
 	if !w.add(g, r) {
-		w.applyTo(cur, g, false)
+		w.apply(g, false)
 		g.reset()
 		w.add(g, r) // an empty group takes any request
 	}
 	if g.events >= w.chunk || g.full(w.maxBatch, w.maxBytes) {
-		w.applyTo(cur, g, false)
+		w.apply(g, false)
 		g.reset()
 	}
 	return g
 }
 
-// applyTo applies g and adds its requests to cur. With sync, g's batch
-// is committed with a WAL sync request and becomes cur's marker.
-func (w *writer) applyTo(cur *round, g *group, sync bool) {
-	w.apply(g, sync)
-	cur.reqs = append(cur.reqs, g.reqs...)
-	if g.seq != 0 {
-		cur.written = true
-		cur.lastPos = w.lastPos
-		if sync {
-			cur.marker = g.batch
-		}
-	}
-}
+// seal applies g and ends the round with it (the caller holds a slot for
+// the round).
+func (w *writer) seal(g *group) { w.apply(g, true) }
 
-// apply builds g's batch and applies it; with sync it also requests a WAL
-// sync, without waiting for it, and leaves the batch open for SyncWait.
-func (w *writer) apply(g *group, sync bool) {
+// apply applies g's id entries and hands its other writes to the
+// committer, with seal when the round ends with g.
+func (w *writer) apply(g *group, seal bool) {
+	c := commit{reqs: append([]*request(nil), g.reqs...), seal: seal, lastPos: w.lastPos}
+	if w.failed == nil && w.commitFailed.Load() {
+		w.failed = errors.New("an earlier write failed")
+	}
 	switch {
 	case w.failed != nil:
 		w.fail(g, w.failed)
 	case len(g.writes) == 0:
 	default:
-		g.batch = w.db.NewBatchWithSize(g.bytes + 64)
-		var err error
-		if err = w.build(g); err != nil {
-			err = fmt.Errorf("build batch: %w", err)
-		} else if sync {
-			if err = w.db.ApplyNoSyncWait(g.batch, pebble.Sync); err != nil {
-				err = fmt.Errorf("commit batch: %w", err)
-			}
-		} else if err = w.db.Apply(g.batch, pebble.NoSync); err != nil {
-			err = fmt.Errorf("apply batch: %w", err)
-		}
-		if err != nil {
+		if err := w.applyIDs(g); err != nil {
 			w.fail(g, err)
 			break
 		}
 		w.remember(g)
-		if !sync {
-			g.batch.Close()
-			g.batch = nil
+		c.batch = w.db.NewBatchWithSize(g.bytes + 64)
+		if err := w.buildEvents(g, c.batch); err != nil {
+			c.batch.Close()
+			c.batch = nil
+			w.fail(g, fmt.Errorf("build batch: %w", err))
 		}
 	}
+	if len(c.reqs) > 0 || seal {
+		w.send(c)
+	}
 	if len(w.heads) > w.s.cfg.MaxCachedStreams {
+		w.flush()
 		w.evictHeads()
 	}
 }
 
-// seal requests a WAL sync covering everything applied in cur and in the
-// pending group g (the caller holds a slot for it), hands cur to the
-// acknowledger and returns a new round. When g is all there is, g's own
-// batch is committed with the sync; otherwise g is applied and an empty
-// LogData record is committed with the sync, as a marker: the WAL is
-// synced in order, so the marker synced means everything before it is.
-func (w *writer) seal(cur *round, g *group) *round {
-	if len(g.reqs) > 0 {
-		w.applyTo(cur, g, !cur.written)
+// applyIDs applies the id entries of g's appends as one batch, without a
+// sync: the events batch that follows it in the WAL carries (or precedes)
+// the sync.
+func (w *writer) applyIDs(g *group) error {
+	n := 0
+	for _, r := range g.writes {
+		if r.kind == kindAppend {
+			n += len(r.evs) * (len(r.stream) + 48)
+		}
+	}
+	if n == 0 {
+		return nil
+	}
+	b := w.db.NewBatchWithSize(n + 64)
+	defer b.Close()
+	for _, r := range g.writes {
+		if r.kind != kindAppend {
+			continue
+		}
+		for i := range r.evs {
+			w.key = idKey(w.key[:0], r.evs[i].ID)
+			op := b.SetDeferred(len(w.key), len(r.stream)+9)
+			copy(op.Key, w.key)
+			idRef(op.Value[:0], r.stream, r.version+uint64(i))
+			if err := op.Finish(); err != nil {
+				return fmt.Errorf("build id batch: %w", err)
+			}
+		}
+	}
+	if err := w.db.Apply(b, pebble.NoSync); err != nil {
+		return fmt.Errorf("apply id batch: %w", err)
+	}
+	return nil
+}
+
+// send hands c to the committer, or handles it inline when no committer
+// goroutine runs (tests).
+func (w *writer) send(c commit) {
+	if c.seal {
+		w.unsealed = 0
+	} else {
+		w.unsealed++
+	}
+	if w.commits == nil {
+		w.c.handle(c)
+		return
+	}
+	w.commits <- c
+}
+
+// flush waits until the committer has applied every group sent to it.
+func (w *writer) flush() {
+	if w.commits == nil {
+		return
+	}
+	done := make(chan struct{})
+	w.commits <- commit{flushed: done}
+	<-done
+}
+
+// handle applies one group's events batch and adds its requests to the
+// current round; with c.seal it ends the round: the batch is committed
+// with a WAL sync request when it is all the round wrote, else an empty
+// LogData record carries the request, and the round goes to the
+// acknowledger.
+func (m *committer) handle(c commit) {
+	w := m.w
+	if c.flushed != nil {
+		close(c.flushed)
+		return
+	}
+	cur := m.cur
+	if c.batch != nil {
+		sync := c.seal && !cur.written
+		var err error
+		switch {
+		case m.failed != nil:
+			err = m.failed
+		case sync:
+			if err = w.db.ApplyNoSyncWait(c.batch, pebble.Sync); err != nil {
+				err = fmt.Errorf("commit batch: %w", err)
+			}
+		default:
+			if err = w.db.Apply(c.batch, pebble.NoSync); err != nil {
+				err = fmt.Errorf("apply batch: %w", err)
+			}
+		}
+		if err != nil {
+			m.fail(c.reqs, err)
+			c.batch.Close()
+		} else {
+			cur.written = true
+			cur.lastPos = c.lastPos
+			if sync {
+				cur.marker = c.batch
+			} else {
+				c.batch.Close()
+			}
+		}
+	}
+	cur.reqs = append(cur.reqs, c.reqs...)
+	if !c.seal {
+		return
 	}
 	if cur.written && cur.marker == nil {
 		cur.marker = w.db.NewBatch()
 		if err := cur.marker.LogData(nil, nil); err != nil {
-			w.failRound(cur, fmt.Errorf("sync marker: %w", err))
+			m.failRound(cur, fmt.Errorf("sync marker: %w", err))
 		} else if err := w.db.ApplyNoSyncWait(cur.marker, pebble.Sync); err != nil {
-			w.failRound(cur, fmt.Errorf("sync marker: %w", err))
+			m.failRound(cur, fmt.Errorf("sync marker: %w", err))
 		}
 	}
 	w.rounds <- cur
-	return &round{}
+	m.cur = &round{}
+}
+
+// fail fails reqs after applying their batch failed, and every later
+// request: the writer's heads and positions are then ahead of Pebble.
+func (m *committer) fail(reqs []*request, err error) {
+	if m.failed == nil {
+		m.w.s.log.Error("pebblestore: write failed; the store rejects every further write", "err", err)
+		m.failed = err
+		m.w.commitFailed.Store(true)
+	}
+	for _, r := range reqs {
+		if r.err == nil {
+			r.err = err
+			r.duplicate = nil
+		}
+	}
+}
+
+// failRound fails every request of a round whose sync could not be
+// requested.
+func (m *committer) failRound(cur *round, err error) {
+	cur.marker.Close()
+	cur.marker = nil
+	cur.lastPos = 0
+	m.fail(cur.reqs, err)
 }
 
 // remember numbers an applied group and records its ids in recent,
@@ -432,7 +603,8 @@ func (w *writer) remember(g *group) {
 	}
 	// Publish only now: a caller that reads g.seq as applied skips looking
 	// for g's ids in recent, so they must be visible in Pebble, which they
-	// are since Apply returned, and in the id filter, added just above.
+	// are since the id batch was applied, and in the id filter, added just
+	// above.
 	w.applied.Store(g.seq)
 }
 
@@ -444,10 +616,6 @@ func (w *writer) fail(g *group, err error) {
 		w.s.log.Error("pebblestore: write failed; the store rejects every further write", "err", err)
 		w.failed = err
 	}
-	if g.batch != nil {
-		g.batch.Close()
-		g.batch = nil
-	}
 	for _, r := range g.reqs {
 		if r.err == nil {
 			r.err = err
@@ -456,27 +624,10 @@ func (w *writer) fail(g *group, err error) {
 	}
 }
 
-// failRound fails every request of a round whose sync could not be
-// requested.
-func (w *writer) failRound(cur *round, err error) {
-	if w.failed == nil {
-		w.s.log.Error("pebblestore: write failed; the store rejects every further write", "err", err)
-		w.failed = err
-	}
-	cur.marker.Close()
-	cur.marker = nil
-	cur.lastPos = 0
-	for _, r := range cur.reqs {
-		if r.err == nil {
-			r.err = err
-			r.duplicate = nil
-		}
-	}
-}
-
 // evictHeads drops about half of the cached heads (map iteration order is
-// random). It runs between batches, when every cached head is also
-// visible in Pebble, so a dropped head reloads correctly.
+// random). It runs once the committer has applied every group (flush),
+// when every cached head is also visible in Pebble, so a dropped head
+// reloads correctly.
 func (w *writer) evictHeads() {
 	n := len(w.heads) / 2
 	for k := range w.heads {
@@ -529,17 +680,16 @@ func (w *writer) ackRound(r *round, broken error) error {
 	return broken
 }
 
-// build writes g's changes into its batch one keyspace at a time: stream
-// keys, then log keys, then id keys, then snapshots and the pending index.
-// The order within a batch does not matter to readers (the batch becomes
-// visible at once), but it matters to Pebble's memtable: its skiplist
-// inserter reuses the previous insert's position, so the log keys, which
-// are consecutive, are inserted almost for free when they come one after
-// another instead of interleaved with the other keyspaces. Each event's
-// value goes under its log key only; its stream key holds its position
-// (codec.go).
-func (w *writer) build(g *group) error {
-	b := g.batch
+// buildEvents writes g's changes but its id entries into b, one keyspace
+// at a time: stream keys, then log keys, then snapshots and the pending
+// index. The order within a batch does not matter to readers (the batch
+// becomes visible at once), but it matters to Pebble's memtable: its
+// skiplist inserter reuses the previous insert's position, so the log
+// keys, which are consecutive, are inserted almost for free when they come
+// one after another instead of interleaved with the stream keys. Each
+// event's value goes under its log key only; its stream key holds its
+// position (codec.go).
+func (w *writer) buildEvents(g *group, b *pebble.Batch) error {
 	for _, r := range g.writes {
 		if r.kind != kindAppend {
 			continue
@@ -561,20 +711,6 @@ func (w *writer) build(g *group) error {
 		for i := range r.evs {
 			w.key = posKey(w.key[:0], r.position+uint64(i))
 			if err := b.Set(w.key, r.eventValue(i), nil); err != nil {
-				return err
-			}
-		}
-	}
-	for _, r := range g.writes {
-		if r.kind != kindAppend {
-			continue
-		}
-		for i := range r.evs {
-			w.key = idKey(w.key[:0], r.evs[i].ID)
-			op := b.SetDeferred(len(w.key), len(r.stream)+9)
-			copy(op.Key, w.key)
-			idRef(op.Value[:0], r.stream, r.version+uint64(i))
-			if err := op.Finish(); err != nil {
 				return err
 			}
 		}
@@ -701,6 +837,7 @@ func (w *writer) addAppend(g *group, r *request) bool {
 // events, anything else ErrDuplicateID. It returns false when no id is
 // stored and r proceeds.
 func (w *writer) settleStoredIDs(r *request) bool {
+	w.flush() // the ids' events may not be applied yet
 	found := 0
 	other := false
 	for i := range r.evs {
@@ -727,7 +864,12 @@ func (w *writer) settleStoredIDs(r *request) bool {
 	return false
 }
 
-// lookupID returns the stream an id is stored on.
+// lookupID returns the stream and version an id is stored at. An id
+// entry whose event is not stored (a crash kept the id batch and lost the
+// events batch after it, see writer) counts as absent, and so does one
+// whose stream version holds an event with another id (that version was
+// written again after such a crash). The caller has flushed the
+// committer.
 func (w *writer) lookupID(id string) (string, uint64, bool, error) {
 	w.key = idKey(w.key[:0], id)
 	v, closer, err := w.db.Get(w.key)
@@ -737,12 +879,52 @@ func (w *writer) lookupID(id string) (string, uint64, bool, error) {
 	if err != nil {
 		return "", 0, false, fmt.Errorf("look up id %s: %w", id, err)
 	}
-	defer closer.Close()
-	stream, version, err := parseIDRef(v)
+	streamB, version, err := parseIDRef(v)
+	stream := string(streamB)
+	closer.Close()
 	if err != nil {
 		return "", 0, false, err
 	}
-	return string(stream), version, true, nil
+	e, ok, err := w.storedEvent(stream, version)
+	if err != nil || !ok || e.ID != id {
+		return "", 0, false, err
+	}
+	return stream, version, true, nil
+}
+
+// storedEvent reads one event by stream and version.
+func (w *writer) storedEvent(stream string, version uint64) (events.Event, bool, error) {
+	w.key = eventKey(w.key[:0], stream, version)
+	v, closer, err := w.db.Get(w.key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return events.Event{}, false, nil
+	}
+	if err != nil {
+		return events.Event{}, false, fmt.Errorf("read event %s/%d: %w", stream, version, err)
+	}
+	pos, err := parseStreamRef(v)
+	closer.Close()
+	if err != nil {
+		return events.Event{}, false, err
+	}
+	w.key = posKey(w.key[:0], pos)
+	v, closer, err = w.db.Get(w.key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return events.Event{}, false, nil
+	}
+	if err != nil {
+		return events.Event{}, false, fmt.Errorf("read event %s/%d at %d: %w", stream, version, pos, err)
+	}
+	defer closer.Close()
+	d := decoder{stream: stream}
+	e, err := d.decode(v)
+	if err != nil {
+		return events.Event{}, false, err
+	}
+	if e.Stream != stream || e.Version != version {
+		return events.Event{}, false, fmt.Errorf("%w: %s/%d refers to position %d, which holds %s/%d", errCorrupt, stream, version, pos, e.Stream, e.Version)
+	}
+	return e, true, nil
 }
 
 // originals reads the stored events of a retried append. They are
@@ -750,31 +932,20 @@ func (w *writer) lookupID(id string) (string, uint64, bool, error) {
 // group's turn, so they are durable when the caller sees them.
 func (w *writer) originals(r *request) ([]events.Event, error) {
 	out := make([]events.Event, 0, len(r.evs))
-	d := decoder{stream: r.stream}
 	for i := range r.evs {
-		_, version, _, err := w.lookupID(r.evs[i].ID)
+		_, version, ok, err := w.lookupID(r.evs[i].ID)
 		if err != nil {
 			return nil, err
 		}
-		w.key = eventKey(w.key[:0], r.stream, version)
-		v, closer, err := w.db.Get(w.key)
-		if err != nil {
-			return nil, fmt.Errorf("read event %s/%d: %w", r.stream, version, err)
+		var e events.Event
+		if ok {
+			e, ok, err = w.storedEvent(r.stream, version)
 		}
-		pos, err := parseStreamRef(v)
-		closer.Close()
 		if err != nil {
 			return nil, err
 		}
-		w.key = posKey(w.key[:0], pos)
-		v, closer, err = w.db.Get(w.key)
-		if err != nil {
-			return nil, fmt.Errorf("read event %s/%d at %d: %w", r.stream, version, pos, err)
-		}
-		e, err := d.decode(v)
-		closer.Close()
-		if err != nil {
-			return nil, err
+		if !ok {
+			return nil, fmt.Errorf("internal: id %s vanished", r.evs[i].ID)
 		}
 		out = append(out, e)
 	}
@@ -791,6 +962,7 @@ func (w *writer) addSnapshot(g *group, r *request) error {
 	}
 	stored, ok := g.snaps[r.stream]
 	if !ok {
+		w.flush() // an earlier group's snapshot may not be applied yet
 		w.key = snapKey(w.key[:0], r.stream)
 		v, closer, err := w.db.Get(w.key)
 		switch {

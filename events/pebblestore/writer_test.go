@@ -54,7 +54,7 @@ func commitGroup(s *Store, reqs ...*request) (carried []*request) {
 		}
 	}
 	w.slots <- struct{}{}
-	w.seal(&round{}, g)
+	w.seal(g)
 	return carried
 }
 
