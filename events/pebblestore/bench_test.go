@@ -306,4 +306,61 @@ func BenchmarkReadSmallStream(b *testing.B) {
 	b.ReportMetric(ms(time.Since(start))/float64(b.N), "ms/read")
 }
 
+// scatteredStore holds 100,000 events: 1,000 streams of 100, appended one
+// event at a time round-robin, so that consecutive events of a stream are
+// 1,000 positions apart in the log (a busy store's streams, unlike
+// bigStore's runs of 50).
+func scatteredStore(b *testing.B) *Store {
+	return cachedStore(b, "scattered", func(s *Store) error {
+		jobs := make(chan func() error)
+		go func() {
+			defer close(jobs)
+			for n := range scatteredPerStream {
+				var wg sync.WaitGroup
+				wg.Add(scatteredStreams)
+				for st := range scatteredStreams {
+					jobs <- func() error {
+						defer wg.Done()
+						_, err := s.Append(context.Background(), "room:sc"+strconv.Itoa(st), events.Exactly(uint64(n)),
+							[]events.Event{benchEvent("sc-"+strconv.Itoa(st)+"-"+strconv.Itoa(n), n)})
+						return err
+					}
+				}
+				wg.Wait() // one round at a time, so that expected versions hold
+			}
+		}()
+		err := bulkAppend(s, jobs)
+		for range jobs {
+		}
+		return err
+	})
+}
+
+const (
+	scatteredStreams   = 1000
+	scatteredPerStream = 100
+)
+
+// BenchmarkReadScatteredStream reads one random 100-event stream of the
+// scattered store per operation: with each event's value stored under its
+// position only, that is one seek into the log per event.
+func BenchmarkReadScatteredStream(b *testing.B) {
+	s := scatteredStore(b)
+	defer s.Close()
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		evs, err := s.ReadStream(ctx, "room:sc"+strconv.Itoa(rng.IntN(scatteredStreams)), 0, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(evs) != scatteredPerStream {
+			b.Fatalf("read %d events, want %d", len(evs), scatteredPerStream)
+		}
+	}
+	b.ReportMetric(ms(time.Since(start))/float64(b.N), "ms/read")
+}
+
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -403,6 +403,11 @@ func (s *Store) precheckIDs(r *request) error {
 // submit hands r to the writer and waits for its reply. The caller holds
 // s.mu for reading, so s.reqs is open.
 func (s *Store) submit(ctx context.Context, r *request) error {
+	if ctx.Done() == nil { // cannot be cancelled: plain channel operations
+		s.reqs <- r
+		<-r.done
+		return nil
+	}
 	select {
 	case s.reqs <- r:
 	case <-ctx.Done():
