@@ -157,6 +157,7 @@ type round struct {
 	lastPos uint64        // the last position applied in the round (0: none)
 	marker  *pebble.Batch // the sync request; nil when nothing was written
 	written bool          // some batch of the round was applied
+	seals   int           // sync slots the round holds (see committer.merge)
 }
 
 // commit is what the writer hands the committer for one group: its
@@ -167,6 +168,7 @@ type commit struct {
 	reqs    []*request
 	lastPos uint64 // the writer's last position after this group
 	seal    bool
+	seals   int           // sealed rounds merged into this commit (merge)
 	flushed chan struct{} // set: no group; closed once every earlier one is applied
 }
 
@@ -317,7 +319,17 @@ func (w *writer) run() {
 	commitDone := make(chan struct{})
 	go func() {
 		defer close(commitDone)
-		for c := range w.commits {
+		var next *commit
+		for {
+			var c commit
+			if next != nil {
+				c, next = *next, nil
+			} else if cc, ok := <-w.commits; ok {
+				c = cc
+			} else {
+				break
+			}
+			c, next = w.c.merge(c)
 			w.c.handle(c)
 		}
 		close(w.rounds)
@@ -491,6 +503,58 @@ func (w *writer) flush() {
 	<-done
 }
 
+// maxMerge caps how many queued commits merge folds into one.
+const maxMerge = 256
+
+// merge folds the commits already queued behind c into c, while the
+// committer is behind the writer: one Pebble batch and one round for all
+// of them instead of one each, which is what made the committer the
+// bottleneck under load (each commit costs Pebble's commit pipeline, a
+// WAL record and, when sealed, a sync request and a round for the
+// acknowledger). Copying a batch's few hundred bytes per event is cheap
+// next to that. It stops before a flush, before a commit that would
+// reopen a sealed round, and at maxMerge commits or the batch size limit;
+// the commit it stopped at, if it took one off the queue, is returned as
+// next.
+func (m *committer) merge(c commit) (commit, *commit) {
+	w := m.w
+	if c.flushed != nil || w.commits == nil {
+		return c, nil
+	}
+	if c.seal {
+		c.seals = 1
+	}
+	for range maxMerge {
+		if len(w.commits) == 0 || (c.batch != nil && c.batch.Len() >= w.maxBytes) {
+			return c, nil
+		}
+		n := <-w.commits
+		if n.flushed != nil || (c.seal && !n.seal) {
+			return c, &n
+		}
+		if n.batch != nil {
+			if c.batch == nil {
+				c.batch = n.batch
+			} else {
+				err := c.batch.Apply(n.batch, nil)
+				n.batch.Close()
+				if err != nil {
+					// Cannot happen for batches built by buildEvents; fail
+					// n's requests rather than write them partly.
+					m.fail(n.reqs, fmt.Errorf("merge batches: %w", err))
+				}
+			}
+		}
+		c.reqs = append(c.reqs, n.reqs...)
+		c.lastPos = n.lastPos
+		if n.seal {
+			c.seal = true
+			c.seals++
+		}
+	}
+	return c, nil
+}
+
 // handle applies one group's events batch and adds its requests to the
 // current round; with c.seal it ends the round: the batch is committed
 // with a WAL sync request when it is all the round wrote, else an empty
@@ -543,6 +607,7 @@ func (m *committer) handle(c commit) {
 			m.failRound(cur, fmt.Errorf("sync marker: %w", err))
 		}
 	}
+	cur.seals = max(c.seals, 1)
 	w.rounds <- cur
 	m.cur = &round{}
 }
@@ -673,7 +738,9 @@ func (w *writer) ackRound(r *round, broken error) error {
 	} else {
 		w.s.wm.Advance(r.lastPos)
 	}
-	<-w.slots
+	for range max(r.seals, 1) {
+		<-w.slots
+	}
 	for _, req := range r.reqs {
 		req.done <- struct{}{}
 	}
