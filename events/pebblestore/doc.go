@@ -8,10 +8,11 @@
 // queued, validates each against the stream heads it caches (so requests
 // on the same stream in one batch see each other's effects, and a failing
 // request leaves the others untouched), assigns consecutive versions and
-// gap-free global positions, applies the group's id entries and hands the
-// rest to a committer goroutine, which applies the groups in order (so the
-// WAL holds the log in position order) and commits each round's last batch
-// with a WAL sync request that it does not wait for. An acknowledger
+// gap-free global positions, builds the group's batch and hands it to a
+// committer goroutine, which applies the batches in order (so the WAL
+// holds the log in position order), folding those queued behind one into
+// it, and commits each round's last batch with a WAL sync request that it
+// does not wait for. An acknowledger
 // goroutine waits for the syncs in commit order, advances the durable
 // watermark and replies. Pebble's WAL writer syncs back to back, folding
 // every request queued during one sync into the next, so the disk never

@@ -167,6 +167,7 @@ type commit struct {
 	batch   *pebble.Batch
 	reqs    []*request
 	lastPos uint64 // the writer's last position after this group
+	seq     uint64 // the group's sequence number (0: it writes nothing)
 	seal    bool
 	seals   int           // sealed rounds merged into this commit (merge)
 	flushed chan struct{} // set: no group; closed once every earlier one is applied
@@ -176,21 +177,16 @@ type commit struct {
 //
 // The writer goroutine (run) takes whatever requests are queued, checks
 // them against the stream heads it caches, assigns versions and positions,
-// and splits each group's writes into two Pebble batches: the id entries,
-// which it applies itself, and everything else (stream keys, log keys,
-// snapshots, the pending index), which it hands to the committer
-// goroutine. The committer applies those batches one after another, in
-// the writer's order, so the WAL holds the log in position order. Applying
-// a batch is mostly memtable inserts (three per event, two of them at
-// random places in a large skiplist), so the split lets the two goroutines
-// insert on both cores: the writer inserts a group's ids while the
-// committer inserts the previous group's events.
-//
-// A group's id batch is in the WAL before its events batch (the writer
-// applies it before it hands the events over), so after a crash every
-// event that survived has its id entries. The converse does not hold: ids
-// whose events were lost can survive; lookupID treats an id entry whose
-// event is not there as absent.
+// builds each group's writes (stream keys, log keys, id keys, snapshots,
+// the pending index) into one Pebble batch and hands it to the committer
+// goroutine. The committer applies the batches one after another, in the
+// writer's order, so the WAL holds the log in position order, and a
+// group's events and ids are one atomic batch. Applying is mostly memtable
+// inserts (three per event, two of them at random places in a large
+// skiplist) and Pebble's per-commit work, so the split lets validation and
+// batch building run beside it on the other core, and when the committer
+// falls behind it folds the batches queued for it into one (merge), paying
+// the per-commit costs once for all of them.
 //
 // Pebble makes an applied batch visible to readers at once, which is why
 // every read is capped at the watermark. Each round's last batch is
@@ -235,10 +231,11 @@ type writer struct {
 	unsealed int
 	c        committer
 
-	// applied is the sequence number of the last group whose ids are
-	// applied to Pebble (visible to Get); callers read it before their id
-	// pre-check.
+	// applied is the sequence number of the last group applied to Pebble
+	// (visible to Get), published by the committer; callers read it before
+	// their id pre-check. seq numbers the groups the writer builds.
 	applied atomic.Uint64
+	seq     uint64
 	// recent maps the ids (hashID) written by the last groups to their
 	// group's sequence number, so that the writer can tell whether a
 	// caller's pre-check could have missed an id written after it looked
@@ -410,8 +407,8 @@ func (w *writer) take(g *group, r *request) *group {
 // the round).
 func (w *writer) seal(g *group) { w.apply(g, true) }
 
-// apply applies g's id entries and hands its other writes to the
-// committer, with seal when the round ends with g.
+// apply builds g into one batch and hands it to the committer, with seal
+// when the round ends with g.
 func (w *writer) apply(g *group, seal bool) {
 	c := commit{reqs: append([]*request(nil), g.reqs...), seal: seal, lastPos: w.lastPos}
 	if w.failed == nil && w.commitFailed.Load() {
@@ -422,17 +419,15 @@ func (w *writer) apply(g *group, seal bool) {
 		w.fail(g, w.failed)
 	case len(g.writes) == 0:
 	default:
-		if err := w.applyIDs(g); err != nil {
-			w.fail(g, err)
-			break
-		}
-		w.remember(g)
 		c.batch = w.db.NewBatchWithSize(g.bytes + 64)
-		if err := w.buildEvents(g, c.batch); err != nil {
+		if err := w.build(g, c.batch); err != nil {
 			c.batch.Close()
 			c.batch = nil
 			w.fail(g, fmt.Errorf("build batch: %w", err))
+			break
 		}
+		w.remember(g)
+		c.seq = g.seq
 	}
 	if len(c.reqs) > 0 || seal {
 		w.send(c)
@@ -441,41 +436,6 @@ func (w *writer) apply(g *group, seal bool) {
 		w.flush()
 		w.evictHeads()
 	}
-}
-
-// applyIDs applies the id entries of g's appends as one batch, without a
-// sync: the events batch that follows it in the WAL carries (or precedes)
-// the sync.
-func (w *writer) applyIDs(g *group) error {
-	n := 0
-	for _, r := range g.writes {
-		if r.kind == kindAppend {
-			n += len(r.evs) * (len(r.stream) + 48)
-		}
-	}
-	if n == 0 {
-		return nil
-	}
-	b := w.db.NewBatchWithSize(n + 64)
-	defer b.Close()
-	for _, r := range g.writes {
-		if r.kind != kindAppend {
-			continue
-		}
-		for i := range r.evs {
-			w.key = idKey(w.key[:0], r.evs[i].ID)
-			op := b.SetDeferred(len(w.key), len(r.stream)+9)
-			copy(op.Key, w.key)
-			idRef(op.Value[:0], r.stream, r.version+uint64(i))
-			if err := op.Finish(); err != nil {
-				return fmt.Errorf("build id batch: %w", err)
-			}
-		}
-	}
-	if err := w.db.Apply(b, pebble.NoSync); err != nil {
-		return fmt.Errorf("apply id batch: %w", err)
-	}
-	return nil
 }
 
 // send hands c to the committer, or handles it inline when no committer
@@ -539,7 +499,7 @@ func (m *committer) merge(c commit) (commit, *commit) {
 				err := c.batch.Apply(n.batch, nil)
 				n.batch.Close()
 				if err != nil {
-					// Cannot happen for batches built by buildEvents; fail
+					// Cannot happen for batches built by build; fail
 					// n's requests rather than write them partly.
 					m.fail(n.reqs, fmt.Errorf("merge batches: %w", err))
 				}
@@ -547,6 +507,7 @@ func (m *committer) merge(c commit) (commit, *commit) {
 		}
 		c.reqs = append(c.reqs, n.reqs...)
 		c.lastPos = n.lastPos
+		c.seq = max(c.seq, n.seq)
 		if n.seal {
 			c.seal = true
 			c.seals++
@@ -588,6 +549,8 @@ func (m *committer) handle(c commit) {
 		} else {
 			cur.written = true
 			cur.lastPos = c.lastPos
+			// The ids are visible in Pebble now (see remember).
+			w.applied.Store(c.seq)
 			if sync {
 				cur.marker = c.batch
 			} else {
@@ -637,10 +600,11 @@ func (m *committer) failRound(cur *round, err error) {
 	m.fail(cur.reqs, err)
 }
 
-// remember numbers an applied group and records its ids in recent,
-// dropping the oldest ids beyond recentMax.
+// remember numbers a group about to be handed to the committer and
+// records its ids in recent, dropping the oldest ids beyond recentMax.
 func (w *writer) remember(g *group) {
-	g.seq = w.applied.Load() + 1
+	w.seq++
+	g.seq = w.seq
 	if w.recentLog == nil {
 		w.recentLog = make([]recentID, w.recentMax)
 	}
@@ -666,11 +630,10 @@ func (w *writer) remember(g *group) {
 			}
 		}
 	}
-	// Publish only now: a caller that reads g.seq as applied skips looking
-	// for g's ids in recent, so they must be visible in Pebble, which they
-	// are since the id batch was applied, and in the id filter, added just
-	// above.
-	w.applied.Store(g.seq)
+	// g.seq is published as applied by the committer once g's batch is
+	// applied: a caller that reads g.seq as applied skips looking for g's
+	// ids in recent, so they must be visible in Pebble by then, and in the
+	// id filter, added just above.
 }
 
 // fail poisons the writer: after a failed write its cached heads and
@@ -747,16 +710,16 @@ func (w *writer) ackRound(r *round, broken error) error {
 	return broken
 }
 
-// buildEvents writes g's changes but its id entries into b, one keyspace
-// at a time: stream keys, then log keys, then snapshots and the pending
-// index. The order within a batch does not matter to readers (the batch
-// becomes visible at once), but it matters to Pebble's memtable: its
-// skiplist inserter reuses the previous insert's position, so the log
-// keys, which are consecutive, are inserted almost for free when they come
-// one after another instead of interleaved with the stream keys. Each
-// event's value goes under its log key only; its stream key holds its
-// position (codec.go).
-func (w *writer) buildEvents(g *group, b *pebble.Batch) error {
+// build writes g's changes into b one keyspace at a time: stream keys,
+// then log keys, then id keys, then snapshots and the pending index. The
+// order within a batch does not matter to readers (the batch becomes
+// visible at once), but it matters to Pebble's memtable: its skiplist
+// inserter reuses the previous insert's position, so the log keys, which
+// are consecutive, are inserted almost for free when they come one after
+// another instead of interleaved with the other keyspaces. Each event's
+// value goes under its log key only; its stream key holds its position
+// (codec.go).
+func (w *writer) build(g *group, b *pebble.Batch) error {
 	for _, r := range g.writes {
 		if r.kind != kindAppend {
 			continue
@@ -778,6 +741,20 @@ func (w *writer) buildEvents(g *group, b *pebble.Batch) error {
 		for i := range r.evs {
 			w.key = posKey(w.key[:0], r.position+uint64(i))
 			if err := b.Set(w.key, r.eventValue(i), nil); err != nil {
+				return err
+			}
+		}
+	}
+	for _, r := range g.writes {
+		if r.kind != kindAppend {
+			continue
+		}
+		for i := range r.evs {
+			w.key = idKey(w.key[:0], r.evs[i].ID)
+			op := b.SetDeferred(len(w.key), len(r.stream)+9)
+			copy(op.Key, w.key)
+			idRef(op.Value[:0], r.stream, r.version+uint64(i))
+			if err := op.Finish(); err != nil {
 				return err
 			}
 		}
@@ -931,12 +908,8 @@ func (w *writer) settleStoredIDs(r *request) bool {
 	return false
 }
 
-// lookupID returns the stream and version an id is stored at. An id
-// entry whose event is not stored (a crash kept the id batch and lost the
-// events batch after it, see writer) counts as absent, and so does one
-// whose stream version holds an event with another id (that version was
-// written again after such a crash). The caller has flushed the
-// committer.
+// lookupID returns the stream and version an id is stored at. The caller
+// has flushed the committer.
 func (w *writer) lookupID(id string) (string, uint64, bool, error) {
 	w.key = idKey(w.key[:0], id)
 	v, closer, err := w.db.Get(w.key)
@@ -946,17 +919,12 @@ func (w *writer) lookupID(id string) (string, uint64, bool, error) {
 	if err != nil {
 		return "", 0, false, fmt.Errorf("look up id %s: %w", id, err)
 	}
-	streamB, version, err := parseIDRef(v)
-	stream := string(streamB)
-	closer.Close()
+	defer closer.Close()
+	stream, version, err := parseIDRef(v)
 	if err != nil {
 		return "", 0, false, err
 	}
-	e, ok, err := w.storedEvent(stream, version)
-	if err != nil || !ok || e.ID != id {
-		return "", 0, false, err
-	}
-	return stream, version, true, nil
+	return string(stream), version, true, nil
 }
 
 // storedEvent reads one event by stream and version.
@@ -1012,7 +980,7 @@ func (w *writer) originals(r *request) ([]events.Event, error) {
 			return nil, err
 		}
 		if !ok {
-			return nil, fmt.Errorf("internal: id %s vanished", r.evs[i].ID)
+			return nil, fmt.Errorf("%w: id %s refers to %s/%d, which is not stored", errCorrupt, r.evs[i].ID, r.stream, version)
 		}
 		out = append(out, e)
 	}
