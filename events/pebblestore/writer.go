@@ -160,9 +160,9 @@ type round struct {
 	seals   int           // sync slots the round holds (see committer.merge)
 }
 
-// commit is what the writer hands the committer for one group: its
-// events batch (nil when it writes nothing), its requests, in queue order,
-// and whether the round ends with it.
+// commit is what the writer hands the committer for one group: its batch
+// (nil when it writes nothing), its requests, in queue order, and whether
+// the round ends with it.
 type commit struct {
 	batch   *pebble.Batch
 	reqs    []*request
@@ -209,11 +209,12 @@ type commit struct {
 // There is no timer: a lone append is applied and synced at once.
 //
 // The writer runs ahead of the committer: what the writer reads from
-// Pebble (a stream head it does not cache, a stored snapshot, the events
-// behind a stored id) may be in a group the committer has not applied
-// yet, so it first waits for the committer to catch up (flush). That only
-// happens on rare paths: a stream not written since Open, a retry or a
-// reused id, a snapshot.
+// Pebble (a stored snapshot, a stored id and its events) may be in a group
+// the committer has not applied yet, so it first waits for the committer
+// to catch up (flush). That only happens on rare paths: a retry or a
+// reused id, a snapshot. Stream heads need no wait: the writer loads from
+// Pebble only the heads it does not cache, and it drops cached heads only
+// after a flush (evictHeads), so an uncached stream has nothing in flight.
 type writer struct {
 	s       *Store
 	db      *pebble.DB
@@ -260,7 +261,7 @@ type writer struct {
 	chunk        int // applyChunk
 }
 
-// committer applies the writer's events batches in order and seals
+// committer applies the writer's batches in order and seals
 // rounds. It runs on its own goroutine, or inline in tests.
 type committer struct {
 	w      *writer
@@ -516,7 +517,7 @@ func (m *committer) merge(c commit) (commit, *commit) {
 	return c, nil
 }
 
-// handle applies one group's events batch and adds its requests to the
+// handle applies one group's batch and adds its requests to the
 // current round; with c.seal it ends the round: the batch is committed
 // with a WAL sync request when it is all the round wrote, else an empty
 // LogData record carries the request, and the round goes to the
