@@ -59,11 +59,11 @@ func benchWriters() []int { return []int{1, 16, 64, 256} }
 // store: each writer owns its streams (as an actor owns its stream) and
 // appends with exact expected versions.
 //
-// raw-pebble: the same keys and values (event, log entry, id entry) written
-// straight to Pebble with the same options, each writer committing its own
-// synced batch; Pebble's WAL writer groups concurrent syncs. No
-// validation, no idempotency check, no ordering: positions come from an
-// atomic counter.
+// raw-pebble: the same keys and values (stream index entry, log entry with
+// the event's value, id entry) written straight to Pebble with the same
+// options, each writer committing its own synced batch; Pebble's WAL
+// writer groups concurrent syncs. No validation, no idempotency check, no
+// ordering: positions come from an atomic counter.
 func BenchmarkAppend(b *testing.B) {
 	for _, writers := range benchWriters() {
 		b.Run("writers="+strconv.Itoa(writers)+"/store", func(b *testing.B) {
@@ -97,7 +97,7 @@ func BenchmarkAppend(b *testing.B) {
 			defer db.Close()
 			var pos atomic.Uint64
 			storetest.RunWriters(b, writers, func(w int) func(i int) error {
-				var key, val []byte
+				var key, val, ref []byte
 				return func(i int) error {
 					stream := storetest.BenchStream(w, writers, i)
 					e := benchEvent("w"+strconv.Itoa(w)+"-"+strconv.Itoa(i), i)
@@ -107,7 +107,7 @@ func BenchmarkAppend(b *testing.B) {
 					patchValue(val, p, uint64(i+1))
 					batch := db.NewBatch()
 					key = eventKey(key[:0], stream, uint64(i+1))
-					_ = batch.Set(key, val, nil)
+					_ = batch.Set(key, streamRef(ref[:0], p), nil)
 					key = posKey(key[:0], p)
 					_ = batch.Set(key, val, nil)
 					key = idKey(key[:0], e.ID)
@@ -301,6 +301,63 @@ func BenchmarkReadSmallStream(b *testing.B) {
 		}
 		if len(evs) != bigPerStream {
 			b.Fatalf("read %d events, want %d", len(evs), bigPerStream)
+		}
+	}
+	b.ReportMetric(ms(time.Since(start))/float64(b.N), "ms/read")
+}
+
+// scatteredStore holds 100,000 events: 1,000 streams of 100, appended one
+// event at a time round-robin, so that consecutive events of a stream are
+// 1,000 positions apart in the log (a busy store's streams, unlike
+// bigStore's runs of 50).
+func scatteredStore(b *testing.B) *Store {
+	return cachedStore(b, "scattered", func(s *Store) error {
+		jobs := make(chan func() error)
+		go func() {
+			defer close(jobs)
+			for n := range scatteredPerStream {
+				var wg sync.WaitGroup
+				wg.Add(scatteredStreams)
+				for st := range scatteredStreams {
+					jobs <- func() error {
+						defer wg.Done()
+						_, err := s.Append(context.Background(), "room:sc"+strconv.Itoa(st), events.Exactly(uint64(n)),
+							[]events.Event{benchEvent("sc-"+strconv.Itoa(st)+"-"+strconv.Itoa(n), n)})
+						return err
+					}
+				}
+				wg.Wait() // one round at a time, so that expected versions hold
+			}
+		}()
+		err := bulkAppend(s, jobs)
+		for range jobs {
+		}
+		return err
+	})
+}
+
+const (
+	scatteredStreams   = 1000
+	scatteredPerStream = 100
+)
+
+// BenchmarkReadScatteredStream reads one random 100-event stream of the
+// scattered store per operation: with each event's value stored under its
+// position only, that is one seek into the log per event.
+func BenchmarkReadScatteredStream(b *testing.B) {
+	s := scatteredStore(b)
+	defer s.Close()
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(1, 2))
+	b.ResetTimer()
+	start := time.Now()
+	for range b.N {
+		evs, err := s.ReadStream(ctx, "room:sc"+strconv.Itoa(rng.IntN(scatteredStreams)), 0, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(evs) != scatteredPerStream {
+			b.Fatalf("read %d events, want %d", len(evs), scatteredPerStream)
 		}
 	}
 	b.ReportMetric(ms(time.Since(start))/float64(b.N), "ms/read")

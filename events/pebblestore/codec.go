@@ -12,19 +12,28 @@ import (
 // Key layout. Each keyspace starts with one byte so that a keyspace is one
 // contiguous key range and iterators can be bounded to it.
 //
-//	'e' stream 0x00 BE64(version)  -> event value     one stream is one sequential range
-//	'p' BE64(position)             -> event value     the global log, in commit order
+//	'e' stream 0x00 BE64(version)  -> BE64(position)   stream index: one stream is one sequential range
+//	'p' BE64(position)             -> event value      the global log, in commit order
 //	'i' id                         -> stream 0x00 BE64(version)   idempotency index
 //	's' stream                     -> uvarint(version) snapshot-data
 //	'q' stream                     -> (empty)          pending index
 //	'm' name                       -> meta: "format" (format version), "epoch" (the store's epoch)
 //
-// The global log holds a full copy of each event rather than a pointer to
-// its stream key: a pointer would turn a sequential read of the log into
-// one random Get per event. Measured on 200,000 events: 27-35k events/s
-// with pointers against 450-600k with copies, while appends showed no
-// measurable gain from writing ~250 fewer bytes per event (see
-// docs/benchmarks.md).
+// Each event's bytes are written once, under its position: the global log
+// is what cluster nodes follow (ReadAll, Follow), and a sequential read of
+// it stays one pass over consecutive keys. A stream key holds only the
+// event's position. Positions grow with versions within a stream, so a
+// stream read walks the stream's index range with one iterator and
+// resolves the positions with a second one over the log, whose seeks only
+// ever move forward: consecutive positions (events appended together, or
+// a stream that had the log to itself) are one Next each, and Pebble
+// turns a forward SeekGE near the current key into a few Nexts. The
+// opposite choice, the value under the stream key and a pointer in the
+// log, made a sequential read of the log one random Get per event (27-35k
+// events/s against 450-600k on 200,000 events, docs/benchmarks.md).
+//
+// Format 1 (before the stream index) held the full value under both keys;
+// Open rewrites such a store's stream keys in place (upgrade.go).
 //
 // Stream ids never contain 0x00 (events.ParseStreamID allows only
 // [a-z:A-Za-z0-9_.-]), so 'e' stream 0x00 is a prefix of exactly that
@@ -38,9 +47,10 @@ const (
 	prefixMeta    = 'm'
 )
 
-// formatVersion is stored under metaFormatKey; Open refuses a store written
-// in another format instead of misreading it.
-const formatVersion = 1
+// formatVersion is stored under metaFormatKey; Open upgrades a store of
+// format 1 (upgrade.go) and refuses any other format instead of
+// misreading it.
+const formatVersion = 2
 
 var metaFormatKey = []byte{prefixMeta, 'f', 'o', 'r', 'm', 'a', 't'}
 
@@ -96,6 +106,22 @@ func idRef(dst []byte, stream string, version uint64) []byte {
 	dst = append(dst, stream...)
 	dst = append(dst, 0)
 	return binary.BigEndian.AppendUint64(dst, version)
+}
+
+// streamRef is the value of a stream key: the event's position.
+func streamRef(dst []byte, pos uint64) []byte {
+	return binary.BigEndian.AppendUint64(dst, pos)
+}
+
+// streamRefLen is the size of a stream key's value.
+const streamRefLen = 8
+
+// parseStreamRef reads the position a stream key refers to.
+func parseStreamRef(v []byte) (uint64, error) {
+	if len(v) != streamRefLen {
+		return 0, fmt.Errorf("%w: stream index value of %d bytes", errCorrupt, len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
 }
 
 // parseIDRef splits an id-index value.

@@ -28,7 +28,6 @@ import (
 // scan has finished. If it would grow past maxIDs it retires for good and
 // every check goes to Pebble again.
 type idFilter struct {
-	seed    maphash.Seed
 	maxIDs  int64
 	ready   atomic.Bool
 	retired atomic.Bool
@@ -54,7 +53,7 @@ const (
 )
 
 func newIDFilter(maxIDs int64) *idFilter {
-	f := &idFilter{seed: maphash.MakeSeed(), maxIDs: maxIDs}
+	f := &idFilter{maxIDs: maxIDs}
 	parts := []*bloomPart{newBloomPart(bloomFirstCapacity)}
 	f.parts.Store(&parts)
 	return f
@@ -65,8 +64,16 @@ func newBloomPart(capacity int64) *bloomPart {
 	return &bloomPart{words: make([]atomic.Uint64, blocks*8), blocks: blocks, capacity: capacity}
 }
 
+// idSeed seeds hashID. One seed for the process: requests hash their ids
+// when they are built, before they meet a store.
+var idSeed = maphash.MakeSeed()
+
+// hashID is the hash of an event id that the id filter and the writer's
+// recent-id map work with.
+func hashID(id string) uint64 { return maphash.String(idSeed, id) }
+
 // add records id. Safe for concurrent use.
-func (f *idFilter) add(id string) { f.addHash(maphash.String(f.seed, id)) }
+func (f *idFilter) add(id string) { f.addHash(hashID(id)) }
 
 func (f *idFilter) addHash(h uint64) {
 	if f.retired.Load() {
@@ -118,11 +125,13 @@ func (f *idFilter) retire() {
 
 // absent reports whether id is certainly not stored. It is false while the
 // scan runs, after the filter retired, and for ids that may be stored.
-func (f *idFilter) absent(id string) bool {
+func (f *idFilter) absent(id string) bool { return f.absentHash(hashID(id)) }
+
+// absentHash is absent for an id's hashID.
+func (f *idFilter) absentHash(h uint64) bool {
 	if !f.ready.Load() {
 		return false
 	}
-	h := maphash.String(f.seed, id)
 	for _, p := range *f.parts.Load() {
 		if p.test(h) {
 			return false
@@ -168,7 +177,7 @@ func (f *idFilter) scan(ctx context.Context, db *pebble.DB) error {
 	defer it.Close()
 	n := 0
 	for ok := it.First(); ok; ok = it.Next() {
-		f.addHash(maphash.Bytes(f.seed, it.Key()[1:]))
+		f.addHash(maphash.Bytes(idSeed, it.Key()[1:]))
 		if n++; n%4096 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}

@@ -275,7 +275,14 @@ func checkFormat(db *pebble.DB) (last uint64, epoch string, err error) {
 	}
 	f, k := binary.Uvarint(v)
 	closer.Close()
-	if k <= 0 || f != formatVersion {
+	switch {
+	case k <= 0:
+		return 0, "", fmt.Errorf("pebblestore: store format %x, this build reads %d", v, formatVersion)
+	case f == 1 || f == formatUpgrading1:
+		if err := upgradeFormat1(db, f); err != nil {
+			return 0, "", fmt.Errorf("upgrade from format 1: %w", err)
+		}
+	case f != formatVersion:
 		return 0, "", fmt.Errorf("pebblestore: store format %x, this build reads %d", v, formatVersion)
 	}
 	if epoch, err = readEpoch(db); err != nil {
@@ -373,12 +380,13 @@ func (s *Store) Append(ctx context.Context, stream string, expected events.Expec
 // in Pebble and in the filter.
 func (s *Store) precheckIDs(r *request) error {
 	r.seen = s.w.applied.Load()
-	var kb [1 + events.MaxIDLength]byte
+	var kb []byte
 	for i := range r.evs {
-		if s.ids != nil && s.ids.absent(r.evs[i].ID) {
+		if s.ids != nil && s.ids.absentHash(r.hashes[i]) {
 			continue
 		}
-		_, closer, err := s.db.Get(idKey(kb[:0], r.evs[i].ID))
+		kb = idKey(kb[:0], r.evs[i].ID)
+		_, closer, err := s.db.Get(kb)
 		if errors.Is(err, pebble.ErrNotFound) {
 			continue
 		}
@@ -395,6 +403,11 @@ func (s *Store) precheckIDs(r *request) error {
 // submit hands r to the writer and waits for its reply. The caller holds
 // s.mu for reading, so s.reqs is open.
 func (s *Store) submit(ctx context.Context, r *request) error {
+	if ctx.Done() == nil { // cannot be cancelled: plain channel operations
+		s.reqs <- r
+		<-r.done
+		return nil
+	}
 	select {
 	case s.reqs <- r:
 	case <-ctx.Done():
@@ -443,21 +456,31 @@ func (s *Store) readStream(ctx context.Context, stream string, after uint64, lim
 	}
 	out := make([]events.Event, 0, size)
 	var lower, upper [128]byte
-	it, err := s.db.NewIter(&pebble.IterOptions{
+	idx, err := s.db.NewIter(&pebble.IterOptions{
 		LowerBound: eventKey(lower[:0], stream, after+1),
 		UpperBound: streamUpper(upper[:0], stream),
 	})
 	if err != nil {
 		return nil, err
 	}
-	defer it.Close()
+	defer idx.Close()
+	// log resolves the positions the index holds. They only grow, so it
+	// only moves forward; it is opened at the first one.
+	var log *pebble.Iterator
+	defer func() {
+		if log != nil {
+			log.Close()
+		}
+	}()
+	var key [9]byte
 	d := decoder{stream: stream}
-	for ok := it.First(); ok; ok = it.Next() {
-		v, err := it.ValueAndErr()
+	var prev uint64 // position log is at (0: not positioned)
+	for ok := idx.First(); ok; ok = idx.Next() {
+		v, err := idx.ValueAndErr()
 		if err != nil {
 			return nil, err
 		}
-		pos, err := valuePosition(v)
+		pos, err := parseStreamRef(v)
 		if err != nil {
 			return nil, err
 		}
@@ -466,9 +489,42 @@ func (s *Store) readStream(ctx context.Context, stream string, after uint64, lim
 		if pos > wm {
 			break
 		}
-		e, err := d.decode(v)
+		if log == nil {
+			var lb, ub [9]byte
+			log, err = s.db.NewIter(&pebble.IterOptions{
+				LowerBound: posKey(lb[:0], pos),
+				UpperBound: posKey(ub[:0], wm+1),
+			})
+			if err != nil {
+				return nil, err
+			}
+		}
+		var found bool
+		switch {
+		case prev != 0 && pos == prev+1:
+			found = log.Next()
+		case prev == 0 || pos > prev:
+			found = log.SeekGE(posKey(key[:0], pos))
+		default:
+			return nil, fmt.Errorf("%w: stream %s: position %d after %d", errCorrupt, stream, pos, prev)
+		}
+		if !found || !bytes.Equal(log.Key(), posKey(key[:0], pos)) {
+			if err := log.Error(); err != nil {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: stream %s refers to position %d, which the log lacks", errCorrupt, stream, pos)
+		}
+		prev = pos
+		lv, err := log.ValueAndErr()
 		if err != nil {
 			return nil, err
+		}
+		e, err := d.decode(lv)
+		if err != nil {
+			return nil, err
+		}
+		if k := idx.Key(); e.Position != pos || e.Stream != stream || e.Version != binary.BigEndian.Uint64(k[len(k)-8:]) {
+			return nil, fmt.Errorf("%w: position %d holds %s/%d, not the event of stream key %x", errCorrupt, pos, e.Stream, e.Version, k)
 		}
 		out = append(out, e)
 		if limit > 0 && len(out) == limit {
@@ -480,7 +536,7 @@ func (s *Store) readStream(ctx context.Context, stream string, after uint64, lim
 			}
 		}
 	}
-	if err := it.Error(); err != nil {
+	if err := idx.Error(); err != nil {
 		return nil, err
 	}
 	return out, nil
@@ -583,7 +639,7 @@ func durableVersion(r pebble.Reader, stream string, wm uint64) (uint64, error) {
 			if err != nil {
 				return 0, err
 			}
-			pos, err := valuePosition(v)
+			pos, err := parseStreamRef(v)
 			if err != nil {
 				return 0, err
 			}

@@ -54,7 +54,7 @@ func commitGroup(s *Store, reqs ...*request) (carried []*request) {
 		}
 	}
 	w.slots <- struct{}{}
-	w.seal(&round{}, g)
+	w.seal(g)
 	return carried
 }
 
@@ -260,7 +260,7 @@ func TestPrecheckWindow(t *testing.T) {
 		commitGroup(s, appendReq(ctx, "room:a", events.AnyVersion, fmt.Sprintf("y%d", i)))
 		ackNext(t, s)
 	}
-	if _, ok := s.w.recent["x1"]; ok || s.w.recentFloor == 0 {
+	if _, ok := s.w.recent[hashID("x1")]; ok || s.w.recentFloor == 0 {
 		t.Fatalf("x1 still remembered (floor %d): the test needs it forgotten", s.w.recentFloor)
 	}
 	stale := appendReq(ctx, "room:c", events.NoStream, "x1")
