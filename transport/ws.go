@@ -176,8 +176,11 @@ type Conn struct {
 	cancel context.CancelFunc
 
 	writers sync.WaitGroup // the writer, while one runs
-	wg      sync.WaitGroup
-	pinger  *time.Timer // queues a ping every PingInterval; under q.mu
+	// writeLoop as a func value, made once: "go c.writeLoop()" would
+	// allocate a closure every time a writer starts.
+	writeLoopFn func()
+	wg          sync.WaitGroup
+	pinger      *time.Timer // queues a ping every PingInterval; under q.mu
 	// writeDeadline is the socket's write deadline as the writer last set
 	// it (writers run one after the other, ordered by q's lock).
 	writeDeadline time.Time
@@ -231,6 +234,7 @@ func (s *Server) serveWS(ws *websocket.Conn, ep *Endpoint) {
 		// once the write in progress is done (within WriteTimeout).
 		c.startClosing()
 	})
+	c.writeLoopFn = c.writeLoop
 	c.q.start = c.startWriter
 	if !s.register(c) {
 		cancel()
@@ -259,7 +263,7 @@ func (s *Server) serveWS(ws *websocket.Conn, ep *Endpoint) {
 // startWriter starts the writer; the queue calls it under its lock.
 func (c *Conn) startWriter() {
 	c.writers.Add(1)
-	go c.writeLoop()
+	go c.writeLoopFn()
 }
 
 // startPinger queues a ping every PingInterval until the connection
