@@ -118,6 +118,12 @@ func New(cfg Config) (*Server, error) {
 		// Routes match the raw path; stream ids are unescaped by the
 		// handlers so that "room%3Alobby" and "room:lobby" are the same.
 		UnescapePath: false,
+		// fasthttp hands a hijacked connection (a WebSocket) the request's
+		// read buffer (4 KiB) for its lifetime unless it releases it once
+		// a request is read, which this does (and releases the buffers of
+		// idle keep-alive connections): an idle WebSocket holds only the
+		// library's own read buffer (wsReadBuffer).
+		ReduceMemoryUsage: true,
 	})
 	// fasthttp's worker-pool janitor notices a stopped server only when
 	// it wakes, every MaxIdleWorkerDuration (default 10 s): keep that
@@ -190,12 +196,29 @@ func (s *Server) routes() {
 func (s *Server) get(path string, h fiber.Handler)  { s.app.Get(path, s.authHTTP, h) }
 func (s *Server) post(path string, h fiber.Handler) { s.app.Post(path, s.authHTTP, h) }
 
+// wsReadBuffer is a WebSocket's read buffer: a client's frames are
+// requests of a few hundred bytes, and a larger one is read in several
+// reads.
+const wsReadBuffer = 1 << 10
+
+// wsWriteBuffers lends the library its write buffer for a frame the
+// writer gives it (a frame over 64 KiB; see wswrite.go), so that no
+// connection keeps one. The library takes a buffer from it per message
+// and puts it back after.
+var wsWriteBuffers sync.Pool
+
 // websocket registers an endpoint behind upgrade, which authenticates.
 func (s *Server) websocket(ep *Endpoint) {
 	wsCfg := websocket.Config{
 		// Origins are checked by upgrade, which answers with a problem.
-		Origins:        []string{"*"},
-		RecoverHandler: s.wsRecover,
+		Origins:         []string{"*"},
+		RecoverHandler:  s.wsRecover,
+		ReadBufferSize:  wsReadBuffer,
+		WriteBufferSize: 4 << 10,
+		WriteBufferPool: &wsWriteBuffers,
+		// The writer frames data frames itself (wswrite.go), which is
+		// only right without an extension: never offer permessage-deflate.
+		EnableCompression: false,
 	}
 	s.app.Get(ep.Path, s.upgrade(ep), websocket.New(func(c *websocket.Conn) { s.serveWS(c, ep) }, wsCfg))
 	s.wsPaths = append(s.wsPaths, ep.Path)
