@@ -276,7 +276,9 @@ func (c *Conn) startPinger() {
 	c.pinger = time.AfterFunc(interval, func() {
 		if c.q.pingDue() {
 			c.q.mu.Lock()
-			c.pinger.Reset(interval)
+			if !c.q.stopped { // else stopPinger may have run
+				c.pinger.Reset(interval)
+			}
 			c.q.mu.Unlock()
 		}
 	})
@@ -539,6 +541,10 @@ func (c *Conn) abort() {
 // as it takes.
 func (c *Conn) writeFrames(fw *frameWriter, items []outItem) error {
 	for i := range items {
+		if c.q.discarding() {
+			clear(items[i:])
+			return nil
+		}
 		it := &items[i]
 		if it.skipped() {
 			*it = outItem{}
