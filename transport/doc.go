@@ -44,8 +44,11 @@
 // frames. When a subscription ends (unsubscribe, a resubscribe, the
 // connection closing) its items still queued are marked, and the writer
 // skips them. The handler returns only after the writer and every
-// goroutine of the connection have ended, because contrib/websocket
-// recycles the *websocket.Conn for the next client as soon as it returns.
+// goroutine of the connection have ended, because fasthttp closes the
+// socket and recycles its wrapper for the next client as soon as it
+// returns. The upgrade uses fasthttp/websocket's upgrader directly:
+// contrib/websocket's wrapper would keep copies of the request's headers,
+// cookies and query for the connection's lifetime.
 //
 // Shutdown: /readyz turns 503; the listeners close; new requests, upgrades,
 // commands and subscriptions get 503 unavailable; requests not received

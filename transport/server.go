@@ -14,11 +14,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	fws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
 
 	"github.com/b6368a97/engine/actors"
 	"github.com/b6368a97/engine/internal/counter"
@@ -209,10 +211,12 @@ var wsWriteBuffers sync.Pool
 
 // websocket registers an endpoint behind upgrade, which authenticates.
 func (s *Server) websocket(ep *Endpoint) {
-	wsCfg := websocket.Config{
+	// The library's upgrader, without contrib/websocket's wrapper, which
+	// would keep copies of the request's headers, cookies and query per
+	// connection.
+	up := &fws.FastHTTPUpgrader{
 		// Origins are checked by upgrade, which answers with a problem.
-		Origins:         []string{"*"},
-		RecoverHandler:  s.wsRecover,
+		CheckOrigin:     func(*fasthttp.RequestCtx) bool { return true },
 		ReadBufferSize:  wsReadBuffer,
 		WriteBufferSize: 4 << 10,
 		WriteBufferPool: &wsWriteBuffers,
@@ -220,7 +224,17 @@ func (s *Server) websocket(ep *Endpoint) {
 		// only right without an extension: never offer permessage-deflate.
 		EnableCompression: false,
 	}
-	s.app.Get(ep.Path, s.upgrade(ep), websocket.New(func(c *websocket.Conn) { s.serveWS(c, ep) }, wsCfg))
+	s.app.Get(ep.Path, s.upgrade(ep), func(c *fiber.Ctx) error {
+		req, _ := c.Locals(localWS).(*Upgrade)
+		err := up.Upgrade(c.Context(), func(ws *fws.Conn) {
+			defer s.wsRecover()
+			s.serveWS(ws, req, ep)
+		})
+		if err != nil {
+			return fiber.ErrUpgradeRequired
+		}
+		return nil
+	})
 	s.wsPaths = append(s.wsPaths, ep.Path)
 }
 

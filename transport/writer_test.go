@@ -134,3 +134,35 @@ func TestIdleConnectionsHaveNoWriter(t *testing.T) {
 		c.FrameOp("pong", "presence")
 	}
 }
+
+// A panic in an endpoint's handler is logged and ends its connection
+// only; the writer is gone before the handler returns.
+func TestPanicInHandler(t *testing.T) {
+	h := transporttest.New(t, func(c *transport.Config) {
+		c.Extensions = append(c.Extensions, func(r *transport.Routes) {
+			r.WebSocket(&transport.Endpoint{Path: "/panic", Frame: func(c *transport.Conn, _ int, data []byte) {
+				c.Send([]byte("before"))
+				if string(data) == "panic" {
+					panic("boom")
+				}
+			}})
+		})
+	})
+	c := h.Dial(t, "/panic")
+	c.Send("hi")
+	if got := c.Text(); got != "before" {
+		t.Fatalf("got %q", got)
+	}
+	c.Send("panic")
+	c.CloseStatus() // the connection ends
+	transporttest.Eventually(t, "the panic is logged", func() bool {
+		return h.Logs.Find(func(r map[string]any) bool { return r["msg"] == "panic in websocket handler" && r["panic"] == "boom" }) != nil
+	})
+	transporttest.Eventually(t, "the writers end", func() bool { return writers() == 0 })
+	// The server still serves.
+	c = h.Dial(t, "/panic")
+	c.Send("hi")
+	if got := c.Text(); got != "before" {
+		t.Fatalf("after the panic: got %q", got)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	fws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 
@@ -146,7 +147,7 @@ func (s *Server) upgrade(ep *Endpoint) fiber.Handler {
 
 // wsRecover logs a panic of a connection handler. The handler's deferred
 // teardown has already stopped the writer, so nothing writes here.
-func (s *Server) wsRecover(c *websocket.Conn) {
+func (s *Server) wsRecover() {
 	if e := recover(); e != nil {
 		s.log.Error("panic in websocket handler", "panic", fmt.Sprint(e))
 	}
@@ -162,13 +163,13 @@ func (s *Server) wsRecover(c *websocket.Conn) {
 // command lanes and the /live-score follower are tracked by wg; the ping
 // timer and the token's expiry timer (connAuth) only queue, and teardown
 // stops them. The handler returns only after all of them have ended,
-// because contrib/websocket recycles the *websocket.Conn for another
-// client once it returns. The runtime never sees the connection: it calls
+// because fasthttp then closes the socket and recycles its wrapper for
+// another client. The runtime never sees the connection: it calls
 // a wsSub, which only touches q.
 type Conn struct {
 	s   *Server
 	ep  *Endpoint
-	ws  *websocket.Conn
+	ws  *fws.Conn
 	req *Upgrade
 	q   *sendQueue
 
@@ -209,8 +210,7 @@ type Conn struct {
 	auth connAuth // the token in force and its expiry timer
 }
 
-func (s *Server) serveWS(ws *websocket.Conn, ep *Endpoint) {
-	req, _ := ws.Locals(localWS).(*Upgrade)
+func (s *Server) serveWS(ws *fws.Conn, req *Upgrade, ep *Endpoint) {
 	if req == nil {
 		req = &Upgrade{}
 	}
