@@ -56,23 +56,34 @@ func BenchmarkCommandPath(b *testing.B) {
 			tokens <- struct{}{}
 		}
 		done := make(chan struct{})
-		// The writer: takes the acks and gives their slots back.
+		// The writer: started by the queue as the server's is, it takes
+		// the acks and gives their slots back.
+		kick := make(chan struct{}, 1)
+		c.q.start = func() {
+			select {
+			case kick <- struct{}{}:
+			default:
+			}
+		}
 		go func() {
 			defer close(done)
-			var batch []outItem
+			var prev []outItem
 			got := 0
 			for got < per {
-				batch, _, _, _ = c.q.take(batch[:0])
-				for i := range batch {
-					if len(batch[i].data) < 8 || string(batch[i].data[:11]) != `{"op":"ack"` {
-						b.Errorf("reply %s", batch[i].data)
+				w := c.q.take(prev)
+				prev = nil
+				if w.exit {
+					<-kick
+					continue
+				}
+				for i := range w.items {
+					if len(w.items[i].data) < 11 || string(w.items[i].data[:11]) != `{"op":"ack"` {
+						b.Errorf("reply %s", w.items[i].data)
 					}
 					tokens <- struct{}{}
 				}
-				got += len(batch)
-				if len(batch) == 0 {
-					<-c.q.wake
-				}
+				got += len(w.items)
+				prev = w.items
 			}
 		}()
 		wg.Add(1)

@@ -134,7 +134,9 @@ type Config struct {
 	RequestLogEvery int
 	// SlowRequest: see RequestLogEvery. Default 1 s.
 	SlowRequest time.Duration
-	// WriteTimeout bounds one WebSocket frame write and one HTTP response
+	// WriteTimeout bounds one WebSocket write (of the frames queued
+	// together; a deadline set for an earlier write is kept while it is
+	// at most an eighth short of WriteTimeout) and one HTTP response
 	// write. Default 5 s.
 	WriteTimeout time.Duration
 	// MaxInflight bounds the commands one WebSocket connection may have

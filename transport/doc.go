@@ -21,13 +21,19 @@
 // another goroutine.
 //
 // Each WebSocket connection has exactly one reader (the handler
-// goroutine) and one writer goroutine. The writer owns every write, the
-// ping ticker and the close frame; everything else (replies, command
-// lanes, the runtime's deliveries, the /live-score follower) hands it
-// frames through the send queue (queue.go): a plain FIFO capped in frames
-// and bytes that knows nothing of subscriptions or versions. Pushing
-// never blocks; a push over a cap closes the connection as a slow
-// consumer. The reader paces the client's requests instead: while the
+// goroutine) and at most one writer goroutine, which runs only while
+// there is something to write: the push that finds the send queue idle
+// starts it, and it ends when it finds the queue empty, so that an idle
+// connection has one goroutine and no write buffer. The writer owns every
+// write (frames, the pings a timer queues, the pongs the reader queues,
+// the close frame); everything else (replies, command lanes, the
+// runtime's deliveries, the /live-score follower) hands it frames through
+// the send queue (queue.go): a plain FIFO capped in frames and bytes that
+// knows nothing of subscriptions or versions. The writer takes all that
+// is queued at once and writes it with one write to the socket, framing
+// the data frames itself (wswrite.go; no extension is negotiated, so the
+// framing is plain RFC 6455). Pushing never blocks; a push over a cap
+// closes the connection as a slow consumer. The reader paces the client's requests instead: while the
 // queue is over half its caps it reads no further frame, so replies to a
 // client's own requests never overflow it (commands in flight, at most
 // MaxInflight, may still add their acks). Commands run in lanes, one per
@@ -42,8 +48,11 @@
 // frames. When a subscription ends (unsubscribe, a resubscribe, the
 // connection closing) its items still queued are marked, and the writer
 // skips them. The handler returns only after the writer and every
-// goroutine of the connection have ended, because contrib/websocket
-// recycles the *websocket.Conn for the next client as soon as it returns.
+// goroutine of the connection have ended, because fasthttp closes the
+// socket and recycles its wrapper for the next client as soon as it
+// returns. The upgrade uses fasthttp/websocket's upgrader directly:
+// contrib/websocket's wrapper would keep copies of the request's headers,
+// cookies and query for the connection's lifetime.
 //
 // Shutdown: /readyz turns 503; the listeners close; new requests, upgrades,
 // commands and subscriptions get 503 unavailable; requests not received

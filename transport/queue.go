@@ -38,8 +38,15 @@ var errQueueClosed = errors.New("connection closing")
 
 // sendQueue is a FIFO of frames between everything that produces them for
 // a connection (the reader's replies, command lanes, subscriptions, the
-// /live-score follower) and the one writer goroutine, capped in frames and
+// /live-score follower) and the connection's writer, capped in frames and
 // in bytes. It knows nothing of subscriptions or versions.
+//
+// No writer waits on an empty queue: the push that finds the queue idle
+// starts one (start), which takes what is queued, writes it, and ends
+// once it finds the queue empty (take). The decision to end is made under
+// the queue's lock, so exactly one writer runs at a time and none is
+// missing while something waits. Pings (the connection's timer) and pongs
+// (the reader) are queued the same way and written before the frames.
 //
 // push never blocks: a push that finds the queue over a cap closes the
 // connection with 1008 "slow consumer". waitRoom lets a producer that can
@@ -49,19 +56,28 @@ var errQueueClosed = errors.New("connection closing")
 type sendQueue struct {
 	maxFrames, maxBytes int
 	onOverflow          func() // called once, under mu: must not block
+	// start starts a writer goroutine. It is called under mu, when there
+	// is work and no writer runs; nil in tests, which call take
+	// themselves.
+	start func()
 
 	mu      sync.Mutex
 	items   []outItem // waiting for the writer, in order
+	spare   []outItem // the writer's last batch, emptied, for reuse
 	bytes   int       // their sizes
+	running bool      // a writer runs, or was started
 	stopped bool      // nothing more is accepted
 	// After stopped: exit tells the writer to end without a close frame;
 	// otherwise closeCode and closeText are the close frame to send once
-	// items are written.
-	exit      bool
-	closeCode int
-	closeText string
+	// items are written, and closeTaken says a writer took it.
+	exit       bool
+	closeCode  int
+	closeText  string
+	closeTaken bool
+	ping       bool   // a ping is due
+	pong       bool   // a pong is due, with pongData
+	pongData   []byte //
 
-	wake chan struct{} // capacity 1: there is something for the writer
 	room chan struct{} // closed when the writer takes items; nil if no one waits
 
 	// discard is set when what is queued must not be written (overflow,
@@ -70,14 +86,22 @@ type sendQueue struct {
 	discard atomic.Bool
 }
 
+// idleSpare is the largest batch array an idle queue keeps for reuse: a
+// connection that once had a backlog does not keep its memory.
+const idleSpare = 16
+
 func newSendQueue(maxFrames, maxBytes int, onOverflow func()) *sendQueue {
-	return &sendQueue{maxFrames: maxFrames, maxBytes: maxBytes, onOverflow: onOverflow, wake: make(chan struct{}, 1)}
+	return &sendQueue{maxFrames: maxFrames, maxBytes: maxBytes, onOverflow: onOverflow}
 }
 
-func (q *sendQueue) signal() {
-	select {
-	case q.wake <- struct{}{}:
-	default:
+// kickLocked starts a writer if none runs and the queue may still write.
+func (q *sendQueue) kickLocked() {
+	if q.running || q.exit || q.closeTaken {
+		return
+	}
+	q.running = true
+	if q.start != nil {
+		q.start()
 	}
 }
 
@@ -93,6 +117,7 @@ func (q *sendQueue) dropLocked() {
 	clear(q.items)
 	q.items = q.items[:0]
 	q.bytes = 0
+	q.ping, q.pong, q.pongData = false, false, nil
 }
 
 func (q *sendQueue) overflowLocked() {
@@ -103,7 +128,7 @@ func (q *sendQueue) overflowLocked() {
 	q.stopped = true
 	q.closeCode, q.closeText = websocket.ClosePolicyViolation, "slow consumer"
 	q.onOverflow()
-	q.signal()
+	q.kickLocked()
 	q.wakeRoomLocked()
 }
 
@@ -121,8 +146,32 @@ func (q *sendQueue) push(it outItem) bool {
 	}
 	q.items = append(q.items, it)
 	q.bytes += it.size
-	q.signal()
+	q.kickLocked()
 	return true
+}
+
+// pingDue queues a ping. It returns false once the connection is closing.
+func (q *sendQueue) pingDue() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.stopped {
+		return false
+	}
+	q.ping = true
+	q.kickLocked()
+	return true
+}
+
+// pongDue queues a pong with data, replacing one not yet written (RFC
+// 6455 5.5.3: answering the last ping is enough).
+func (q *sendQueue) pongDue(data string) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.stopped {
+		return
+	}
+	q.pong, q.pongData = true, append(q.pongData[:0], data...)
+	q.kickLocked()
 }
 
 // waitRoom returns once the queue is empty or below half its caps, or
@@ -176,32 +225,67 @@ func (q *sendQueue) closeWith(code int, text string, flush bool) {
 	}
 	q.stopped = true
 	q.closeCode, q.closeText = code, text
-	q.signal()
+	q.kickLocked()
 	q.wakeRoomLocked()
 }
 
-// stopNow makes the writer end without writing anything more.
+// stopNow makes the writer end without writing anything more, and keeps
+// any other from starting.
 func (q *sendQueue) stopNow() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.dropLocked()
 	q.stopped, q.exit = true, true
-	q.signal()
 	q.wakeRoomLocked()
 }
 
-// take moves the waiting items to batch for the writer and says what to
-// do after writing them.
-func (q *sendQueue) take(batch []outItem) (_ []outItem, closeCode int, closeText string, exit bool) {
+// work is what take hands the writer: the frames to write, in order, and
+// what to write before and after them.
+type work struct {
+	items      []outItem
+	ping, pong bool
+	pongData   []byte
+	// closeCode, when not 0, is the close frame to write after items;
+	// the writer then ends.
+	closeCode int
+	closeText string
+	// exit: the writer ends now, writing nothing (the queue is empty, or
+	// the connection ends).
+	exit bool
+}
+
+// take hands the writer what is queued. done is the writer's previous
+// batch, written: its array is reused. When nothing is queued the writer
+// is done: take returns exit, and the next push starts another.
+func (q *sendQueue) take(done []outItem) work {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if q.exit {
-		return batch, 0, "", true
+	if done != nil && q.spare == nil {
+		clear(done)
+		q.spare = done[:0]
 	}
-	batch = append(batch, q.items...)
-	clear(q.items)
-	q.items = q.items[:0]
+	if q.exit {
+		return work{exit: true}
+	}
+	closing := q.stopped && q.closeCode != 0 && !q.closeTaken
+	if len(q.items) == 0 && !q.ping && !q.pong && !closing {
+		q.running = false
+		if cap(q.spare) > idleSpare {
+			q.spare = nil
+		}
+		if cap(q.items) > idleSpare {
+			q.items = nil
+		}
+		return work{exit: true}
+	}
+	w := work{items: q.items, ping: q.ping, pong: q.pong, pongData: q.pongData}
+	q.items, q.spare = q.spare, nil
 	q.bytes = 0
+	q.ping, q.pong, q.pongData = false, false, nil
+	if closing {
+		q.closeTaken = true
+		w.closeCode, w.closeText = q.closeCode, q.closeText
+	}
 	q.wakeRoomLocked()
-	return batch, q.closeCode, q.closeText, false
+	return w
 }

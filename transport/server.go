@@ -14,11 +14,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	fws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
 
 	"github.com/b6368a97/engine/actors"
 	"github.com/b6368a97/engine/internal/counter"
@@ -118,6 +120,11 @@ func New(cfg Config) (*Server, error) {
 		// Routes match the raw path; stream ids are unescaped by the
 		// handlers so that "room%3Alobby" and "room:lobby" are the same.
 		UnescapePath: false,
+		// Not ReduceMemoryUsage, although fasthttp then hands a hijacked
+		// connection (a WebSocket) the request's 4 KiB read buffer for its
+		// lifetime: with it, a request cut short by Shutdown (cutUnread)
+		// sometimes gets a connection reset instead of its 400
+		// (TestShutdownHalfSentRequests, about 1 run in 8).
 	})
 	// fasthttp's worker-pool janitor notices a stopped server only when
 	// it wakes, every MaxIdleWorkerDuration (default 10 s): keep that
@@ -190,14 +197,43 @@ func (s *Server) routes() {
 func (s *Server) get(path string, h fiber.Handler)  { s.app.Get(path, s.authHTTP, h) }
 func (s *Server) post(path string, h fiber.Handler) { s.app.Post(path, s.authHTTP, h) }
 
+// wsReadBuffer is a WebSocket's read buffer: a client's frames are
+// requests of a few hundred bytes, and a larger one is read in several
+// reads.
+const wsReadBuffer = 1 << 10
+
+// wsWriteBuffers lends the library its write buffer for a frame the
+// writer gives it (a frame over 64 KiB; see wswrite.go), so that no
+// connection keeps one. The library takes a buffer from it per message
+// and puts it back after.
+var wsWriteBuffers sync.Pool
+
 // websocket registers an endpoint behind upgrade, which authenticates.
 func (s *Server) websocket(ep *Endpoint) {
-	wsCfg := websocket.Config{
+	// The library's upgrader, without contrib/websocket's wrapper, which
+	// would keep copies of the request's headers, cookies and query per
+	// connection.
+	up := &fws.FastHTTPUpgrader{
 		// Origins are checked by upgrade, which answers with a problem.
-		Origins:        []string{"*"},
-		RecoverHandler: s.wsRecover,
+		CheckOrigin:     func(*fasthttp.RequestCtx) bool { return true },
+		ReadBufferSize:  wsReadBuffer,
+		WriteBufferSize: 4 << 10,
+		WriteBufferPool: &wsWriteBuffers,
+		// The writer frames data frames itself (wswrite.go), which is
+		// only right without an extension: never offer permessage-deflate.
+		EnableCompression: false,
 	}
-	s.app.Get(ep.Path, s.upgrade(ep), websocket.New(func(c *websocket.Conn) { s.serveWS(c, ep) }, wsCfg))
+	s.app.Get(ep.Path, s.upgrade(ep), func(c *fiber.Ctx) error {
+		req, _ := c.Locals(localWS).(*Upgrade)
+		err := up.Upgrade(c.Context(), func(ws *fws.Conn) {
+			defer s.wsRecover()
+			s.serveWS(ws, req, ep)
+		})
+		if err != nil {
+			return fiber.ErrUpgradeRequired
+		}
+		return nil
+	})
 	s.wsPaths = append(s.wsPaths, ep.Path)
 }
 

@@ -361,9 +361,12 @@ func TestSendQueue(t *testing.T) {
 		if overflows != 1 {
 			t.Fatalf("overflows %d", overflows)
 		}
-		batch, code, text, exit := q.take(nil)
-		if len(batch) != 0 || code != websocket.ClosePolicyViolation || text != "slow consumer" || exit {
-			t.Fatalf("after overflow: %d items, close %d %q, exit %v", len(batch), code, text, exit)
+		w := q.take(nil)
+		if len(w.items) != 0 || w.closeCode != websocket.ClosePolicyViolation || w.closeText != "slow consumer" || w.exit {
+			t.Fatalf("after overflow: %d items, close %d %q, exit %v", len(w.items), w.closeCode, w.closeText, w.exit)
+		}
+		if w := q.take(nil); !w.exit {
+			t.Fatal("the writer goes on after the close frame")
 		}
 	})
 	t.Run("byte cap", func(t *testing.T) {
@@ -377,7 +380,7 @@ func TestSendQueue(t *testing.T) {
 		for _, v := range []uint64{3, 1, 2} {
 			q.push(evItem(v))
 		}
-		batch, _, _, _ := q.take(nil)
+		batch := q.take(nil).items
 		if got := versions(batch); fmt.Sprint(got) != "[3 1 2]" {
 			t.Fatalf("got %v", got)
 		}
@@ -395,7 +398,7 @@ func TestSendQueue(t *testing.T) {
 		c.send([]byte("unsubscribed"))
 		old.Enqueue(actors.Delivery{Stream: "room:q", Event: &events.Event{Version: 4}})
 		cur.Enqueue(actors.Delivery{Stream: "room:q", Event: &events.Event{Version: 1}})
-		batch, _, _, _ := c.q.take(nil)
+		batch := c.q.take(nil).items
 		var written []string
 		for _, it := range batch {
 			if it.skipped() {
@@ -419,19 +422,22 @@ func TestSendQueue(t *testing.T) {
 			if q.push(outItem{data: []byte("late"), size: 1}) {
 				t.Fatal("push after close accepted")
 			}
-			batch, code, _, _ := q.take(nil)
-			if code != websocket.CloseGoingAway || (len(batch) == 1) != flush {
-				t.Fatalf("flush %v: %d items, code %d", flush, len(batch), code)
+			w := q.take(nil)
+			if w.closeCode != websocket.CloseGoingAway || (len(w.items) == 1) != flush {
+				t.Fatalf("flush %v: %d items, code %d", flush, len(w.items), w.closeCode)
 			}
 		}
 		q := newSendQueue(100, 1<<20, func() {})
+		q.push(outItem{data: []byte("ack"), size: 1})
 		q.stopNow()
-		if _, _, _, exit := q.take(nil); !exit {
+		if w := q.take(nil); !w.exit || len(w.items) != 0 {
 			t.Fatal("stopNow does not make the writer exit")
 		}
 	})
 	t.Run("waitRoom waits for the writer", func(t *testing.T) {
 		q := newSendQueue(4, 1<<20, func() {})
+		wake := make(chan struct{}, 1)
+		q.start = func() { wake <- struct{}{} }
 		done := make(chan error, 1)
 		go func() {
 			for v := uint64(1); v <= 10; v++ {
@@ -448,12 +454,17 @@ func TestSendQueue(t *testing.T) {
 		}()
 		var got []uint64
 		for len(got) < 10 {
-			<-q.wake
-			batch, _, _, _ := q.take(nil)
-			if len(batch) > 2 {
-				t.Fatalf("%d items queued past waitRoom with a cap of 4", len(batch))
+			<-wake // a writer starts
+			for {
+				w := q.take(nil)
+				if w.exit {
+					break // and ends once the queue is empty
+				}
+				if len(w.items) > 2 {
+					t.Fatalf("%d items queued past waitRoom with a cap of 4", len(w.items))
+				}
+				got = append(got, versions(w.items)...)
 			}
-			got = append(got, versions(batch)...)
 		}
 		if err := <-done; err != nil {
 			t.Fatal(err)

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	fws "github.com/fasthttp/websocket"
 	"github.com/gofiber/contrib/websocket"
 	"github.com/gofiber/fiber/v2"
 
@@ -146,7 +147,7 @@ func (s *Server) upgrade(ep *Endpoint) fiber.Handler {
 
 // wsRecover logs a panic of a connection handler. The handler's deferred
 // teardown has already stopped the writer, so nothing writes here.
-func (s *Server) wsRecover(c *websocket.Conn) {
+func (s *Server) wsRecover() {
 	if e := recover(); e != nil {
 		s.log.Error("panic in websocket handler", "panic", fmt.Sprint(e))
 	}
@@ -155,27 +156,36 @@ func (s *Server) wsRecover(c *websocket.Conn) {
 // Conn is one WebSocket connection.
 //
 // Goroutines: the handler goroutine reads (readLoop) and, when the reader
-// ends, tears the connection down; the writer goroutine (writeLoop) owns
-// every write, the ping ticker and the close frame; command lanes, the
-// commands the runtime runs for the connection (lanes.go) and the
-// /live-score follower are tracked by wg; the token's expiry timer
-// (connAuth) only queues, and teardown stops it. The handler returns only
-// after all of them have ended, because contrib/websocket recycles the
-// *websocket.Conn for another client once it returns. The runtime never
-// sees the connection: it calls a wsSub or a command's done, which only
-// touch q and the lanes.
+// ends, tears the connection down; a writer goroutine (writeLoop) runs
+// while the send queue has work (frames, a ping, a pong, the close
+// frame), at most one at a time, tracked by writers, and owns every
+// write but the close reply and the library's own protocol-error closes;
+// command lanes, the commands the runtime runs for the connection
+// (lanes.go) and the /live-score follower are tracked by wg; the ping
+// timer and the token's expiry timer (connAuth) only queue, and teardown
+// stops them. The handler returns only after all of them have ended,
+// because fasthttp then closes the socket and recycles its wrapper for
+// another client. The runtime never sees the connection: it calls a
+// wsSub or a command's done, which only touch q and the lanes.
 type Conn struct {
 	s   *Server
 	ep  *Endpoint
-	ws  *websocket.Conn
+	ws  *fws.Conn
 	req *Upgrade
 	q   *sendQueue
 
 	ctx    context.Context // ends with the connection
 	cancel context.CancelFunc
 
-	writerDone chan struct{}
-	wg         sync.WaitGroup
+	writers sync.WaitGroup // the writer, while one runs
+	// writeLoop as a func value, made once: "go c.writeLoop()" would
+	// allocate a closure every time a writer starts.
+	writeLoopFn func()
+	wg          sync.WaitGroup
+	pinger      *time.Timer // queues a ping every PingInterval; under q.mu
+	// writeDeadline is the socket's write deadline as the writer last set
+	// it (writers run one after the other, ordered by q's lock).
+	writeDeadline time.Time
 
 	// dlMu orders read-deadline changes and guards the close state. Once
 	// closing is set (the server has decided to close: overflow, a close
@@ -203,23 +213,21 @@ type Conn struct {
 	auth connAuth // the token in force and its expiry timer
 }
 
-func (s *Server) serveWS(ws *websocket.Conn, ep *Endpoint) {
-	req, _ := ws.Locals(localWS).(*Upgrade)
+func (s *Server) serveWS(ws *fws.Conn, req *Upgrade, ep *Endpoint) {
 	if req == nil {
 		req = &Upgrade{}
 	}
 	ctx, cancel := context.WithCancel(s.base)
 	c := &Conn{
-		s:          s,
-		ep:         ep,
-		ws:         ws,
-		req:        req,
-		ctx:        ctx,
-		cancel:     cancel,
-		writerDone: make(chan struct{}),
-		lanes:      make(map[string][]laneItem),
-		slots:      make(chan struct{}, s.cfg.MaxInflight),
-		subs:       make(map[string]*wsSub),
+		s:      s,
+		ep:     ep,
+		ws:     ws,
+		req:    req,
+		ctx:    ctx,
+		cancel: cancel,
+		lanes:  make(map[string][]laneItem),
+		slots:  make(chan struct{}, s.cfg.MaxInflight),
+		subs:   make(map[string]*wsSub),
 	}
 	c.q = newSendQueue(s.cfg.SendQueueFrames, s.cfg.SendQueueBytes, func() {
 		s.metrics.slowCloses.Inc()
@@ -229,6 +237,8 @@ func (s *Server) serveWS(ws *websocket.Conn, ep *Endpoint) {
 		// once the write in progress is done (within WriteTimeout).
 		c.startClosing()
 	})
+	c.writeLoopFn = c.writeLoop
+	c.q.start = c.startWriter
 	if !s.register(c) {
 		cancel()
 		s.releaseWS(req.slot)
@@ -238,7 +248,8 @@ func (s *Server) serveWS(ws *websocket.Conn, ep *Endpoint) {
 	s.metrics.connections.Inc()
 	defer s.unregister(c)
 	defer s.metrics.connections.Dec()
-	go c.writeLoop()
+	c.startPinger()
+	c.controlHandlers()
 	var readErr error
 	// teardown runs even if a handler panics: the writer must be gone
 	// before this function returns.
@@ -250,6 +261,59 @@ func (s *Server) serveWS(ws *websocket.Conn, ep *Endpoint) {
 		}
 	}
 	readErr = c.readLoop()
+}
+
+// startWriter starts the writer; the queue calls it under its lock.
+func (c *Conn) startWriter() {
+	c.writers.Add(1)
+	go c.writeLoopFn()
+}
+
+// startPinger queues a ping every PingInterval until the connection
+// closes. A timer, not a goroutine waiting on a ticker: an idle
+// connection has none.
+func (c *Conn) startPinger() {
+	interval := c.s.cfg.PingInterval
+	c.q.mu.Lock()
+	defer c.q.mu.Unlock()
+	c.pinger = time.AfterFunc(interval, func() {
+		if c.q.pingDue() {
+			c.q.mu.Lock()
+			if !c.q.stopped { // else stopPinger may have run
+				c.pinger.Reset(interval)
+			}
+			c.q.mu.Unlock()
+		}
+	})
+}
+
+// stopPinger stops the ping timer, after stopNow: a ping running now
+// queues nothing.
+func (c *Conn) stopPinger() {
+	c.q.mu.Lock()
+	defer c.q.mu.Unlock()
+	if c.pinger != nil {
+		c.pinger.Stop()
+	}
+}
+
+// controlHandlers routes the reader's control writes through the writer:
+// a ping's pong is queued for it, so that the reader never writes while
+// the writer does (the library writes a pong at once, with a deadline of
+// its own that would apply to a write in progress); the close reply
+// waits until the writer has ended, so that no frame follows it. The
+// reader wraps these handlers (readLoop).
+func (c *Conn) controlHandlers() {
+	c.ws.SetPingHandler(func(data string) error {
+		c.q.pongDue(data)
+		return nil
+	})
+	reply := c.ws.CloseHandler()
+	c.ws.SetCloseHandler(func(code int, text string) error {
+		c.q.stopNow()
+		c.writers.Wait()
+		return reply(code, text)
+	})
 }
 
 // closeFor closes the connection because setting it up failed.
@@ -272,7 +336,8 @@ func (c *Conn) teardown(readErr error) {
 		c.dropSub(sub)
 	}
 	c.q.stopNow()
-	<-c.writerDone
+	c.stopPinger()
+	c.writers.Wait()
 	if errors.Is(readErr, websocket.ErrReadLimit) {
 		c.lingerRaw()
 	}
@@ -407,57 +472,65 @@ func (c *Conn) readLoop() error {
 // errLingerSpent ends a lingering read that has read CloseLingerBytes.
 var errLingerSpent = errors.New("websocket: the peer kept sending while the connection closed")
 
+// writeLoop is the connection's writer while it has work: started by the
+// queue when something is queued and none runs, it ends when it finds the
+// queue empty, so that an idle connection has no writer goroutine and
+// holds no write buffer. Frames taken together are encoded into one
+// buffer and written with one write (see flush).
 func (c *Conn) writeLoop() {
-	defer close(c.writerDone)
-	ticker := time.NewTicker(c.s.cfg.PingInterval)
-	defer ticker.Stop()
-	var batch []outItem
+	defer c.writers.Done()
+	var (
+		batch []outItem
+		fw    frameWriter
+	)
+	defer fw.release()
 	for {
-		var (
-			code int
-			text string
-			exit bool
-		)
-		batch, code, text, exit = c.q.take(batch[:0])
-		if exit {
+		w := c.q.take(batch)
+		if w.exit {
 			return
 		}
-		for i := range batch {
-			var err error
-			if !c.q.discarding() {
-				err = c.write(&batch[i])
-			}
-			batch[i] = outItem{}
-			if err != nil {
-				c.abort()
-				return
-			}
+		if w.pong && c.control(websocket.PongMessage, w.pongData) != nil {
+			c.abort()
+			return
 		}
-		if code != 0 {
-			_ = c.ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(c.s.cfg.WriteTimeout))
+		if w.ping && c.control(websocket.PingMessage, nil) != nil {
+			c.abort()
+			return
+		}
+		if err := c.writeFrames(&fw, w.items); err != nil {
+			c.abort()
+			return
+		}
+		batch = w.items
+		if w.closeCode != 0 {
+			_ = c.control(websocket.CloseMessage, websocket.FormatCloseMessage(w.closeCode, w.closeText))
 			c.lingerFor(c.s.cfg.CloseLinger)
 			return
 		}
-		select {
-		case <-ticker.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
-				c.abort()
-				return
-			}
-		default:
-		}
-		if len(batch) > 0 {
-			continue // more may have come while writing
-		}
-		select {
-		case <-c.q.wake:
-		case <-ticker.C:
-			if err := c.ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
-				c.abort()
-				return
-			}
-		}
 	}
+}
+
+// control writes a control frame, through the library, which records a
+// close frame sent (it then writes nothing more, its close reply
+// included).
+func (c *Conn) control(typ int, data []byte) error {
+	c.writeDeadline = time.Now().Add(c.s.cfg.WriteTimeout)
+	return c.ws.WriteControl(typ, data, c.writeDeadline)
+}
+
+// extendWrite gives the next write WriteTimeout: it sets the socket's
+// write deadline WriteTimeout ahead, unless the deadline already set is
+// no more than an eighth of it short of that. Setting a deadline costs
+// as much as a tenth of a small frame's write, and a connection that gets
+// frames often keeps its deadline for many writes.
+func (c *Conn) extendWrite() error {
+	timeout := c.s.cfg.WriteTimeout
+	next := time.Now().Add(timeout)
+	if next.Sub(c.writeDeadline) <= timeout/8 {
+		return nil
+	}
+	c.writeDeadline = next
+	return c.ws.NetConn().SetWriteDeadline(next)
 }
 
 // abort ends a connection whose writes fail: the reader is unblocked now.
@@ -466,21 +539,81 @@ func (c *Conn) abort() {
 	c.lingerFor(0)
 }
 
-func (c *Conn) write(it *outItem) error {
-	if it.skipped() {
-		return nil
-	}
-	data := it.data
-	if it.ev != nil {
-		var ok bool
-		if data, ok = c.ep.frames.render(it.ev, c.ep.Render); !ok {
+// writeFrames writes items, skipping those of ended subscriptions, and
+// clears them. Their frames go into fw's buffer and out in as few writes
+// as it takes.
+func (c *Conn) writeFrames(fw *frameWriter, items []outItem) error {
+	for i := range items {
+		if c.q.discarding() {
+			clear(items[i:])
 			return nil
 		}
+		it := &items[i]
+		if it.skipped() {
+			*it = outItem{}
+			continue
+		}
+		typ, data := it.typ, it.data
+		if it.ev != nil {
+			var ok bool
+			data, ok = c.ep.frames.render(it.ev, c.ep.Render)
+			if !ok {
+				*it = outItem{}
+				continue
+			}
+		}
+		*it = outItem{}
+		if len(data) > maxBatchedFrame {
+			// A large frame goes out alone, through the library, which
+			// writes it without copying it whole.
+			if err := c.flush(fw); err != nil {
+				return err
+			}
+			if err := c.writeLarge(typ, data); err != nil {
+				return err
+			}
+			continue
+		}
+		if fw.len() > 0 && fw.len()+len(data)+maxHeader > flushAt {
+			if err := c.flush(fw); err != nil {
+				return err
+			}
+		}
+		fw.frame(typ, data)
 	}
-	if err := c.ws.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
+	return c.flush(fw)
+}
+
+// flush writes the frames in fw with one write, unless the connection is
+// closing without them.
+func (c *Conn) flush(fw *frameWriter) error {
+	if fw.len() == 0 {
+		return nil
+	}
+	n := fw.frames
+	buf := fw.take()
+	if c.q.discarding() {
+		return nil
+	}
+	if err := c.extendWrite(); err != nil {
 		return err
 	}
-	if err := c.ws.WriteMessage(it.typ, data); err != nil {
+	if _, err := c.ws.NetConn().Write(buf); err != nil {
+		return err
+	}
+	c.s.metrics.framesOut.Add(float64(n))
+	return nil
+}
+
+func (c *Conn) writeLarge(typ int, data []byte) error {
+	if c.q.discarding() {
+		return nil
+	}
+	c.writeDeadline = time.Now().Add(c.s.cfg.WriteTimeout)
+	if err := c.ws.SetWriteDeadline(c.writeDeadline); err != nil {
+		return err
+	}
+	if err := c.ws.WriteMessage(typ, data); err != nil {
 		return err
 	}
 	c.s.metrics.framesOut.Inc()
