@@ -1,0 +1,53 @@
+package room
+
+import (
+	"bytes"
+	"testing"
+
+	"github.com/b6368a97/engine/events"
+)
+
+// The shortcuts must agree with the general way whenever they answer.
+
+func FuzzParseUserText(f *testing.F) {
+	for _, s := range []string{
+		`{"user":"ann","text":"hi"}`, ` { "text" : "x" , "user":"y" } `, `{}`, `{"user":"a"}`,
+		`{"user":"a","user":"b"}`, `{"User":"a"}`, `{"user":"a\n"}`, `{"user":1}`, `{"user":"a"} x`,
+		`{"user":"a",}`, "{\"user\":\"\xff\"}", `{"user":"é€","text":"<b>&amp;</b>"}`, `{"user":null}`, ``, `[]`,
+		`{"user":"a","text":"b","x":1}`, "{\"user\":\"a\u2028\"}", `{"user":"a"}{}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		user, text, ok := parseUserText(data)
+		if !ok {
+			return
+		}
+		var d MessagePosted
+		if err := events.DecodeData(data, &d, events.ErrInvalidEvent); err != nil {
+			t.Fatalf("%q: shortcut took it, the strict decoder refuses: %v", data, err)
+		}
+		if d.User != user || d.Text != text {
+			t.Fatalf("%q: shortcut %q %q, strict decoder %q %q", data, user, text, d.User, d.Text)
+		}
+	})
+}
+
+func FuzzAppendUserText(f *testing.F) {
+	for _, s := range [][2]string{{"ann", "hi"}, {"a\"b", "c"}, {"<b>", "&"}, {"é", "\u2028"}, {"\xff", "x"}, {"a\\b", "\x01"}} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, user, text string) {
+		got, ok := appendUserText(nil, user, text)
+		if !ok {
+			return
+		}
+		want, err := events.EncodeData(MessagePosted{User: user, Text: text})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("%q %q: shortcut %s, EncodeData %s", user, text, got, want)
+		}
+	})
+}
