@@ -33,8 +33,10 @@
 // Cost: a room's actor decides and folds every message, so that path
 // avoids reflection and copying. PostMessage data and MessagePosted events
 // of the usual shape ({"user":…,"text":…}, strings without escapes) are
-// read and written by hand (json.go), anything else by encoding/json with
-// the same outcome; successive states' messages are windows of one array
+// read and written by hand (json.go; a valid PostMessage allocates its
+// event alone, a MessagePosted one string for its message), anything else
+// by encoding/json with the same outcome; successive states' messages are
+// windows of one array
 // that Evolve appends to in place (msgLog), copied once per MaxMessages
 // events rather than once per event.
 package room

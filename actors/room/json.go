@@ -13,14 +13,15 @@ import (
 // parseUserText reads data that is exactly one JSON object whose members
 // are "user" and "text" (each at most once, spelled so), with string
 // values holding no escape, no control character and only valid UTF-8,
-// white space allowed between tokens. For such data the strict decoder
+// white space allowed between tokens; user and text are slices of data
+// (nil when absent). For such data the strict decoder
 // (events.DecodeData with unknown fields refused) yields the same values
 // and no error. Anything else: ok is false, and the caller decodes the
 // general way.
-func parseUserText(data []byte) (user, text string, ok bool) {
+func parseUserText(data []byte) (user, text []byte, ok bool) {
 	i := skipSpace(data, 0)
 	if i >= len(data) || data[i] != '{' {
-		return "", "", false
+		return nil, nil, false
 	}
 	i = skipSpace(data, i+1)
 	var seenUser, seenText bool
@@ -30,40 +31,40 @@ func parseUserText(data []byte) (user, text string, ok bool) {
 		for {
 			key, j, ok := plainString(data, i)
 			if !ok {
-				return "", "", false
+				return nil, nil, false
 			}
 			i = skipSpace(data, j)
 			if i >= len(data) || data[i] != ':' {
-				return "", "", false
+				return nil, nil, false
 			}
 			val, j, ok := plainString(data, skipSpace(data, i+1))
 			if !ok {
-				return "", "", false
+				return nil, nil, false
 			}
 			switch {
 			case string(key) == "user" && !seenUser:
-				user, seenUser = string(val), true
+				user, seenUser = val, true
 			case string(key) == "text" && !seenText:
-				text, seenText = string(val), true
+				text, seenText = val, true
 			default:
-				return "", "", false
+				return nil, nil, false
 			}
 			i = skipSpace(data, j)
 			if i >= len(data) {
-				return "", "", false
+				return nil, nil, false
 			}
 			if data[i] == '}' {
 				i++
 				break
 			}
 			if data[i] != ',' {
-				return "", "", false
+				return nil, nil, false
 			}
 			i = skipSpace(data, i+1)
 		}
 	}
 	if skipSpace(data, i) != len(data) {
-		return "", "", false
+		return nil, nil, false
 	}
 	return user, text, true
 }
@@ -142,4 +143,21 @@ func plain(s string) bool {
 		i += size
 	}
 	return true
+}
+
+// plainBytes is plain for a byte slice: encoding/json writes b between
+// quotes as it is.
+func plainBytes(b []byte) bool {
+	ascii := true
+	for i := 0; i < len(b); i++ {
+		switch c := b[i]; {
+		case c < 0x20 || c == '"' || c == '\\':
+			return false
+		case c == 0xE2 && i+2 < len(b) && b[i+1] == 0x80 && (b[i+2] == 0xA8 || b[i+2] == 0xA9): // U+2028, U+2029
+			return false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+	}
+	return ascii || utf8.Valid(b)
 }

@@ -3,7 +3,10 @@ package room
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"sync/atomic"
+	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/b6368a97/engine/actors/decider"
@@ -134,12 +137,17 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 }
 
 func postMessage(c decider.Command) ([]events.Event, error) {
+	if evs, ok := postPlain(c); ok {
+		return evs, nil
+	}
+	return postGeneral(c)
+}
+
+// postGeneral decides any PostMessage, through encoding/json.
+func postGeneral(c decider.Command) ([]events.Event, error) {
 	var d PostMessage
-	var ok bool
-	if d.User, d.Text, ok = parseUserText(c.Data); !ok {
-		if err := decider.DecodeCommand(Kind, c, &d); err != nil {
-			return nil, err
-		}
+	if err := decider.DecodeCommand(Kind, c, &d); err != nil {
+		return nil, err
 	}
 	user := d.User
 	if c.User != "" {
@@ -160,31 +168,89 @@ func postMessage(c decider.Command) ([]events.Event, error) {
 	return decider.Event(Kind, EventMessagePosted, MessagePosted{User: user, Text: d.Text})
 }
 
+// postPlain decides the usual PostMessage, one that postMessage accepts
+// and whose data parseUserText takes, allocating only its event: the
+// event's data is written first and checked in place. false: anything
+// else, which postMessage decides (and words a refusal of) the general
+// way.
+func postPlain(c decider.Command) ([]events.Event, bool) {
+	u, t, ok := parseUserText(c.Data)
+	if !ok || c.User != "" && len(u) > 0 && string(u) != c.User {
+		return nil, false
+	}
+	n := len(u)
+	if c.User != "" {
+		n = len(c.User)
+	}
+	data := make([]byte, 0, n+len(t)+22)
+	data = append(data, `{"user":"`...)
+	if c.User != "" {
+		data = append(data, c.User...)
+	} else {
+		data = append(data, u...)
+	}
+	user := data[len(`{"user":"`):]
+	if !plainBytes(user) || !nameOK(user) || !plainBytes(t) {
+		return nil, false
+	}
+	if n := utf8.RuneCount(t); n < 1 || n > MaxText {
+		return nil, false
+	}
+	data = append(data, `","text":"`...)
+	data = append(data, t...)
+	data = append(data, `"}`...)
+	return []events.Event{{Type: EventMessagePosted, Data: data}}, true
+}
+
+// nameOK reports whether decider.CheckName accepts a user name.
+func nameOK(b []byte) bool {
+	if n := utf8.RuneCount(b); n < 1 || n > MaxUser {
+		return false
+	}
+	for _, r := range string(b) {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
+}
+
 // Evolve applies one stored event.
 func Evolve(s State, e events.Event) (State, error) {
 	switch e.Type {
 	case EventMessagePosted:
-		var d MessagePosted
-		var ok bool
-		if d.User, d.Text, ok = parseUserText(e.Data); !ok {
+		user, text, ok := parseUserText(e.Data)
+		if !ok {
+			var d MessagePosted
 			if err := decider.DecodeEvent(Kind, e, &d); err != nil {
 				return s, err
 			}
+			user, text = []byte(d.User), []byte(d.Text)
 		}
-		if d.User == "" || d.Text == "" {
+		if len(user) == 0 || len(text) == 0 {
 			return s, fmt.Errorf("%s %s: %w: user and text are required", Kind, e.Type, events.ErrInvalidEvent)
 		}
-		s = s.withMessage(Message{
-			Version: e.Version,
-			User:    d.User,
-			Text:    d.Text,
-			Time:    e.Time.UTC().Format(TimeFormat),
-		})
+		s = s.withMessage(newMessage(e.Version, user, text, e.Time))
 	default:
 		return s, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownEvent, e.Type)
 	}
 	s.Stream, s.Version = e.Stream, e.Version
 	return s, nil
+}
+
+// newMessage returns the message of an event: its user, text and time are
+// substrings of one string, one allocation.
+func newMessage(version uint64, user, text []byte, at time.Time) Message {
+	var tb [64]byte
+	ts := at.UTC().AppendFormat(tb[:0], TimeFormat)
+	var b strings.Builder
+	b.Grow(len(user) + len(text) + len(ts))
+	b.Write(user)
+	b.Write(text)
+	b.Write(ts)
+	all := b.String()
+	u, t := len(user), len(user)+len(text)
+	return Message{Version: version, User: all[:u], Text: all[u:t], Time: all[t:]}
 }
 
 // WithMembers returns the state with its presence set to a sorted copy of
