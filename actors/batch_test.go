@@ -266,3 +266,40 @@ func TestBatchFailuresStayWithTheirCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestExecuteFuncKeepsOrder: commands one goroutine queues for one stream
+// without waiting are decided and answered in the order queued, batched
+// behind the appends, while the stream passivates between bursts.
+func TestExecuteFuncKeepsOrder(t *testing.T) {
+	cfg := rtConfig(rtMemStore(t))
+	cfg.IdleTimeout = time.Millisecond
+	r := rtStart(t, cfg)
+	var mu sync.Mutex
+	var got []uint64
+	var wg sync.WaitGroup
+	for burst := range 20 {
+		for range 50 {
+			wg.Add(1)
+			r.ExecuteFunc(context.Background(), decider.Command{Stream: "counter:order", Type: "Inc"}, events.AnyVersion, time.Time{}, func(res Result, err error) {
+				defer wg.Done()
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				got = append(got, res.Version)
+				mu.Unlock()
+			})
+		}
+		if burst%4 == 3 {
+			wg.Wait()
+			time.Sleep(5 * time.Millisecond) // passivated, most likely
+		}
+	}
+	wg.Wait()
+	for i, v := range got {
+		if v != uint64(i+1) {
+			t.Fatalf("answer %d is version %d: out of order (%v)", i, v, got[max(0, i-3):min(len(got), i+3)])
+		}
+	}
+}

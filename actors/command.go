@@ -156,7 +156,8 @@ func (a *streamActor) admit(msgs []*execMsg) []*execMsg {
 // decideBatch decides the commands one after the other, each on the state
 // the previous ones leave, and folds their events into a tentative state.
 func (a *streamActor) decideBatch(msgs []*execMsg) *batch {
-	b := &batch{cmds: make([]staged, len(msgs)), next: a.state, version: a.version, broken: -1}
+	b := &batch{cmds: make([]staged, len(msgs)), next: a.state, version: a.version, broken: -1,
+		evs: make([]events.Event, 0, len(msgs))} // most commands make one event
 	for i, m := range msgs {
 		b.cmds[i] = staged{m: m, dupOf: -1}
 		a.decideOne(b, i)

@@ -28,7 +28,10 @@
 //     envelope that snapshots without it still load as (snapshot.go).
 //   - Passivation (passivation.go) after Config.IdleTimeout without
 //     messages, subscribers or a running step; the next message
-//     reactivates the stream. An actor whose stream has no events (a read
+//     reactivates the stream. An actor with a request queued never
+//     passivates (it serves it, and looks again later), so the requests
+//     sent for a stream are received in the order sent, across
+//     activations. An actor whose stream has no events (a read
 //     of a stream that does not exist, a rejected or no-op command, a
 //     subscription since cancelled) retires as soon as it has answered,
 //     unless it has a subscriber, a running step or a queued request.

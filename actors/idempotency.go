@@ -171,18 +171,21 @@ func (w *cmdWindow) put(id string, rec cmdRecord) {
 	if w.m == nil {
 		w.m = make(map[string]cmdRecord)
 	}
-	if _, ok := w.m[id]; ok {
-		w.m[id] = rec
+	// One assignment tells a new id from a known one (whose record is
+	// replaced in place, keeping its age): every command with an id comes
+	// here.
+	n := len(w.m)
+	w.m[id] = rec
+	if len(w.m) == n {
 		return
 	}
 	if len(w.order) < w.max {
 		w.order = append(w.order, id)
 	} else {
-		delete(w.m, w.order[w.next])
+		delete(w.m, w.order[w.next]) // the oldest, not id: id is new
 		w.order[w.next] = id
 		w.next = (w.next + 1) % w.max
 	}
-	w.m[id] = rec
 }
 
 // noteEvent remembers the command of a replayed event. An event the window

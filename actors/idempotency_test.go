@@ -3,6 +3,7 @@ package actors
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"reflect"
 	"sync"
 	"testing"
@@ -268,5 +269,24 @@ func TestIdempotencyFingerprintSurvivesReload(t *testing.T) {
 	other.Data = json.RawMessage(`{"by":2}`)
 	if res, err := r.Execute(ctx, other, events.AnyVersion); !errors.Is(err, ErrIdempotencyMismatch) {
 		t.Fatalf("K with other data after the reload = %+v, %v; want ErrIdempotencyMismatch", res, err)
+	}
+}
+
+// BenchmarkWindowPut: remembering the id of each command on a full
+// window (the steady state of a busy stream whose commands carry ids).
+func BenchmarkWindowPut(b *testing.B) {
+	ids := make([]string, 4*DefaultIdempotencyWindow)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("run-%d-%032d", i%7, i)
+	}
+	w := cmdWindow{max: DefaultIdempotencyWindow}
+	for _, id := range ids[:DefaultIdempotencyWindow] {
+		w.put(id, cmdRecord{first: 1, last: 1, n: 1, sum: 1})
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		w.put(ids[i%len(ids)], cmdRecord{first: 2, last: 2, n: 1, sum: 3})
+		i++
 	}
 }

@@ -14,16 +14,15 @@ import (
 // therefore presents the store with the same ids, which the store answers
 // as an idempotent retry instead of a second append.
 func derivedID(stream, cmdID string, i int) string {
-	h := sha256.New()
-	h.Write([]byte(stream))
-	h.Write([]byte{0})
-	h.Write([]byte(cmdID))
-	h.Write([]byte{0})
-	h.Write(strconv.AppendInt(nil, int64(i), 10))
-	var sum [sha256.Size]byte
-	b := h.Sum(sum[:0])
+	var buf [128]byte // the usual stream and id fit: no allocation
+	in := append(buf[:0], stream...)
+	in = append(in, 0)
+	in = append(in, cmdID...)
+	in = append(in, 0)
+	in = strconv.AppendInt(in, int64(i), 10)
+	b := sha256.Sum256(in)
 	var u [16]byte
-	copy(u[:], b)
+	copy(u[:], b[:])
 	u[6] = u[6]&0x0f | 0x80 // version 8
 	u[8] = u[8]&0x3f | 0x80 // RFC 9562 variant
 	return formatUUID(u)

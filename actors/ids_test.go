@@ -2,6 +2,7 @@ package actors
 
 import (
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 )
@@ -18,6 +19,14 @@ func TestIDs(t *testing.T) {
 			t.Fatalf("derivedID collision on %s", id)
 		}
 		distinct[id] = true
+	}
+	// Stored ids: the derivation must never change (values from an
+	// independent SHA-256 of "stream\x00id\x00i").
+	if got := derivedID("room:lobby", "cmd-1", 0); got != "ea319a06-cb99-8105-b544-1880106c00ab" {
+		t.Errorf("derivedID changed: %s", got)
+	}
+	if got := derivedID("room:"+strings.Repeat("x", 200), strings.Repeat("y", 100), 12); got != "43ac45b0-c4bf-8830-89dc-f95cd8982ab1" {
+		t.Errorf("derivedID of a long stream and id changed: %s", got)
 	}
 	now := time.UnixMilli(1_800_000_000_123)
 	x, y := newID(now), newID(now)

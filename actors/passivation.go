@@ -40,15 +40,10 @@ func (a *streamActor) onIdle() {
 		a.armIdle(timeout)
 		return
 	}
-	if h := a.r.hooks.idle; h != nil {
-		h(a.stream)
-	}
-	if !a.r.retire(a.e) {
-		return // the runtime is stopping and poisons us itself
-	}
-	a.retired = true
-	if h := a.r.hooks.retired; h != nil {
-		h(a.stream)
+	if !a.passivate() {
+		// A request is queued (or the runtime is stopping and poisons
+		// us itself): serve it, and look again a timeout after it.
+		a.armIdle(timeout)
 	}
 }
 
@@ -72,7 +67,11 @@ func (a *streamActor) idle() bool {
 }
 
 // passivate retires an idle actor unless a request is queued for it (the
-// actor then stays and serves it; the check runs again after it).
+// actor then stays and serves it; the check runs again after it). So a
+// retired actor's mailbox holds no request, and every request sent after
+// its retirement goes to the next activation, which starts once it has
+// stopped: the requests sent for a stream are received in the order they
+// were sent, across activations (see Runtime.ExecuteFunc).
 func (a *streamActor) passivate() bool {
 	if h := a.r.hooks.idle; h != nil {
 		h(a.stream)

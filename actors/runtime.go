@@ -289,6 +289,17 @@ func (r *Runtime) checkCommand(cmd *decider.Command, expected events.ExpectedVer
 // not block (it may call ExecuteFunc). It spares a transport a goroutine,
 // a context and a timer per command.
 //
+// Commands queued by one goroutine for one stream are decided in the
+// order queued, each on the state the earlier ones leave: the actor's
+// mailbox is first in, first out, and a stream's next activation gets
+// only what was sent after the previous one retired (see passivate). So a
+// caller need not wait for one command's answer before it queues the
+// next for the same stream, and the commands queued meanwhile share one
+// append (group commit). Their answers come in that order too, except
+// that a command answered without being decided (its caller gone, a
+// failed reload) or whose kind function failed is answered at once,
+// ahead of the commands of its batch decided before it.
+//
 // ExecuteFunc does not watch ctx nor deadline: a caller that stops
 // waiting answers its own client, and done still comes, later. They only
 // spare the store: a command whose ctx has ended, or whose deadline (when

@@ -29,4 +29,14 @@
 // Concurrency: everything here is a pure function of its arguments; Evolve
 // and WithMembers never modify the slices of the State they are given, so
 // states may be shared between goroutines.
+//
+// Cost: a room's actor decides and folds every message, so that path
+// avoids reflection and copying. PostMessage data and MessagePosted events
+// of the usual shape ({"user":…,"text":…}, strings without escapes) are
+// read and written by hand (json.go; a valid PostMessage allocates its
+// event alone, a MessagePosted one string for its message), anything else
+// by encoding/json with the same outcome; successive states' messages are
+// windows of one array
+// that Evolve appends to in place (msgLog), copied once per MaxMessages
+// events rather than once per event.
 package room

@@ -3,6 +3,10 @@ package room
 import (
 	"fmt"
 	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/b6368a97/engine/actors/decider"
@@ -37,6 +41,54 @@ type State struct {
 	Members []string `json:"members"`
 	// Messages are the last MaxMessages messages, oldest first.
 	Messages []Message `json:"messages"`
+
+	// log and end: Messages is log.buf[end-len(Messages):end], when log
+	// is set (only Evolve sets it; see withMessage). Neither is stored:
+	// a state read from a snapshot has no log, and its first Evolve
+	// starts one.
+	log *msgLog
+	end int
+}
+
+// msgLog is the array the messages of successive states are windows of.
+// Evolve appends a message in place, after the window of the state it is
+// given, when no other state claimed that slot before (used), so a room
+// copies its last messages once per MaxMessages events, not once per
+// event, and an older state still sees exactly what it saw.
+type msgLog struct {
+	buf  []Message
+	used atomic.Int64 // buf[:used] are written; a slot is claimed once
+}
+
+// withMessage returns s with m appended to its messages, the oldest
+// dropped beyond MaxMessages. It never writes an element of s.Messages:
+// it writes the slot after s's window when s is the newest state of its
+// log (claimed atomically: states may be shared between goroutines), and
+// copies the window into a new log otherwise. Messages is capped at its
+// length, so that an append by a caller copies it too.
+func (s State) withMessage(m Message) State {
+	msgs, l := s.Messages, s.log
+	if l != nil && len(msgs) > 0 && s.end < len(l.buf) && &msgs[len(msgs)-1] == &l.buf[s.end-1] &&
+		l.used.CompareAndSwap(int64(s.end), int64(s.end)+1) {
+		l.buf[s.end] = m
+		s.end++
+		s.Messages = l.buf[s.end-min(len(msgs)+1, MaxMessages) : s.end : s.end]
+		return s
+	}
+	keep := msgs
+	if len(keep) >= MaxMessages {
+		keep = keep[len(keep)-MaxMessages+1:]
+	}
+	// Room for MaxMessages more appends once full; a small room starts
+	// small.
+	l = &msgLog{buf: make([]Message, min(2*MaxMessages, max(8, 2*(len(keep)+1))))}
+	n := copy(l.buf, keep)
+	l.buf[n] = m
+	n++
+	l.used.Store(int64(n))
+	s.log, s.end = l, n
+	s.Messages = l.buf[:n:n]
+	return s
 }
 
 // Message is one posted message.
@@ -85,6 +137,14 @@ func Decide(s State, c decider.Command) ([]events.Event, error) {
 }
 
 func postMessage(c decider.Command) ([]events.Event, error) {
+	if evs, ok := postPlain(c); ok {
+		return evs, nil
+	}
+	return postGeneral(c)
+}
+
+// postGeneral decides any PostMessage, through encoding/json.
+func postGeneral(c decider.Command) ([]events.Event, error) {
 	var d PostMessage
 	if err := decider.DecodeCommand(Kind, c, &d); err != nil {
 		return nil, err
@@ -102,39 +162,95 @@ func postMessage(c decider.Command) ([]events.Event, error) {
 	if n := utf8.RuneCountInString(d.Text); n < 1 || n > MaxText {
 		return nil, decider.Invalid("text must be 1-%d characters, got %d", MaxText, n)
 	}
+	if data, ok := appendUserText(make([]byte, 0, len(user)+len(d.Text)+22), user, d.Text); ok {
+		return []events.Event{{Type: EventMessagePosted, Data: data}}, nil
+	}
 	return decider.Event(Kind, EventMessagePosted, MessagePosted{User: user, Text: d.Text})
+}
+
+// postPlain decides the usual PostMessage, one that postMessage accepts
+// and whose data parseUserText takes, allocating only its event: the
+// event's data is written first and checked in place. false: anything
+// else, which postMessage decides (and words a refusal of) the general
+// way.
+func postPlain(c decider.Command) ([]events.Event, bool) {
+	u, t, ok := parseUserText(c.Data)
+	if !ok || c.User != "" && len(u) > 0 && string(u) != c.User {
+		return nil, false
+	}
+	n := len(u)
+	if c.User != "" {
+		n = len(c.User)
+	}
+	data := make([]byte, 0, n+len(t)+22)
+	data = append(data, `{"user":"`...)
+	if c.User != "" {
+		data = append(data, c.User...)
+	} else {
+		data = append(data, u...)
+	}
+	user := data[len(`{"user":"`):]
+	if !plainBytes(user) || !nameOK(user) || !plainBytes(t) {
+		return nil, false
+	}
+	if n := utf8.RuneCount(t); n < 1 || n > MaxText {
+		return nil, false
+	}
+	data = append(data, `","text":"`...)
+	data = append(data, t...)
+	data = append(data, `"}`...)
+	return []events.Event{{Type: EventMessagePosted, Data: data}}, true
+}
+
+// nameOK reports whether decider.CheckName accepts a user name.
+func nameOK(b []byte) bool {
+	if n := utf8.RuneCount(b); n < 1 || n > MaxUser {
+		return false
+	}
+	for _, r := range string(b) {
+		if unicode.IsControl(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // Evolve applies one stored event.
 func Evolve(s State, e events.Event) (State, error) {
 	switch e.Type {
 	case EventMessagePosted:
-		var d MessagePosted
-		if err := decider.DecodeEvent(Kind, e, &d); err != nil {
-			return s, err
+		user, text, ok := parseUserText(e.Data)
+		if !ok {
+			var d MessagePosted
+			if err := decider.DecodeEvent(Kind, e, &d); err != nil {
+				return s, err
+			}
+			user, text = []byte(d.User), []byte(d.Text)
 		}
-		if d.User == "" || d.Text == "" {
+		if len(user) == 0 || len(text) == 0 {
 			return s, fmt.Errorf("%s %s: %w: user and text are required", Kind, e.Type, events.ErrInvalidEvent)
 		}
-		// A fresh slice each time: the caller's State keeps its own
-		// messages, so an older state stays valid after Evolve.
-		keep := s.Messages
-		if len(keep) >= MaxMessages {
-			keep = keep[len(keep)-MaxMessages+1:]
-		}
-		msgs := make([]Message, len(keep), len(keep)+1)
-		copy(msgs, keep)
-		s.Messages = append(msgs, Message{
-			Version: e.Version,
-			User:    d.User,
-			Text:    d.Text,
-			Time:    e.Time.UTC().Format(TimeFormat),
-		})
+		s = s.withMessage(newMessage(e.Version, user, text, e.Time))
 	default:
 		return s, fmt.Errorf("%s: %w %q", Kind, decider.ErrUnknownEvent, e.Type)
 	}
 	s.Stream, s.Version = e.Stream, e.Version
 	return s, nil
+}
+
+// newMessage returns the message of an event: its user, text and time are
+// substrings of one string, one allocation.
+func newMessage(version uint64, user, text []byte, at time.Time) Message {
+	var tb [64]byte
+	ts := at.UTC().AppendFormat(tb[:0], TimeFormat)
+	var b strings.Builder
+	b.Grow(len(user) + len(text) + len(ts))
+	b.Write(user)
+	b.Write(text)
+	b.Write(ts)
+	all := b.String()
+	u, t := len(user), len(user)+len(text)
+	return Message{Version: version, User: all[:u], Text: all[u:t], Time: all[t:]}
 }
 
 // WithMembers returns the state with its presence set to a sorted copy of

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -213,4 +214,55 @@ func mustJSON(t *testing.T, v any) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// TestEvolveForks: Evolve appends in place for the newest state only; a
+// state evolved twice (a failed append's tentative state, then the one the
+// store took; two goroutines) gives two states that do not see each other.
+func TestEvolveForks(t *testing.T) {
+	for _, n := range []int{0, 1, 7, 99, 100, 150, 199, 200, 201} {
+		t.Run(fmt.Sprint(n), func(t *testing.T) {
+			s := room.Initial("room:lobby")
+			for v := 1; v <= n; v++ {
+				var err error
+				if s, err = room.Evolve(s, posted(uint64(v), "ann", fmt.Sprint("m", v))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			before := mustJSON(t, s)
+			results := make([]room.State, 4)
+			var wg sync.WaitGroup
+			for i := range results {
+				wg.Go(func() {
+					next, err := room.Evolve(s, posted(uint64(n+1), fmt.Sprint("u", i), "x"))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					// One more on top, which may append in place.
+					results[i], err = room.Evolve(next, posted(uint64(n+2), fmt.Sprint("u", i), "y"))
+					if err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			if mustJSON(t, s) != before {
+				t.Fatalf("the shared state changed")
+			}
+			for i, r := range results {
+				m := r.Messages
+				if len(m) != min(n+2, room.MaxMessages) || m[len(m)-2].User != fmt.Sprint("u", i) || m[len(m)-1].Text != "y" {
+					t.Fatalf("fork %d: %d messages, last %+v", i, len(m), m[len(m)-2:])
+				}
+				// A caller's append does not write into the log.
+				_ = append(r.Messages, room.Message{User: "intruder"})
+			}
+			for i, r := range results {
+				if u := r.Messages[len(r.Messages)-1].User; u != fmt.Sprint("u", i) {
+					t.Fatalf("fork %d sees %q", i, u)
+				}
+			}
+		})
+	}
 }
