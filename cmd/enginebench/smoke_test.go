@@ -135,6 +135,13 @@ func TestCLI(t *testing.T) {
 		if !strings.Contains(errw.String(), "Usage") {
 			t.Errorf("%v: no usage:\n%s", args, errw.String())
 		}
+		if args[0] == "-h" {
+			for _, sc := range scenarios {
+				if !strings.Contains(errw.String(), "\n  "+sc.name+" ") {
+					t.Errorf("-h does not list %s:\n%s", sc.name, errw.String())
+				}
+			}
+		}
 	}
 	if code := run(ctx, []string{"nosuch"}, &out, &errw); code != 2 {
 		t.Errorf("unknown scenario: exit %d, want 2", code)
