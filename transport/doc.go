@@ -24,7 +24,11 @@
 // goroutine) and at most one writer goroutine, which runs only while
 // there is something to write: the push that finds the send queue idle
 // starts it, and it ends when it finds the queue empty, so that an idle
-// connection has one goroutine and no write buffer. The writer owns every
+// connection has one goroutine and no write buffer. The reader keeps the
+// small stack it starts with: a subscribe and a token refresh, whose
+// calls (the runtime's subscribe and catch-up, a signature check) go
+// deeper, run on a short-lived goroutine the reader waits for, since a
+// stack once grown is not shrunk while its reader is parked. The writer owns every
 // write (frames, the pings a timer queues, the pongs the reader queues,
 // the close frame); everything else (replies, command lanes, the
 // runtime's deliveries, the /live-score follower) hands it frames through

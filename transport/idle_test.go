@@ -1,0 +1,164 @@
+package transport_test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/b6368a97/engine/transport"
+	"github.com/b6368a97/engine/transport/transporttest"
+)
+
+// idleClient is a WebSocket client without a goroutine or a library: a
+// socket, the handshake written and read by hand, and frames framed here,
+// so that the process's stacks and heap grow only by the server's side of
+// a connection.
+type idleClient struct {
+	nc net.Conn
+	br *bufio.Reader
+}
+
+func dialIdle(t testing.TB, addr string) *idleClient {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, transporttest.Timeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = nc.SetDeadline(time.Now().Add(transporttest.Timeout))
+	req := "GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := io.WriteString(nc, req); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReaderSize(nc, 512)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %s", resp.Status)
+	}
+	return &idleClient{nc: nc, br: br}
+}
+
+// send writes one masked text frame (payload under 126 bytes).
+func (c *idleClient) send(t testing.TB, payload string) {
+	t.Helper()
+	mask := [4]byte{1, 2, 3, 4}
+	f := []byte{0x81, 0x80 | byte(len(payload)), mask[0], mask[1], mask[2], mask[3]}
+	for i := range len(payload) {
+		f = append(f, payload[i]^mask[i%4])
+	}
+	if _, err := c.nc.Write(f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// readText reads one unmasked text frame.
+func (c *idleClient) readText(t testing.TB) string {
+	t.Helper()
+	var h [2]byte
+	if _, err := io.ReadFull(c.br, h[:]); err != nil {
+		t.Fatal(err)
+	}
+	n := int(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var l [2]byte
+		if _, err := io.ReadFull(c.br, l[:]); err != nil {
+			t.Fatal(err)
+		}
+		n = int(l[0])<<8 | int(l[1])
+	case 127:
+		t.Fatal("frame too large")
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(c.br, b); err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// idleMem is the process's stacks and heap in use after three collections
+// (a collection also shrinks the stacks that use under a quarter of
+// themselves).
+func idleMem() (stack, heap uint64, goroutines int) {
+	var m runtime.MemStats
+	for range 3 {
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&m)
+	return m.StackInuse, m.HeapInuse, runtime.NumGoroutine()
+}
+
+// TestIdleConnMemory measures what an idle /ws connection with one
+// subscription costs the server: goroutines, stack and heap per
+// connection (issue 12). The goroutines and the stack are checked: the
+// reader's goroutine must keep its initial stack once the subscribe is
+// handled.
+//
+// No /ws command is sent: Runtime.ExecuteFunc, called on the reader,
+// grows its stack to 8 KiB, which a parked reader then keeps.
+func TestIdleConnMemory(t *testing.T) {
+	if raceDetector {
+		t.Skip("the race detector changes stacks and heap")
+	}
+	if testing.Short() {
+		t.Skip("opens hundreds of connections")
+	}
+	const conns = 400
+	h := transporttest.New(t, func(c *transport.Config) {
+		c.MaxConnectionsPerIP = conns + 10
+		c.MaxConnections = conns + 10
+	})
+	addr := strings.TrimPrefix(h.Base, "http://")
+	// Warm up: one connection, so that the runtime's and the server's
+	// one-time allocations are not counted.
+	w := dialIdle(t, addr)
+	w.send(t, `{"op":"subscribe","stream":"room:idle-warm"}`)
+	if f := w.readText(t); !strings.Contains(f, `"subscribed"`) {
+		t.Fatalf("warm-up: %s", f)
+	}
+	stack0, heap0, g0 := idleMem()
+	clients := make([]*idleClient, conns)
+	for i := range clients {
+		c := dialIdle(t, addr)
+		c.send(t, fmt.Sprintf(`{"op":"subscribe","stream":"room:idle-%d"}`, i%10))
+		if f := c.readText(t); !strings.Contains(f, `"subscribed"`) {
+			t.Fatalf("conn %d: %s", i, f)
+		}
+		// A ping and a refused op are answered on the reader, which
+		// must not grow its stack for them either.
+		for _, x := range []string{`{"op":"ping"}`, `{"op":"nope"}`} {
+			c.send(t, x)
+			_ = c.readText(t)
+		}
+		_ = c.nc.SetDeadline(time.Time{})
+		clients[i] = c
+	}
+	// The writers that sent the replies end once the queue is empty.
+	time.Sleep(100 * time.Millisecond)
+	stack1, heap1, g1 := idleMem()
+	perStack := float64(stack1-stack0) / conns
+	perHeap := (float64(heap1) - float64(heap0)) / conns
+	perG := float64(g1-g0) / conns
+	t.Logf("per idle connection: %.2f goroutines, stack %.0f B, heap %.0f B (stacks %d → %d KiB, heap %d → %d KiB)",
+		perG, perStack, perHeap, stack0>>10, stack1>>10, heap0>>10, heap1>>10)
+	if perG > 1.05 {
+		t.Errorf("%.2f goroutines per idle connection, want 1 (the reader)", perG)
+	}
+	// The reader's stack starts at 4 KiB (fasthttp's worker) and must not
+	// keep a larger one because of a subscribe (or the upgrade).
+	if perStack > 4.5*1024 {
+		t.Errorf("stack per idle connection %.0f B, want ≤ 4.5 KiB", perStack)
+	}
+	for _, c := range clients {
+		_ = c.nc.Close()
+	}
+}
