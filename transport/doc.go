@@ -28,7 +28,9 @@
 // small stack it starts with: a subscribe and a token refresh, whose
 // calls (the runtime's subscribe and catch-up, a signature check) go
 // deeper, run on a short-lived goroutine the reader waits for, since a
-// stack once grown is not shrunk while its reader is parked. The writer owns every
+// stack once grown is not shrunk while its reader is parked; a command
+// is handed to the runtime from engineFrame once the frame's parsing
+// and checks have returned, at a shallow depth. The writer owns every
 // write (frames, the pings a timer queues, the pongs the reader queues,
 // the close frame); everything else (replies, command lanes, the
 // runtime's deliveries, the /live-score follower) hands it frames through
