@@ -174,3 +174,39 @@ func TestIdleConnMemory(t *testing.T) {
 		_ = c.nc.Close()
 	}
 }
+
+// TestUpgradeEarlyData: a client that sends a frame with its upgrade
+// request, before the 101 (RFC 6455 4.1 forbids it), is closed without
+// one, as the library's own upgrader does, and its place under the
+// connection limits is given back.
+func TestUpgradeEarlyData(t *testing.T) {
+	h := transporttest.New(t, func(c *transport.Config) { c.MaxConnectionsPerIP = 2 })
+	addr := strings.TrimPrefix(h.Base, "http://")
+	req := "GET /ws HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n" +
+		"\x81\x80\x01\x02\x03\x04" // an empty masked text frame
+	for range 3 {
+		nc, err := net.DialTimeout("tcp", addr, transporttest.Timeout)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = nc.SetDeadline(time.Now().Add(transporttest.Timeout))
+		if _, err := io.WriteString(nc, req); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(nc)
+		_ = nc.Close()
+		if len(got) > 0 || err != nil && !isReset(err) {
+			t.Fatalf("early data: got %q, %v; want the connection closed without a reply", got, err)
+		}
+	}
+	// Both places are free again (given back before the socket closes).
+	for range 2 {
+		c := dialIdle(t, addr)
+		c.send(t, `{"op":"ping"}`)
+		c.readOp(t, "pong")
+		defer c.nc.Close()
+	}
+}
+
+func isReset(err error) bool { return strings.Contains(err.Error(), "connection reset") }

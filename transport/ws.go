@@ -166,8 +166,7 @@ func (s *Server) wsRecover() {
 // (lanes.go) and the /live-score follower are tracked by wg; the ping
 // timer and the token's expiry timer (connAuth) only queue, and teardown
 // stops them. The handler returns only after all of them have ended,
-// because fasthttp then closes the socket and recycles its wrapper for
-// another client. The runtime never sees the connection: it calls a
+// because the socket is then closed (hijacked). The runtime never sees the connection: it calls a
 // wsSub or a command's done, which only touch q and the lanes.
 type Conn struct {
 	s   *Server
