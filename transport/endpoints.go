@@ -147,8 +147,8 @@ func (s *Server) limited(c *Conn) bool {
 
 // engineFrame handles a /ws frame. A command it accepts is started (the
 // runtime called) after the frame's handling has returned, from this
-// small frame: the reader's stack then stays at its initial 4 KiB (see
-// Conn.startNext).
+// small frame: the reader's stack then stays at the 4 KiB its reading
+// needs (see Conn.startNext).
 func engineFrame(c *Conn, typ int, data []byte) {
 	engineOp(c, typ, data)
 	if w := c.startNext; w != nil {

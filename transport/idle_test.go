@@ -110,9 +110,8 @@ func idleMem() (stack, heap uint64, goroutines int) {
 // TestIdleConnMemory measures what an idle /ws connection with one
 // subscription costs the server: goroutines, stack and heap per
 // connection (issue 12). The goroutines and the stack are checked: the
-// reader's goroutine must keep its initial stack once the subscribe is
-// handled.
-
+// reader's goroutine must keep its 4 KiB stack once a subscribe, a
+// command, a ping and a refused op have been handled.
 func TestIdleConnMemory(t *testing.T) {
 	if raceDetector {
 		t.Skip("the race detector changes stacks and heap")
@@ -165,7 +164,7 @@ func TestIdleConnMemory(t *testing.T) {
 	if perG > 1.05 {
 		t.Errorf("%.2f goroutines per idle connection, want 1 (the reader)", perG)
 	}
-	// The reader's stack starts at 4 KiB (fasthttp's worker) and must not
+	// The reader's stack is 4 KiB (what its parked read needs) and must not
 	// keep a larger one because of a subscribe (or the upgrade).
 	if perStack > 4.5*1024 {
 		t.Errorf("stack per idle connection %.0f B, want ≤ 4.5 KiB", perStack)

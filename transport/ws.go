@@ -214,8 +214,9 @@ type Conn struct {
 	// startNext is a command whose lane was free when the reader queued
 	// it, for engineFrame to start once the frame's handling has
 	// returned: the runtime's call, made from the deep frames of the
-	// frame's parsing and checks, would grow the reader's stack past its
-	// initial 4 KiB, which a parked reader keeps. The reader's only.
+	// frame's parsing and checks, would grow the reader's stack past the
+	// 4 KiB its reading needs, to 8 KiB, which a parked reader keeps. The
+	// reader's only.
 	startNext *wsCommand
 
 	auth connAuth // the token in force and its expiry timer
