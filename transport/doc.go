@@ -24,7 +24,13 @@
 // goroutine) and at most one writer goroutine, which runs only while
 // there is something to write: the push that finds the send queue idle
 // starts it, and it ends when it finds the queue empty, so that an idle
-// connection has one goroutine and no write buffer. The writer owns every
+// connection has one goroutine and no write buffer. The reader keeps the
+// small stack it starts with: a subscribe and a token refresh, whose
+// calls (the runtime's subscribe and catch-up, a signature check) go
+// deeper, run on a short-lived goroutine the reader waits for, since a
+// stack once grown is not shrunk while its reader is parked; a command
+// is handed to the runtime from engineFrame once the frame's parsing
+// and checks have returned, at a shallow depth. The writer owns every
 // write (frames, the pings a timer queues, the pongs the reader queues,
 // the close frame); everything else (replies, command lanes, the
 // runtime's deliveries, the /live-score follower) hands it frames through
@@ -48,11 +54,13 @@
 // frames. When a subscription ends (unsubscribe, a resubscribe, the
 // connection closing) its items still queued are marked, and the writer
 // skips them. The handler returns only after the writer and every
-// goroutine of the connection have ended, because fasthttp closes the
-// socket and recycles its wrapper for the next client as soon as it
-// returns. The upgrade uses fasthttp/websocket's upgrader directly:
-// contrib/websocket's wrapper would keep copies of the request's headers,
-// cookies and query for the connection's lifetime.
+// goroutine of the connection have ended, because the socket is closed
+// as soon as it returns. The upgrade keeps nothing of the request (wsupgrade.go): not
+// contrib/websocket's copies of its headers, cookies and query, nor
+// fasthttp's request context and 4 KiB read buffer, which fasthttp holds
+// until its hijack handler returns; that handler writes the 101 and
+// returns at once, and the connection runs on a goroutine of its own,
+// which closes the socket (the server keeps hijacked connections).
 //
 // Shutdown: /readyz turns 503; the listeners close; new requests, upgrades,
 // commands and subscriptions get 503 unavailable; requests not received

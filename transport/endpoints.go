@@ -145,7 +145,19 @@ func (s *Server) limited(c *Conn) bool {
 	return !ok
 }
 
+// engineFrame handles a /ws frame. A command it accepts is started (the
+// runtime called) after the frame's handling has returned, from this
+// small frame: the reader's stack then stays at the 4 KiB its reading
+// needs (see Conn.startNext).
 func engineFrame(c *Conn, typ int, data []byte) {
+	engineOp(c, typ, data)
+	if w := c.startNext; w != nil {
+		c.startNext = nil
+		c.start(w)
+	}
+}
+
+func engineOp(c *Conn, typ int, data []byte) {
 	if typ != websocket.TextMessage {
 		c.replyError(nil, badRequest("frames must be text: one JSON object each"))
 		return

@@ -75,7 +75,8 @@ func (c *Conn) submit(stream string, fn func()) bool {
 }
 
 // submitCommand runs a client's command on its stream's lane and replies
-// with its ack or error; false as for submit.
+// with its ack or error; false as for submit. The reader calls it; a
+// command that can start at once is started by engineFrame (startNext).
 func (c *Conn) submitCommand(cmd decider.Command, ref *string) bool {
 	api, ok := c.s.cfg.API.(funcExecutor)
 	if !ok {
@@ -114,6 +115,15 @@ func (c *Conn) enqueue(stream string, it laneItem) bool {
 	}
 	c.lanes[stream] = nil // running, nothing waiting
 	c.mu.Unlock()
+	if it.cmd != nil {
+		// A command comes from the reader (opCommand), whose frame
+		// handler starts it once it has returned (engineFrame).
+		if c.startNext != nil {
+			c.start(c.startNext)
+		}
+		c.startNext = it.cmd
+		return true
+	}
 	c.run(stream, it)
 	return true
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -20,7 +21,6 @@ import (
 	"github.com/gofiber/fiber/v2/middleware/adaptor"
 	"github.com/gofiber/fiber/v2/middleware/recover"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/valyala/fasthttp"
 
 	"github.com/b6368a97/engine/actors"
 	"github.com/b6368a97/engine/internal/counter"
@@ -120,11 +120,10 @@ func New(cfg Config) (*Server, error) {
 		// Routes match the raw path; stream ids are unescaped by the
 		// handlers so that "room%3Alobby" and "room:lobby" are the same.
 		UnescapePath: false,
-		// Not ReduceMemoryUsage, although fasthttp then hands a hijacked
-		// connection (a WebSocket) the request's 4 KiB read buffer for its
-		// lifetime: with it, a request cut short by Shutdown (cutUnread)
-		// sometimes gets a connection reset instead of its 400
-		// (TestShutdownHalfSentRequests, about 1 run in 8).
+		// Not ReduceMemoryUsage: with it, a request cut short by Shutdown
+		// (cutUnread) sometimes gets a connection reset instead of its 400
+		// (TestShutdownHalfSentRequests, about 1 run in 8). A WebSocket
+		// keeps nothing of fasthttp's request anyway (wsupgrade.go).
 	})
 	// fasthttp's worker-pool janitor notices a stopped server only when
 	// it wakes, every MaxIdleWorkerDuration (default 10 s): keep that
@@ -132,6 +131,8 @@ func New(cfg Config) (*Server, error) {
 	// than a second.
 	s.app.Server().MaxIdleWorkerDuration = time.Second
 	s.app.Server().ConnState = s.connState
+	// A WebSocket's goroutine closes its socket (wsupgrade.go).
+	s.app.Server().KeepHijackedConns = true
 	s.routes()
 	return s, nil
 }
@@ -213,27 +214,18 @@ func (s *Server) websocket(ep *Endpoint) {
 	// The library's upgrader, without contrib/websocket's wrapper, which
 	// would keep copies of the request's headers, cookies and query per
 	// connection.
-	up := &fws.FastHTTPUpgrader{
+	up := &fws.Upgrader{
 		// Origins are checked by upgrade, which answers with a problem.
-		CheckOrigin:     func(*fasthttp.RequestCtx) bool { return true },
-		ReadBufferSize:  wsReadBuffer,
-		WriteBufferSize: 4 << 10,
-		WriteBufferPool: &wsWriteBuffers,
+		CheckOrigin:      func(*http.Request) bool { return true },
+		HandshakeTimeout: s.cfg.WriteTimeout,
+		ReadBufferSize:   wsReadBuffer,
+		WriteBufferSize:  4 << 10,
+		WriteBufferPool:  &wsWriteBuffers,
 		// The writer frames data frames itself (wswrite.go), which is
 		// only right without an extension: never offer permessage-deflate.
 		EnableCompression: false,
 	}
-	s.app.Get(ep.Path, s.upgrade(ep), func(c *fiber.Ctx) error {
-		req, _ := c.Locals(localWS).(*Upgrade)
-		err := up.Upgrade(c.Context(), func(ws *fws.Conn) {
-			defer s.wsRecover()
-			s.serveWS(ws, req, ep)
-		})
-		if err != nil {
-			return fiber.ErrUpgradeRequired
-		}
-		return nil
-	})
+	s.app.Get(ep.Path, s.upgrade(ep), s.wsUpgrade(ep, up))
 	s.wsPaths = append(s.wsPaths, ep.Path)
 }
 

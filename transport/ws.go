@@ -156,7 +156,9 @@ func (s *Server) wsRecover() {
 // Conn is one WebSocket connection.
 //
 // Goroutines: the handler goroutine reads (readLoop) and, when the reader
-// ends, tears the connection down; a writer goroutine (writeLoop) runs
+// ends, tears the connection down; it hands a subscribe and a token
+// refresh to a goroutine of their own and waits for it (apart), to keep
+// its stack small; a writer goroutine (writeLoop) runs
 // while the send queue has work (frames, a ping, a pong, the close
 // frame), at most one at a time, tracked by writers, and owns every
 // write but the close reply and the library's own protocol-error closes;
@@ -164,8 +166,7 @@ func (s *Server) wsRecover() {
 // (lanes.go) and the /live-score follower are tracked by wg; the ping
 // timer and the token's expiry timer (connAuth) only queue, and teardown
 // stops them. The handler returns only after all of them have ended,
-// because fasthttp then closes the socket and recycles its wrapper for
-// another client. The runtime never sees the connection: it calls a
+// because the socket is then closed (hijacked). The runtime never sees the connection: it calls a
 // wsSub or a command's done, which only touch q and the lanes.
 type Conn struct {
 	s   *Server
@@ -208,7 +209,15 @@ type Conn struct {
 	inflight counter.Counter
 	cmds     cmdTracker
 
-	subs map[string]*wsSub // the reader goroutine's only
+	subs map[string]*wsSub // the reader goroutine's only (or one it waits for: apart)
+
+	// startNext is a command whose lane was free when the reader queued
+	// it, for engineFrame to start once the frame's handling has
+	// returned: the runtime's call, made from the deep frames of the
+	// frame's parsing and checks, would grow the reader's stack past the
+	// 4 KiB its reading needs, to 8 KiB, which a parked reader keeps. The
+	// reader's only.
+	startNext *wsCommand
 
 	auth connAuth // the token in force and its expiry timer
 }
@@ -685,7 +694,17 @@ func (s *wsSub) Overflow() { s.c.q.overflow() }
 // nil: after the stream's version), catch-up and live, from the runtime.
 // onVersion runs once the runtime has answered, before any delivery is
 // queued.
-func (c *Conn) subscribe(stream, member string, from *uint64, onVersion func(v uint64)) (*wsSub, error) {
+//
+// It runs on a goroutine of its own (see apart): the runtime's subscribe,
+// its catch-up read and a state computed for the reply go deeper than a
+// reader's stack needs to be, and a stack once grown stays grown for as
+// long as the connection is idle.
+func (c *Conn) subscribe(stream, member string, from *uint64, onVersion func(v uint64)) (sub *wsSub, err error) {
+	apart(func() { sub, err = c.subscribeHere(stream, member, from, onVersion) })
+	return sub, err
+}
+
+func (c *Conn) subscribeHere(stream, member string, from *uint64, onVersion func(v uint64)) (*wsSub, error) {
 	sub := &wsSub{c: c, stream: stream}
 	ctx, cancel := context.WithTimeout(c.ctx, c.s.cfg.CommandTimeout)
 	defer cancel()
@@ -718,4 +737,27 @@ type presenceFrame struct {
 	Op      string   `json:"op"`
 	Stream  string   `json:"stream"`
 	Members []string `json:"members"`
+}
+
+// apart runs f on a short-lived goroutine and waits for it, so that the
+// caller, a connection's reader, keeps its small stack: the runtime
+// grows a goroutine's stack (doubling it) for a deep call and shrinks it
+// only at a collection that finds under a quarter of it in use, which a
+// reader parked in its read (some 2.5 KiB with the runtime's reserve)
+// never is once its stack is 8 KiB. The caller waits, so the
+// connection's requests are still handled in order. A panic of f is
+// raised again on the caller's goroutine, where the connection's handler
+// recovers it.
+func apart(f func()) {
+	var p any
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() { p = recover() }()
+		f()
+	}()
+	<-done
+	if p != nil {
+		panic(p)
+	}
 }

@@ -102,7 +102,14 @@ type refreshedFrame struct {
 // forbidden); on any refusal the old token stays in force, expiry
 // included. Once accepted, the new token's claims govern every later
 // request and its exp the connection's expiry.
+//
+// It runs apart from the reader (see apart): a signature check goes
+// deeper than a reader's stack needs to be.
 func (c *Conn) opRefresh(ref *string, f *clientFrame) {
+	apart(func() { c.refresh(ref, f) })
+}
+
+func (c *Conn) refresh(ref *string, f *clientFrame) {
 	if f.Token == "" {
 		c.replyError(ref, badRequest("token is required"))
 		return
