@@ -203,8 +203,8 @@ type Conn struct {
 	// state (lanes.go).
 	mu       sync.Mutex
 	draining bool
-	lanes    map[string][]laneItem // a stream's lane: present while running, with what waits
-	slots    chan struct{}         // one per command in flight
+	lanes    map[string]*lane // a stream's lane: present while something of it runs or waits
+	slots    chan struct{}    // one per command in flight
 	inflight counter.Counter
 	cmds     cmdTracker
 
@@ -225,7 +225,7 @@ func (s *Server) serveWS(ws *fws.Conn, req *Upgrade, ep *Endpoint) {
 		req:    req,
 		ctx:    ctx,
 		cancel: cancel,
-		lanes:  make(map[string][]laneItem),
+		lanes:  make(map[string]*lane),
 		slots:  make(chan struct{}, s.cfg.MaxInflight),
 		subs:   make(map[string]*wsSub),
 	}
