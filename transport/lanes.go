@@ -108,6 +108,9 @@ func (c *Conn) submitCommand(cmd decider.Command, ref *string) bool {
 	return c.enqueue(cmd.Stream, laneItem{cmd: &wsCommand{c: c, api: api, cmd: cmd, ref: ref}})
 }
 
+// enqueue adds it to stream's lane: a command is handed over at once
+// unless a function waits or runs before it, a function runs at once when
+// nothing of the lane runs or waits; else it waits its turn.
 func (c *Conn) enqueue(stream string, it laneItem) bool {
 	select {
 	case c.slots <- struct{}{}:
