@@ -289,7 +289,9 @@ func (r *Runtime) checkCommand(cmd *decider.Command, expected events.ExpectedVer
 // not block (it may call ExecuteFunc). It spares a transport a goroutine,
 // a context and a timer per command.
 //
-// Commands queued by one goroutine for one stream are decided in the
+// Commands queued one after another for one stream (each ExecuteFunc
+// returning before the next is called, by one goroutine or by goroutines
+// taking turns, as a /ws connection's lane does) are decided in the
 // order queued, each on the state the earlier ones leave: the actor's
 // mailbox is first in, first out, and a stream's next activation gets
 // only what was sent after the previous one retired (see passivate). So a

@@ -144,7 +144,7 @@ func benchConn(s *Server) *Conn {
 		req:    &Upgrade{},
 		ctx:    ctx,
 		cancel: cancel,
-		lanes:  make(map[string][]laneItem),
+		lanes:  make(map[string]*lane),
 		slots:  make(chan struct{}, s.cfg.MaxInflight),
 		subs:   make(map[string]*wsSub),
 	}

@@ -151,9 +151,15 @@ func (s *Server) limited(c *Conn) bool {
 // needs (see Conn.startNext).
 func engineFrame(c *Conn, typ int, data []byte) {
 	engineOp(c, typ, data)
-	if w := c.startNext; w != nil {
-		c.startNext = nil
-		c.start(w)
+	c.driveStarted()
+}
+
+// driveStarted drives the lane a command of the frame just handled took
+// (Conn.startNext), if any. The reader's only.
+func (c *Conn) driveStarted() {
+	if n := c.startNext; n.l != nil {
+		c.startNext = laneStart{}
+		c.drive(n.stream, n.l, n.it)
 	}
 }
 

@@ -13,21 +13,38 @@ import (
 
 // Command lanes of a /ws connection.
 //
-// Commands of one connection to one stream run one at a time, in the order
-// received (their acks follow that order); different streams run
-// concurrently; at most MaxInflight wait or run at once. A lane is the
-// queue of one stream: present in Conn.lanes while something of it runs.
+// A lane is the queue of one stream's items of one connection: present in
+// Conn.lanes while something of it runs or waits. At most MaxInflight
+// items of a connection wait or run at once; different streams' lanes run
+// concurrently.
 //
 // A lane runs two kinds of items. A function (Conn.Submit, and commands
-// when the API cannot run them without waiting) runs on a goroutine that
-// takes the lane's next functions in turn. A command on an API that
-// implements funcExecutor (the actor runtime, actors.Runtime.ExecuteFunc)
-// takes no goroutine, context or timer of its own: it is queued for its
-// actor, which calls back with the outcome on its own goroutine; the
-// callback queues the ack and starts the lane's next item. The command
-// deadline is kept by one timer per connection (cmdTracker) over the
-// running commands, which are listed by deadline; the first of the
-// outcome, the deadline and the connection's end answers the client.
+// when the API cannot run them without waiting, as the cluster's) runs on
+// a goroutine, alone: it starts once every item before it has finished,
+// and the items after it wait for it. A command on an API that implements
+// funcExecutor (the actor runtime, actors.Runtime.ExecuteFunc) is handed
+// to the runtime at once, without waiting for the commands before it:
+// the runtime decides a stream's commands in the order handed over (see
+// ExecuteFunc), and the lane hands them over in the order received, one
+// goroutine at a time (lane.busy). So commands pipeline, and those queued
+// at the actor during an append share the next one; their acks come in
+// order, except an error of a command answered without being decided or
+// whose kind function failed, which may come ahead of the earlier ones.
+//
+// A command takes no goroutine, context or timer of its own: the actor
+// calls back with the outcome on its own goroutine; the callback queues
+// the ack and, when it was the last command running before a function,
+// starts that. The command deadline is kept by one timer per connection
+// (cmdTracker) over the running commands, which are listed by deadline;
+// the first of the outcome, the deadline and the connection's end answers
+// the client and ends the command for its lane.
+
+// lane is one stream's lane. Guarded by Conn.mu.
+type lane struct {
+	cmds    int        // commands handed to the runtime and not answered
+	busy    bool       // a goroutine runs a function or hands over commands
+	pending []laneItem // what waits, in the order received
+}
 
 // funcExecutor runs a command without a waiting goroutine: see
 // actors.Runtime.ExecuteFunc.
@@ -92,6 +109,9 @@ func (c *Conn) submitCommand(cmd decider.Command, ref *string) bool {
 	return c.enqueue(cmd.Stream, laneItem{cmd: &wsCommand{c: c, api: api, cmd: cmd, ref: ref}})
 }
 
+// enqueue adds it to stream's lane: a command is handed over at once
+// unless a function waits or runs before it, a function runs at once when
+// nothing of the lane runs or waits; else it waits its turn.
 func (c *Conn) enqueue(stream string, it laneItem) bool {
 	select {
 	case c.slots <- struct{}{}:
@@ -108,72 +128,137 @@ func (c *Conn) enqueue(stream string, it laneItem) bool {
 	if it.cmd != nil && c.cmds.stop == nil {
 		c.cmds.stop = context.AfterFunc(c.ctx, c.endCommands)
 	}
-	if pending, running := c.lanes[stream]; running {
-		c.lanes[stream] = append(pending, it)
+	l := c.lanes[stream]
+	if l == nil {
+		l = &lane{}
+		c.lanes[stream] = l
+	}
+	switch {
+	case l.busy || len(l.pending) > 0 || (it.fn != nil && l.cmds > 0):
+		// behind what waits or runs: the owner of the lane, or the
+		// last command before it, takes it in turn
+		l.pending = append(l.pending, it)
 		c.mu.Unlock()
 		return true
+	case it.cmd != nil:
+		l.cmds++
 	}
-	c.lanes[stream] = nil // running, nothing waiting
+	l.busy = true
 	c.mu.Unlock()
 	if it.cmd != nil {
 		// A command comes from the reader (opCommand), whose frame
-		// handler starts it once it has returned (engineFrame).
-		if c.startNext != nil {
-			c.start(c.startNext)
+		// handler drives the lane once it has returned (engineFrame).
+		if n := c.startNext; n.l != nil {
+			c.drive(n.stream, n.l, n.it)
 		}
-		c.startNext = it.cmd
+		c.startNext = laneStart{stream: stream, l: l, it: it}
 		return true
 	}
-	c.run(stream, it)
+	c.drive(stream, l, it)
 	return true
 }
 
-// run starts an item of stream's lane.
-func (c *Conn) run(stream string, it laneItem) {
-	if it.cmd != nil {
-		c.start(it.cmd)
-		return
-	}
-	c.wg.Add(1)
-	go c.runFuncs(stream, it.fn)
+// laneStart is a lane the reader has taken and will drive once the
+// frame's handling has returned (Conn.startNext).
+type laneStart struct {
+	stream string
+	l      *lane
+	it     laneItem
 }
 
-// runFuncs runs fn and the lane's next items while they are functions.
-func (c *Conn) runFuncs(stream string, fn func()) {
+// drive runs it, an item of stream's lane taken by the caller, which owns
+// the lane (l.busy), and then the lane's next items while it may: a
+// command is handed to the runtime here; functions run on a goroutine of
+// their own, which takes over the lane.
+func (c *Conn) drive(stream string, l *lane, it laneItem) {
+	if it.fn != nil {
+		c.wg.Add(1)
+		go c.runFuncs(stream, l, it.fn)
+		return
+	}
+	for {
+		c.start(it.cmd)
+		var ok bool
+		if it, ok = c.take(stream, l); !ok {
+			return
+		}
+		if it.fn != nil {
+			c.wg.Add(1)
+			go c.runFuncs(stream, l, it.fn)
+			return
+		}
+	}
+}
+
+// runFuncs runs fn, and the lane's next items while they are functions;
+// commands after them are handed over here.
+func (c *Conn) runFuncs(stream string, l *lane, fn func()) {
 	defer c.wg.Done()
 	for {
 		fn()
-		next, ok := c.finished(stream, nil)
+		<-c.slots
+		c.inflight.Done()
+		it, ok := c.take(stream, l)
 		if !ok {
 			return
 		}
-		if next.cmd != nil {
-			c.start(next.cmd)
+		if it.cmd != nil {
+			c.drive(stream, l, it)
 			return
 		}
-		fn = next.fn
+		fn = it.fn
 	}
 }
 
-// finished ends an item of stream's lane (w, when it was a command) and
-// returns the lane's next one, if any.
-func (c *Conn) finished(stream string, w *wsCommand) (laneItem, bool) {
+// take gives the owner of stream's lane its next item: the first waiting
+// one, unless that is a function and commands still run (the last of them
+// takes it). Else the lane has no owner any more, and is dropped when
+// nothing of it runs or waits.
+func (c *Conn) take(stream string, l *lane) (laneItem, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(l.pending) > 0 && (l.pending[0].cmd != nil || l.cmds == 0) {
+		return l.pop(), true
+	}
+	l.busy = false
+	if l.cmds == 0 && len(l.pending) == 0 {
+		delete(c.lanes, stream)
+	}
+	return laneItem{}, false
+}
+
+// pop takes the first waiting item. Called with Conn.mu held.
+func (l *lane) pop() laneItem {
+	it := l.pending[0]
+	l.pending[0] = laneItem{}
+	l.pending = l.pending[1:]
+	if it.cmd != nil {
+		l.cmds++
+	}
+	return it
+}
+
+// finished ends command w of stream's lane; when it was the last one
+// running before a waiting function, the caller starts that (as the lane's
+// owner).
+func (c *Conn) finished(stream string, w *wsCommand) (l *lane, fn func(), ok bool) {
 	<-c.slots
 	c.inflight.Done()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if w != nil {
-		c.cmds.remove(w)
+	c.cmds.remove(w)
+	l = c.lanes[stream]
+	l.cmds--
+	if l.cmds > 0 || l.busy {
+		return nil, nil, false
 	}
-	pending := c.lanes[stream]
-	if len(pending) == 0 {
+	if len(l.pending) == 0 {
 		delete(c.lanes, stream)
-		return laneItem{}, false
+		return nil, nil, false
 	}
-	next := pending[0]
-	pending[0] = laneItem{}
-	c.lanes[stream] = pending[1:]
-	return next, true
+	// only a function waits while commands run and no one owns the lane
+	l.busy = true
+	return l, l.pop().fn, true
 }
 
 // start hands a command to the runtime, its deadline counting from now.
@@ -202,8 +287,9 @@ func (w *wsCommand) complete(res actors.Result, err error) {
 	} else {
 		c.send(appendAck(nil, w.cmd.Stream, res.Version, w.ref))
 	}
-	if next, ok := c.finished(w.cmd.Stream, w); ok {
-		c.run(w.cmd.Stream, next)
+	if l, fn, ok := c.finished(w.cmd.Stream, w); ok {
+		c.wg.Add(1)
+		go c.runFuncs(w.cmd.Stream, l, fn)
 	}
 	c.wg.Done()
 }

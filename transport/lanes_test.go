@@ -2,6 +2,7 @@ package transport_test
 
 import (
 	"context"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -48,8 +49,9 @@ func (a *lateAPI) release() {
 }
 
 // A /ws command the runtime does not answer within CommandTimeout gets
-// 503 unavailable from the connection's deadline timer; the stream's next
-// command then runs, and the late answer is dropped.
+// 503 unavailable from the connection's deadline timer, and the late
+// answer is dropped. (The stream's next command, handed over without
+// waiting, is answered meanwhile.)
 func TestWSCommandDeadline(t *testing.T) {
 	api := &lateAPI{started: make(chan string, 16)}
 	h := transporttest.New(t, func(c *transport.Config) {
@@ -62,15 +64,19 @@ func TestWSCommandDeadline(t *testing.T) {
 	c.Send(`{"op":"command","stream":"room:a","type":"PostMessage","data":{"user":"ann","text":"hi"},"ref":"2"}`)
 	<-api.started
 	start := time.Now()
-	m := c.Frame()
-	if m["op"] != "error" || m["code"] != "unavailable" || m["ref"] != "1" || !strings.Contains(m["message"].(string), "in time") {
-		t.Fatalf("first reply %v, want unavailable for ref 1", m)
-	}
-	if d := time.Since(start); d > 5*time.Second {
-		t.Fatalf("the deadline answered after %v", d)
-	}
-	if m := c.Frame(); m["op"] != "ack" || m["ref"] != "2" || m["version"] != float64(1) {
-		t.Fatalf("second reply %v, want the ack of ref 2 at version 1", m)
+	var late, acked bool
+	for range 2 {
+		switch m := c.Frame(); {
+		case m["op"] == "error" && m["code"] == "unavailable" && m["ref"] == "1" && strings.Contains(m["message"].(string), "in time") && !late:
+			late = true
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("the deadline answered after %v", d)
+			}
+		case m["op"] == "ack" && m["ref"] == "2" && m["version"] == float64(1) && !acked:
+			acked = true
+		default:
+			t.Fatalf("reply %v, want unavailable for ref 1 and the ack of ref 2 at version 1", m)
+		}
 	}
 	api.release()
 	c.Send(`{"op":"ping","ref":"p"}`)
@@ -91,8 +97,9 @@ func TestWSCommandsEndWithConnection(t *testing.T) {
 	for _, s := range []string{"room:a", "room:b", "room:a"} {
 		c.Send(`{"op":"command","stream":"` + s + `","type":"Late"}`)
 	}
-	<-api.started
-	<-api.started
+	for range 3 { // handed over at once, room:a's second without waiting
+		<-api.started
+	}
 	c.C.CloseNow()
 	transporttest.Eventually(t, "the connection to end", func() bool { return transport.WebSocketPlaces(h.Srv) == 0 })
 	api.release()
@@ -134,5 +141,68 @@ func TestWSCommandsWithoutExecuteFunc(t *testing.T) {
 	c.Send(`{"op":"command","stream":"room:b","type":"PostMessage","data":{"user":"ann","text":"hi"},"ref":"5"}`)
 	if m := c.Frame(); m["op"] != "error" || m["code"] != "unavailable" || m["ref"] != "5" {
 		t.Fatalf("reply to a held command: %v", m)
+	}
+}
+
+// pipeAPI counts the commands handed to the runtime and not yet answered,
+// and holds the first answer until several wait behind it.
+type pipeAPI struct {
+	actors.API
+	mu          sync.Mutex
+	outstanding int
+	most        int
+	first       bool
+}
+
+func (a *pipeAPI) ExecuteFunc(ctx context.Context, cmd decider.Command, expected events.ExpectedVersion, deadline time.Time, done func(actors.Result, error)) {
+	a.mu.Lock()
+	a.outstanding++
+	a.most = max(a.most, a.outstanding)
+	hold := !a.first
+	a.first = true
+	a.mu.Unlock()
+	a.API.(interface {
+		ExecuteFunc(context.Context, decider.Command, events.ExpectedVersion, time.Time, func(actors.Result, error))
+	}).ExecuteFunc(ctx, cmd, expected, deadline, func(res actors.Result, err error) {
+		for end := time.Now().Add(2 * time.Second); hold && time.Now().Before(end); time.Sleep(time.Millisecond) {
+			a.mu.Lock()
+			n := a.outstanding
+			a.mu.Unlock()
+			if n >= 8 {
+				break
+			}
+		}
+		a.mu.Lock()
+		a.outstanding--
+		a.mu.Unlock()
+		done(res, err)
+	})
+}
+
+// Many commands to one stream from one connection are handed to the
+// runtime without waiting for each other's outcome, and are acked in the
+// order sent, at versions one after the other.
+func TestWSCommandsPipelined(t *testing.T) {
+	api := &pipeAPI{}
+	h := transporttest.New(t, func(c *transport.Config) {
+		api.API = c.API
+		c.API = api
+	})
+	c := h.Dial(t, "/ws")
+	const n = 300
+	go func() {
+		for i := range n {
+			c.Send(`{"op":"command","stream":"room:a","type":"PostMessage","data":{"user":"ann","text":"hi"},"ref":"` + strconv.Itoa(i) + `"}`)
+		}
+	}()
+	for i := range n {
+		if m := c.Frame(); m["op"] != "ack" || m["ref"] != strconv.Itoa(i) || m["version"] != float64(i+1) {
+			t.Fatalf("reply %d: %v, want the ack of ref %d at version %d", i, m, i, i+1)
+		}
+	}
+	api.mu.Lock()
+	defer api.mu.Unlock()
+	if api.most < 8 {
+		t.Fatalf("at most %d commands were handed over at once, want 8 or more", api.most)
 	}
 }

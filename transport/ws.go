@@ -204,20 +204,20 @@ type Conn struct {
 	// state (lanes.go).
 	mu       sync.Mutex
 	draining bool
-	lanes    map[string][]laneItem // a stream's lane: present while running, with what waits
-	slots    chan struct{}         // one per command in flight
+	lanes    map[string]*lane // a stream's lane: present while something of it runs or waits
+	slots    chan struct{}    // one per command in flight
 	inflight counter.Counter
 	cmds     cmdTracker
 
 	subs map[string]*wsSub // the reader goroutine's only (or one it waits for: apart)
 
 	// startNext is a command whose lane was free when the reader queued
-	// it, for engineFrame to start once the frame's handling has
-	// returned: the runtime's call, made from the deep frames of the
+	// it (the reader now owns that lane), for engineFrame to drive once
+	// the frame's handling has returned: the runtime's call, made from the deep frames of the
 	// frame's parsing and checks, would grow the reader's stack past the
 	// 4 KiB its reading needs, to 8 KiB, which a parked reader keeps. The
 	// reader's only.
-	startNext *wsCommand
+	startNext laneStart
 
 	auth connAuth // the token in force and its expiry timer
 }
@@ -234,7 +234,7 @@ func (s *Server) serveWS(ws *fws.Conn, req *Upgrade, ep *Endpoint) {
 		req:    req,
 		ctx:    ctx,
 		cancel: cancel,
-		lanes:  make(map[string][]laneItem),
+		lanes:  make(map[string]*lane),
 		slots:  make(chan struct{}, s.cfg.MaxInflight),
 		subs:   make(map[string]*wsSub),
 	}
