@@ -24,9 +24,25 @@ import (
 // it has one.
 func quickFrame(data []byte) (f clientFrame, ref *string, ok bool) {
 	p := frameScanner{b: data}
+	if !p.object(func(key []byte) (uint16, bool) { return p.member(&f, &ref, key) }) {
+		return f, nil, false
+	}
+	return f, ref, true
+}
+
+type frameScanner struct {
+	b []byte
+	i int
+}
+
+// object scans a JSON object that is the whole of p.b, white space
+// around it allowed. Each member's key must be a plain string; member
+// reads the value and returns the key's bit (0 with false for a key it
+// does not take). It fails on anything else, and on a key met twice.
+func (p *frameScanner) object(member func(key []byte) (uint16, bool)) bool {
 	p.space()
 	if !p.byte('{') {
-		return f, nil, false
+		return false
 	}
 	var seen uint16
 	p.space()
@@ -35,16 +51,16 @@ func quickFrame(data []byte) (f clientFrame, ref *string, ok bool) {
 			p.space()
 			key, ok := p.plainString()
 			if !ok {
-				return f, nil, false
+				return false
 			}
 			p.space()
 			if !p.byte(':') {
-				return f, nil, false
+				return false
 			}
 			p.space()
-			bit, ok := p.member(&f, &ref, key)
-			if !ok || seen&bit != 0 {
-				return f, nil, false
+			bit, ok := member(key)
+			if !ok || bit == 0 || seen&bit != 0 {
+				return false
 			}
 			seen |= bit
 			p.space()
@@ -54,19 +70,11 @@ func quickFrame(data []byte) (f clientFrame, ref *string, ok bool) {
 			if p.byte('}') {
 				break
 			}
-			return f, nil, false
+			return false
 		}
 	}
 	p.space()
-	if p.i != len(p.b) {
-		return f, nil, false
-	}
-	return f, ref, true
-}
-
-type frameScanner struct {
-	b []byte
-	i int
+	return p.i == len(p.b)
 }
 
 func (p *frameScanner) space() {
@@ -288,49 +296,19 @@ func (p *frameScanner) skipString() bool {
 // false) left to decodeStrict. Nothing it returns aliases body.
 func quickCommandBody(body []byte) (b commandBody, ok bool) {
 	p := frameScanner{b: body}
-	p.space()
-	if !p.byte('{') {
-		return b, false
-	}
-	var seen uint8
-	p.space()
-	if !p.byte('}') {
-		for {
-			p.space()
-			key, ok := p.plainString()
-			if !ok {
-				return b, false
+	ok = p.object(func(key []byte) (uint16, bool) {
+		switch string(key) {
+		case "type":
+			return 1, p.str(&b.Type)
+		case "data":
+			start := p.i
+			if !p.skipValue(0) || !json.Valid(p.b[start:p.i]) {
+				return 0, false
 			}
-			p.space()
-			if !p.byte(':') {
-				return b, false
-			}
-			p.space()
-			var bit uint8
-			switch string(key) {
-			case "type":
-				bit, ok = 1, p.str(&b.Type)
-			case "data":
-				start := p.i
-				bit, ok = 2, p.skipValue(0) && json.Valid(p.b[start:p.i])
-				if ok {
-					b.Data = append(json.RawMessage(nil), p.b[start:p.i]...)
-				}
-			}
-			if !ok || bit == 0 || seen&bit != 0 {
-				return b, false
-			}
-			seen |= bit
-			p.space()
-			if p.byte(',') {
-				continue
-			}
-			if p.byte('}') {
-				break
-			}
-			return b, false
+			b.Data = append(json.RawMessage(nil), p.b[start:p.i]...)
+			return 2, true
 		}
-	}
-	p.space()
-	return b, p.i == len(p.b)
+		return 0, false
+	})
+	return b, ok
 }
