@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -172,6 +174,40 @@ func parseEvent(b []byte) (version uint64, text []byte, ok bool) {
 
 // closeAll drops every connection at once (no close handshake: the run is
 // over and its figures are taken).
+// openAll runs open for i = 0…n-1, parallel at a time, within timeout.
+// The first error stops the openings not yet started and is returned once
+// every started one has returned.
+func openAll(ctx context.Context, n, parallel int, timeout time.Duration, open func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var (
+		first   error
+		errOnce sync.Once
+		wg      sync.WaitGroup
+	)
+	sem := make(chan struct{}, parallel)
+	for i := range n {
+		sem <- struct{}{}
+		if ctx.Err() != nil {
+			<-sem
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if err := open(ctx, i); err != nil {
+				errOnce.Do(func() { first = err; cancel() })
+			}
+		}()
+	}
+	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return first
+}
+
 func closeAll(conns []*websocket.Conn) {
 	for _, c := range conns {
 		if c != nil {

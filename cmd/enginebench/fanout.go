@@ -282,38 +282,22 @@ func RunFanout(ctx context.Context, cfg FanoutConfig) (*FanoutResult, error) {
 	defer progStop()
 
 	// Connect and subscribe every subscriber, DialParallel at a time.
-	setupCtx, setupCancel := context.WithTimeout(ctx, cfg.SetupTimeout)
-	defer setupCancel()
-	var setupErr error
-	var errOnce sync.Once
-	fail := func(err error) { errOnce.Do(func() { setupErr = err; setupCancel() }) }
-	sem := make(chan struct{}, cfg.DialParallel)
-	var dialing sync.WaitGroup
-	for i, s := range subs {
-		dialing.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer dialing.Done()
-			defer func() { <-sem }()
-			if setupCtx.Err() != nil {
-				return
-			}
-			ws, pos, err := w.open(setupCtx, cfg.dialer, i, cfg.Targets[i%len(cfg.Targets)], cfg.Stream)
-			if err != nil {
-				fail(fmt.Errorf("subscriber %d: %w", i, err))
-				return
-			}
-			wss[i] = ws
-			s.ws = ws
-			s.base.Store(pos)
-			connected.Add(1)
-			readers.Add(1)
-			go func() { defer readers.Done(); s.read(runCtx) }()
-		}()
-	}
-	dialing.Wait()
-	if setupErr != nil {
-		return nil, fmt.Errorf("%w (%d of %d subscribed)", setupErr, connected.Load(), cfg.Subs)
+	err = openAll(ctx, cfg.Subs, cfg.DialParallel, cfg.SetupTimeout, func(ctx context.Context, i int) error {
+		s := subs[i]
+		ws, pos, err := w.open(ctx, cfg.dialer, i, cfg.Targets[i%len(cfg.Targets)], cfg.Stream)
+		if err != nil {
+			return fmt.Errorf("subscriber %d: %w", i, err)
+		}
+		wss[i] = ws
+		s.ws = ws
+		s.base.Store(pos)
+		connected.Add(1)
+		readers.Add(1)
+		go func() { defer readers.Done(); s.read(runCtx) }()
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w (%d of %d subscribed)", err, connected.Load(), cfg.Subs)
 	}
 	setupSecs := time.Since(start).Seconds()
 

@@ -223,39 +223,23 @@ func RunIdle(ctx context.Context, cfg IdleConfig) (*IdleResult, error) {
 	defer progStop()
 	m0 := markCPU(cfg.CPUPIDs)
 
-	setupCtx, setupCancel := context.WithTimeout(ctx, cfg.SetupTimeout)
-	defer setupCancel()
-	var setupErr error
-	var errOnce sync.Once
-	fail := func(err error) { errOnce.Do(func() { setupErr = err; setupCancel() }) }
-	sem := make(chan struct{}, cfg.DialParallel)
-	var dialing sync.WaitGroup
-	for i, c := range conns {
-		dialing.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer dialing.Done()
-			defer func() { <-sem }()
-			if setupCtx.Err() != nil {
-				return
-			}
-			t0 := time.Now()
-			ch := w.channel("bench-" + run + "-" + strconv.Itoa(i%cfg.Streams))
-			ws, _, err := w.open(setupCtx, cfg.dialer, i, cfg.Targets[i%len(cfg.Targets)], ch)
-			if err != nil {
-				fail(fmt.Errorf("conn %d: %w", i, err))
-				return
-			}
-			lat[i] = int64(time.Since(t0))
-			opened.Add(1)
-			wss[i], c.ws = ws, ws
-			readers.Add(1)
-			go func() { defer readers.Done(); c.read(runCtx) }()
-		}()
-	}
-	dialing.Wait()
-	if setupErr != nil {
-		return nil, fmt.Errorf("%w (%d of %d subscribed)", setupErr, opened.Load(), cfg.Conns)
+	err = openAll(ctx, cfg.Conns, cfg.DialParallel, cfg.SetupTimeout, func(ctx context.Context, i int) error {
+		c := conns[i]
+		t0 := time.Now()
+		ch := w.channel("bench-" + run + "-" + strconv.Itoa(i%cfg.Streams))
+		ws, _, err := w.open(ctx, cfg.dialer, i, cfg.Targets[i%len(cfg.Targets)], ch)
+		if err != nil {
+			return fmt.Errorf("conn %d: %w", i, err)
+		}
+		lat[i] = int64(time.Since(t0))
+		opened.Add(1)
+		wss[i], c.ws = ws, ws
+		readers.Add(1)
+		go func() { defer readers.Done(); c.read(runCtx) }()
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w (%d of %d subscribed)", err, opened.Load(), cfg.Conns)
 	}
 	open := time.Since(start)
 	res.OpenSeconds = open.Seconds()
