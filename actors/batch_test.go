@@ -293,7 +293,7 @@ func TestExecuteFuncKeepsOrder(t *testing.T) {
 		}
 		if burst%4 == 3 {
 			wg.Wait()
-			time.Sleep(5 * time.Millisecond) // passivated, most likely
+			rtWaitFor(t, "passivation", func() bool { return !r.rtActive("counter:order") })
 		}
 	}
 	wg.Wait()

@@ -153,8 +153,10 @@ func TestIdleConnMemory(t *testing.T) {
 		_ = c.nc.SetDeadline(time.Time{})
 		clients[i] = c
 	}
-	// The writers that sent the replies end once the queue is empty.
-	time.Sleep(100 * time.Millisecond)
+	// The writers that sent the replies end once the queue is empty: wait
+	// (at most 10 s) until no more than the readers are left.
+	for end := time.Now().Add(10 * time.Second); runtime.NumGoroutine() > g0+conns && time.Now().Before(end); time.Sleep(time.Millisecond) {
+	}
 	stack1, heap1, g1 := idleMem()
 	perStack := float64(stack1-stack0) / conns
 	perHeap := (float64(heap1) - float64(heap0)) / conns
