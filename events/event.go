@@ -69,7 +69,7 @@ func (e Event) Validate() error {
 	case e.Size() > MaxEventSize:
 		return Refuse(ErrTooLarge, "an event of %d bytes is over the limit of %d", e.Size(), MaxEventSize)
 	}
-	if len(e.Data) > 0 && (!json.Valid(e.Data) || e.Data[0] != '{') {
+	if len(e.Data) > 0 && !validObject(e.Data) {
 		return fmt.Errorf("%w: event %s: data is not a JSON object", ErrInvalidEvent, e.ID)
 	}
 	return nil

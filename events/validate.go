@@ -18,11 +18,25 @@ func ValidateAppend(stream string, expected ExpectedVersion, evs []Event) error 
 	if len(evs) == 0 {
 		return ErrNoEvents
 	}
-	seen := make(map[string]struct{}, len(evs))
 	for _, e := range evs {
 		if err := e.Validate(); err != nil {
 			return err
 		}
+	}
+	// Ids must differ within one append. Most appends hold an event or a
+	// few: compare those pairwise rather than build a set.
+	if len(evs) <= 8 {
+		for i := 1; i < len(evs); i++ {
+			for j := range i {
+				if evs[i].ID == evs[j].ID {
+					return fmt.Errorf("%w: id %s twice in one append", ErrInvalidEvent, evs[i].ID)
+				}
+			}
+		}
+		return nil
+	}
+	seen := make(map[string]struct{}, len(evs))
+	for _, e := range evs {
 		if _, dup := seen[e.ID]; dup {
 			return fmt.Errorf("%w: id %s twice in one append", ErrInvalidEvent, e.ID)
 		}

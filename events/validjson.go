@@ -1,0 +1,229 @@
+package events
+
+import "encoding/json"
+
+// validObject reports whether data is one valid JSON object, white space
+// around it allowed: what json.Valid(data) && data[0] == '{' reports, for
+// a fraction of its cost (json.Valid steps a state machine through a
+// function call per byte; this is a plain recursive scan). Event data is
+// checked on every append, so that cost is on the hot path of every
+// store. Nesting deeper than maxScanDepth is left to json.Valid, which
+// has its own limit. FuzzValidObject checks that the two agree.
+func validObject(data []byte) bool {
+	if len(data) == 0 || data[0] != '{' {
+		return false
+	}
+	s := jsonScanner{b: data}
+	ok, sure := s.value(0)
+	if !sure {
+		return json.Valid(data)
+	}
+	s.space()
+	return ok && s.i == len(s.b)
+}
+
+// maxScanDepth bounds the nesting jsonScanner follows before it hands the
+// data to json.Valid.
+const maxScanDepth = 64
+
+type jsonScanner struct {
+	b []byte
+	i int
+}
+
+func (s *jsonScanner) space() {
+	for s.i < len(s.b) {
+		switch s.b[s.i] {
+		case ' ', '\t', '\n', '\r':
+			s.i++
+		default:
+			return
+		}
+	}
+}
+
+// value scans one value after optional white space. sure is false when
+// the nesting is too deep to decide here.
+func (s *jsonScanner) value(depth int) (ok, sure bool) {
+	s.space()
+	if s.i >= len(s.b) {
+		return false, true
+	}
+	switch c := s.b[s.i]; {
+	case c == '{':
+		if depth == maxScanDepth {
+			return false, false
+		}
+		return s.object(depth + 1)
+	case c == '[':
+		if depth == maxScanDepth {
+			return false, false
+		}
+		return s.array(depth + 1)
+	case c == '"':
+		return s.str(), true
+	case c == '-' || c >= '0' && c <= '9':
+		return s.number(), true
+	case c == 't':
+		return s.literal("true"), true
+	case c == 'f':
+		return s.literal("false"), true
+	case c == 'n':
+		return s.literal("null"), true
+	}
+	return false, true
+}
+
+func (s *jsonScanner) object(depth int) (ok, sure bool) {
+	s.i++ // '{'
+	s.space()
+	if s.i < len(s.b) && s.b[s.i] == '}' {
+		s.i++
+		return true, true
+	}
+	for {
+		s.space()
+		if s.i >= len(s.b) || s.b[s.i] != '"' || !s.str() {
+			return false, true
+		}
+		s.space()
+		if s.i >= len(s.b) || s.b[s.i] != ':' {
+			return false, true
+		}
+		s.i++
+		if ok, sure := s.value(depth); !ok || !sure {
+			return ok, sure
+		}
+		s.space()
+		if s.i >= len(s.b) {
+			return false, true
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+		case '}':
+			s.i++
+			return true, true
+		default:
+			return false, true
+		}
+	}
+}
+
+func (s *jsonScanner) array(depth int) (ok, sure bool) {
+	s.i++ // '['
+	s.space()
+	if s.i < len(s.b) && s.b[s.i] == ']' {
+		s.i++
+		return true, true
+	}
+	for {
+		if ok, sure := s.value(depth); !ok || !sure {
+			return ok, sure
+		}
+		s.space()
+		if s.i >= len(s.b) {
+			return false, true
+		}
+		switch s.b[s.i] {
+		case ',':
+			s.i++
+		case ']':
+			s.i++
+			return true, true
+		default:
+			return false, true
+		}
+	}
+}
+
+// str scans a string. Like encoding/json, it refuses control characters
+// and unknown escapes and lets any other byte through (invalid UTF-8
+// included).
+func (s *jsonScanner) str() bool {
+	s.i++ // '"'
+	for s.i < len(s.b) {
+		c := s.b[s.i]
+		switch {
+		case c == '"':
+			s.i++
+			return true
+		case c < 0x20:
+			return false
+		case c == '\\':
+			s.i++
+			if s.i >= len(s.b) {
+				return false
+			}
+			switch s.b[s.i] {
+			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+				s.i++
+			case 'u':
+				if s.i+4 >= len(s.b) {
+					return false
+				}
+				for _, h := range s.b[s.i+1 : s.i+5] {
+					if !(h >= '0' && h <= '9' || h >= 'a' && h <= 'f' || h >= 'A' && h <= 'F') {
+						return false
+					}
+				}
+				s.i += 5
+			default:
+				return false
+			}
+		default:
+			s.i++
+		}
+	}
+	return false
+}
+
+// number scans -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func (s *jsonScanner) number() bool {
+	if s.b[s.i] == '-' {
+		s.i++
+	}
+	switch {
+	case s.i >= len(s.b):
+		return false
+	case s.b[s.i] == '0':
+		s.i++
+	case s.b[s.i] >= '1' && s.b[s.i] <= '9':
+		s.digits()
+	default:
+		return false
+	}
+	if s.i < len(s.b) && s.b[s.i] == '.' {
+		s.i++
+		if s.digits() == 0 {
+			return false
+		}
+	}
+	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
+		s.i++
+		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
+			s.i++
+		}
+		if s.digits() == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *jsonScanner) digits() int {
+	n := 0
+	for s.i < len(s.b) && s.b[s.i] >= '0' && s.b[s.i] <= '9' {
+		s.i++
+		n++
+	}
+	return n
+}
+
+func (s *jsonScanner) literal(lit string) bool {
+	if len(s.b)-s.i < len(lit) || string(s.b[s.i:s.i+len(lit)]) != lit {
+		return false
+	}
+	s.i += len(lit)
+	return true
+}
