@@ -3,32 +3,40 @@
 // events/storetest, including the close-and-reopen tests, and a SIGKILL
 // crash test (crash_test.go).
 //
-// Writes: every change (Append, SaveSnapshot, SetPending) goes through one
-// writer goroutine owned by the Store. It takes whatever requests are
-// queued, validates each against the stream heads it caches (so requests
-// on the same stream in one batch see each other's effects, and a failing
-// request leaves the others untouched), assigns consecutive versions and
-// gap-free global positions, builds the group's batch and hands it to a
-// committer goroutine, which applies the batches in order (so the WAL
-// holds the log in position order), folding those queued behind one into
-// it, and commits each round's last batch with a WAL sync request that it
-// does not wait for. An acknowledger
-// goroutine waits for the syncs in commit order, advances the durable
-// watermark and replies. Pebble's WAL writer syncs back to back, folding
-// every request queued during one sync into the next, so the disk never
-// idles between syncs while the writer keeps building batches. There is no
-// timer: a lone append is committed at once. The details are in writer.go.
+// Writes: appends are written by their callers, in group commits. Under
+// one mutex an append is checked against the stream heads the writer
+// caches (so appends on the same stream see each other's effects, and a
+// failing append leaves the others untouched), given consecutive versions
+// and gap-free global positions, and queued. One caller at a time leads:
+// it takes every queued append into one Pebble batch, applies it with a
+// WAL sync request, hands the lead to the caller of the oldest append
+// queued meanwhile, and only then waits for its sync, so the next batch is
+// applied while this one syncs and Pebble folds the syncs requested
+// during one sync into the next. A durability tracker advances the
+// watermark over the appends in position order and wakes their callers.
+// There is no writer goroutine and no timer: a lone append is committed
+// at once by its own caller. Snapshots and pending-index updates wait
+// until every append assigned before them is durable, then commit one at
+// a time. The details are in writer.go.
+//
+// Crash repair: the tracker only acknowledges a gap-free prefix of the
+// log, whatever order batches reach the WAL in, and Open removes any
+// events a crash left above a gap in the last positions of the log
+// (repair.go); Config.MaxInFlightEvents bounds how far back that is. With
+// one leader at a time no gap arises; the repair keeps a crash safe if
+// more leaders are allowed.
 //
 // Idempotency: each append's ids are checked on the caller's goroutine,
 // against an in-memory filter of every stored id (filled by a background
-// scan at Open) or, when the filter cannot rule an id out, against
-// Pebble; the writer then only checks the ids written since (writer.go).
+// scan at Open, and by each append's check) or, when the filter cannot
+// rule an id out, against Pebble; under the mutex only the ids assigned
+// since are checked (writer.go).
 //
 // Reads: Pebble makes a committed batch visible before its WAL sync
 // returns, so every read is capped at the durable watermark (the last
-// position whose batch has synced): ReadAll stops at it, ReadStream stops
-// at the first event beyond it, StreamVersion and Head report it. Follow is
-// events.Follow on that watermark.
+// position up to which every batch has synced): ReadAll stops at it,
+// ReadStream stops at the first event beyond it, StreamVersion and Head
+// report it. Follow is events.Follow on that watermark.
 //
 // Storage layout is described in codec.go: each event's bytes are stored
 // once, under its global position; a stream key holds the position. Open
@@ -41,9 +49,9 @@
 // from the moment the upgrade starts.
 //
 // Concurrency: all Store methods are safe for concurrent use. The Store
-// owns four goroutines, started by Open and stopped by Close: the writer,
-// the committer, the acknowledger and the id-filter scan. Close first stops accepting
-// calls, then lets every in-flight call finish, stops the scan, ends every
-// Follow with events.ErrClosed and closes Pebble. After Close every method
+// owns one goroutine, the id-filter scan, started by Open and stopped by
+// Close. Close first stops accepting calls, then lets every in-flight call
+// finish, stops the scan, ends every Follow with events.ErrClosed and
+// closes Pebble. After Close every method
 // returns an error matching events.ErrClosed.
 package pebblestore

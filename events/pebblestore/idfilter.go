@@ -23,8 +23,9 @@ import (
 // Get it would have cost anyway.
 //
 // It is filled from two sides: Open starts a scan of the id index (so Open
-// itself stays fast), and the writer adds every id it writes before it
-// publishes the write as applied. The filter is usable (ready) once the
+// itself stays fast), and every append adds its ids in its pre-check,
+// before they are assigned, so well before the watermark passes them
+// (precheckIDs). The filter is usable (ready) once the
 // scan has finished. If it would grow past maxIDs it retires for good and
 // every check goes to Pebble again.
 type idFilter struct {
@@ -47,9 +48,9 @@ type bloomPart struct {
 }
 
 const (
-	bloomFirstCapacity = 1 << 16
-	bloomBitsPerID     = 12 // ~0.4% false positives per full part with 8 probes
-	bloomProbes        = 8
+	bloomFirstCapacity = 1 << 20
+	bloomBitsPerID     = 16 // ~0.1% false positives per full part with 11 probes
+	bloomProbes        = 11
 )
 
 func newIDFilter(maxIDs int64) *idFilter {
@@ -165,7 +166,8 @@ func (p *bloomPart) test(h uint64) bool {
 
 // scan adds every id of the id index to f and then marks it ready. It
 // stops early, leaving f not ready, when ctx is done. Ids written while it
-// runs are added by the writer, so the union covers every stored id.
+// runs are added by their appends' pre-checks, so the union covers every
+// stored id.
 func (f *idFilter) scan(ctx context.Context, db *pebble.DB) error {
 	it, err := db.NewIter(&pebble.IterOptions{
 		LowerBound: []byte{prefixID},

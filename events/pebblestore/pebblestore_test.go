@@ -101,10 +101,10 @@ func TestConcurrentWriters(t *testing.T) {
 		cfg  func(Config) Config
 	}{
 		{"defaults", func(c Config) Config { return c }},
-		// One pending sync: requests taken while it waits are applied
-		// without a sync and sealed with a marker.
-		{"one pending sync", func(c Config) Config { c.MaxPendingSyncs = 1; return c }},
-		{"one pending sync, tiny batches", func(c Config) Config { c.MaxBatchEvents = 3; c.MaxPendingSyncs = 1; return c }},
+		// One event in flight: every append waits for the one before it,
+		// and one of more events runs alone.
+		{"one event in flight", func(c Config) Config { c.MaxInFlightEvents = 1; return c }},
+		{"three events in flight", func(c Config) Config { c.MaxInFlightEvents = 3; return c }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -384,10 +384,9 @@ func TestConfigValidate(t *testing.T) {
 		ok   bool
 	}{
 		{"zero", Config{}, true},
-		{"negative batch", Config{MaxBatchEvents: -1}, false},
-		{"negative bytes", Config{MaxBatchBytes: -1}, false},
-		{"negative in flight", Config{MaxPendingSyncs: -1}, false},
-		{"negative queue", Config{QueueSize: -1}, false},
+		{"negative in flight", Config{MaxInFlightEvents: -1}, false},
+		{"in flight past the repair window", Config{MaxInFlightEvents: repairWindow + 1}, false},
+		{"in flight at the repair window", Config{MaxInFlightEvents: repairWindow}, true},
 		{"negative heads", Config{MaxCachedStreams: -1}, false},
 		{"huge memtable", Config{MemTableSize: 2 << 30}, false},
 		{"negative cache", Config{CacheSize: -1}, false},

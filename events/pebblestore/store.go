@@ -29,25 +29,14 @@ type Config struct {
 	// means time.Now.
 	Now func() time.Time
 
-	// MaxBatchEvents caps how many events the writer puts into one Pebble
-	// batch. A single append larger than that is still written whole. Zero
-	// means 4096.
-	MaxBatchEvents int
-
-	// MaxBatchBytes caps the encoded size of one batch, so that a burst of
-	// large events does not build a batch bigger than a memtable can take.
-	// Zero means 4 MiB.
-	MaxBatchBytes int
-
-	// MaxPendingSyncs is how many WAL sync requests (one per batch the
-	// writer commits) may wait for their sync at once. While that many
-	// wait, the writer keeps applying new requests without a sync and
-	// requests one sync for all of them when a slot frees. Zero means 64.
-	MaxPendingSyncs int
-
-	// QueueSize is how many appends (and snapshot or pending updates) may
-	// wait for the writer before callers block. Zero means 1024.
-	QueueSize int
+	// MaxInFlightEvents bounds how many positions may be assigned to
+	// appends whose batches are not yet durable. Appends commit
+	// concurrently, so after a crash the log may end with a gap below
+	// some committed events; Open looks that far back for it
+	// (repairTail). Past the bound, appends wait; an append larger than
+	// it waits until nothing else is in flight. Zero means 16,384; at
+	// most 65,536.
+	MaxInFlightEvents int
 
 	// MaxCachedStreams bounds the writer's cache of stream heads (the
 	// current version of each stream it has written to). Past it, half the
@@ -86,17 +75,8 @@ func (c Config) withDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
-	if c.MaxBatchEvents == 0 {
-		c.MaxBatchEvents = 4096
-	}
-	if c.MaxBatchBytes == 0 {
-		c.MaxBatchBytes = 4 << 20
-	}
-	if c.MaxPendingSyncs == 0 {
-		c.MaxPendingSyncs = 64
-	}
-	if c.QueueSize == 0 {
-		c.QueueSize = 1024
+	if c.MaxInFlightEvents == 0 {
+		c.MaxInFlightEvents = 16 << 10
 	}
 	if c.MaxCachedStreams == 0 {
 		c.MaxCachedStreams = 100_000
@@ -116,14 +96,8 @@ func (c Config) withDefaults() Config {
 // Validate reports a negative or out-of-range field.
 func (c Config) Validate() error {
 	switch {
-	case c.MaxBatchEvents < 0:
-		return fmt.Errorf("pebblestore: MaxBatchEvents %d < 0", c.MaxBatchEvents)
-	case c.MaxBatchBytes < 0:
-		return fmt.Errorf("pebblestore: MaxBatchBytes %d < 0", c.MaxBatchBytes)
-	case c.MaxPendingSyncs < 0:
-		return fmt.Errorf("pebblestore: MaxPendingSyncs %d < 0", c.MaxPendingSyncs)
-	case c.QueueSize < 0:
-		return fmt.Errorf("pebblestore: QueueSize %d < 0", c.QueueSize)
+	case c.MaxInFlightEvents < 0 || c.MaxInFlightEvents > repairWindow:
+		return fmt.Errorf("pebblestore: MaxInFlightEvents %d outside 0..%d", c.MaxInFlightEvents, repairWindow)
 	case c.MaxCachedStreams < 0:
 		return fmt.Errorf("pebblestore: MaxCachedStreams %d < 0", c.MaxCachedStreams)
 	case c.MemTableSize < 0 || c.MemTableSize > 1<<30:
@@ -141,9 +115,10 @@ type Store struct {
 	log   *slog.Logger
 	epoch string // read or created by open; never changed
 
-	// wm is the last durable position: the writer's acknowledger advances
-	// it after a batch's WAL sync returns, and every read is capped at it,
-	// because Pebble makes a batch visible before its sync completes.
+	// wm is the last durable position below which the log has no gap:
+	// the writer's tracker advances it, and every read is capped at it,
+	// because Pebble makes a batch visible before its sync completes and
+	// before lower positions are committed.
 	wm events.Watermark
 
 	// mu guards closed. Every call holds it for reading for its whole
@@ -152,9 +127,7 @@ type Store struct {
 	mu     sync.RWMutex
 	closed bool
 
-	reqs chan *request
-	w    *writer
-	done chan struct{} // closed when the writer and acknowledger have returned
+	w *writer
 
 	// ids is the in-memory id filter (nil when disabled); scanStop and
 	// scanDone stop and await the goroutine that fills it at Open.
@@ -174,7 +147,6 @@ func Open(dir string, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	go s.w.run()
 	if s.ids != nil {
 		ctx, stop := context.WithCancel(context.Background())
 		s.scanStop = stop
@@ -188,8 +160,7 @@ func Open(dir string, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-// open opens the store without starting the writer, so that tests can
-// drive the writer step by step.
+// open opens the store without starting the id-filter scan.
 func open(dir string, cfg Config) (*Store, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -208,7 +179,14 @@ func open(dir string, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pebblestore: open %s: %w", dir, err)
 	}
-	last, epoch, err := checkFormat(db)
+	_, epoch, err := checkFormat(db)
+	if err == nil {
+		err = repairTail(db, cfg.Logger)
+	}
+	var last uint64
+	if err == nil {
+		last, err = lastPosition(db)
+	}
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("pebblestore: open %s: %w", dir, err), db.Close())
 	}
@@ -217,8 +195,6 @@ func open(dir string, cfg Config) (*Store, error) {
 		db:       db,
 		log:      cfg.Logger,
 		epoch:    epoch,
-		reqs:     make(chan *request, cfg.QueueSize),
-		done:     make(chan struct{}),
 		scanDone: make(chan struct{}),
 	}
 	if cfg.IDFilterSize > 0 {
@@ -366,24 +342,33 @@ func (s *Store) Append(ctx context.Context, stream string, expected events.Expec
 	if err := s.precheckIDs(r); err != nil {
 		return events.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
 	}
-	if err := s.submit(ctx, r); err != nil {
+	if err := s.w.appendEvents(r); err != nil {
 		return events.AppendResult{}, fmt.Errorf("append %s: %w", stream, err)
 	}
 	return r.result()
 }
 
 // precheckIDs looks the request's ids up on the caller's goroutine, so
-// that the single writer does not have to: for a new id (nearly every id)
+// that assign does not have to: for a new id (nearly every id)
 // the writer then only checks the ids written since the pre-check (see
 // writer.addAppend). The id filter rules most new ids out without Pebble.
 // Reading applied first makes every group up to it visible to the lookups,
 // in Pebble and in the filter.
 func (s *Store) precheckIDs(r *request) error {
-	r.seen = s.w.applied.Load()
+	r.seen = s.w.t.durable.Load()
 	var kb []byte
 	for i := range r.evs {
-		if s.ids != nil && s.ids.absentHash(r.hashes[i]) {
-			continue
+		if s.ids != nil {
+			// The id goes into the filter now, while its block is in
+			// the cache, rather than when it is assigned: the filter
+			// must hold every stored id by the time the watermark passes
+			// it, and an id added for an append that then fails only
+			// costs a later lookup.
+			absent := s.ids.absentHash(r.hashes[i])
+			s.ids.addHash(r.hashes[i])
+			if absent {
+				continue
+			}
 		}
 		kb = idKey(kb[:0], r.evs[i].ID)
 		_, closer, err := s.db.Get(kb)
@@ -398,29 +383,6 @@ func (s *Store) precheckIDs(r *request) error {
 		return nil
 	}
 	return nil
-}
-
-// submit hands r to the writer and waits for its reply. The caller holds
-// s.mu for reading, so s.reqs is open.
-func (s *Store) submit(ctx context.Context, r *request) error {
-	if ctx.Done() == nil { // cannot be cancelled: plain channel operations
-		s.reqs <- r
-		<-r.done
-		return nil
-	}
-	select {
-	case s.reqs <- r:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	select {
-	case <-r.done:
-		return nil
-	case <-ctx.Done():
-		// The writer may still apply r: like a lost reply. r.done is
-		// buffered, so the writer never blocks on the abandoned request.
-		return ctx.Err()
-	}
 }
 
 // ReadStream implements events.Store.
@@ -674,7 +636,7 @@ func (s *Store) Follow(ctx context.Context, after uint64, fn func(events.Event) 
 }
 
 // SaveSnapshot implements events.Store. It goes through the writer so that
-// it is ordered with the stream's appends and synced like them.
+// it is synced and never durable before the events it covers.
 func (s *Store) SaveSnapshot(ctx context.Context, snap events.Snapshot) error {
 	if err := s.enter(ctx); err != nil {
 		return fmt.Errorf("save snapshot %s: %w", snap.Stream, err)
@@ -689,13 +651,9 @@ func (s *Store) SaveSnapshot(ctx context.Context, snap events.Snapshot) error {
 		stream: snap.Stream,
 		snap:   snap.Version,
 		value:  encodeSnapshot(snap.Version, snap.Data),
-		done:   make(chan struct{}, 1),
 	}
-	if err := s.submit(ctx, r); err != nil {
+	if err := s.w.meta(r); err != nil {
 		return fmt.Errorf("save snapshot %s: %w", snap.Stream, err)
-	}
-	if r.err != nil {
-		return fmt.Errorf("save snapshot %s: %w", snap.Stream, r.err)
 	}
 	return nil
 }
@@ -726,7 +684,7 @@ func (s *Store) LoadSnapshot(ctx context.Context, stream string) (events.Snapsho
 }
 
 // SetPending implements events.Store, through the writer so that it is
-// synced and ordered with appends.
+// synced after every append assigned before it.
 func (s *Store) SetPending(ctx context.Context, stream string, pending bool) error {
 	if err := s.enter(ctx); err != nil {
 		return fmt.Errorf("set pending %s: %w", stream, err)
@@ -735,12 +693,9 @@ func (s *Store) SetPending(ctx context.Context, stream string, pending bool) err
 	if _, err := events.ParseStreamID(stream); err != nil {
 		return fmt.Errorf("set pending %s: %w", stream, err)
 	}
-	r := &request{kind: kindPending, ctx: ctx, stream: stream, pending: pending, done: make(chan struct{}, 1)}
-	if err := s.submit(ctx, r); err != nil {
+	r := &request{kind: kindPending, ctx: ctx, stream: stream, pending: pending}
+	if err := s.w.meta(r); err != nil {
 		return fmt.Errorf("set pending %s: %w", stream, err)
-	}
-	if r.err != nil {
-		return fmt.Errorf("set pending %s: %w", stream, r.err)
 	}
 	return nil
 }
@@ -770,8 +725,8 @@ func (s *Store) Pending(ctx context.Context) ([]string, error) {
 }
 
 // Close implements events.Store: it stops accepting calls, waits for
-// in-flight ones (the writer commits and acknowledges every queued
-// request), ends every Follow with ErrClosed and closes Pebble.
+// in-flight ones (each append commits and settles before its call
+// returns), ends every Follow with ErrClosed and closes Pebble.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -779,9 +734,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
-	close(s.reqs)
 	s.mu.Unlock()
-	<-s.done
 	if s.scanStop != nil {
 		s.scanStop()
 		<-s.scanDone

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,8 +23,7 @@ const (
 )
 
 // request is one call that changes the store. The caller fills the input
-// fields, the writer fills the output fields and then sends on done; the
-// caller reads the outputs only after receiving from done.
+// fields; assign fills the outputs.
 type request struct {
 	kind     requestKind
 	ctx      context.Context
@@ -38,40 +38,58 @@ type request struct {
 	value    []byte         // snapshot value (snapshots)
 	pending  bool           // (pending)
 
-	// The caller's idempotency pre-check (appends): seen is the last group
-	// applied to Pebble before the caller looked its ids up, found whether
-	// it found any of them.
+	// The caller's idempotency pre-check (appends): seen is the durable
+	// position when the caller looked its ids up (everything up to it was
+	// visible to the lookups), found whether it found any of them.
 	seen  uint64
 	found bool
 
+	// The stream's head as read from Pebble by addAppend, and
+	// writer.evictions + 1 at the time (0: not read).
+	head      uint64
+	headEpoch uint64
+
 	// Outputs.
 	version   uint64 // first version assigned (appends)
-	position  uint64 // first position assigned (appends)
+	position  uint64 // first position assigned; 0 when nothing is to be written
 	duplicate []events.Event
 	err       error
-	done      chan struct{}
+	// after is the last position assigned when the request was settled
+	// without writing (an error, a duplicate): its reply waits until that
+	// position is durable, so that what the reply reports is readable.
+	after uint64
+
+	// Tracking. taken and leadSent are guarded by writer.mu: taken once a
+	// leader took r into its batch, leadSent while a lead signal to r's
+	// caller is on its way. committed is guarded by tracker.mu: r's
+	// batch is durable. done carries the signals to r's caller: at most
+	// one sigLead and one sigSettled, so it never blocks a sender.
+	taken     bool
+	leadSent  bool
+	committed bool
+	done      chan signal
 
 	// Storage for the slices above when the append holds one event (the
 	// common case), so that it costs no allocations of its own.
+	evs1      [1]events.Event
 	offs1     [2]int
 	dataOffs1 [1]int
 	hashes1   [1]uint64
 }
 
-// newAppendRequest encodes the events on the caller's goroutine, so that
-// the single writer only patches in versions and positions.
+// newAppendRequest encodes the events on the caller's goroutine; assign
+// only patches in versions and positions.
 func newAppendRequest(ctx context.Context, stream string, expected events.ExpectedVersion, evs []events.Event, now func() time.Time) *request {
 	r := &request{
 		kind:     kindAppend,
 		ctx:      ctx,
 		stream:   stream,
 		expected: expected,
-		evs:      make([]events.Event, len(evs)),
-		done:     make(chan struct{}, 1),
 	}
 	if len(evs) == 1 {
-		r.offs, r.dataOffs, r.hashes = r.offs1[:], r.dataOffs1[:], r.hashes1[:]
+		r.evs, r.offs, r.dataOffs, r.hashes = r.evs1[:], r.offs1[:], r.dataOffs1[:], r.hashes1[:]
 	} else {
+		r.evs = make([]events.Event, len(evs))
 		ints := make([]int, 2*len(evs)+1)
 		r.offs, r.dataOffs = ints[:len(evs)+1], ints[len(evs)+1:]
 		r.hashes = make([]uint64, len(evs))
@@ -97,8 +115,11 @@ func newAppendRequest(ctx context.Context, stream string, expected events.Expect
 
 func (r *request) eventValue(i int) []byte { return r.buf[r.offs[i]:r.offs[i+1]] }
 
-// result builds the caller's AppendResult once the writer has replied.
-// Data in the result is the stored copy, not the caller's slice.
+// last is the last position assigned to r.
+func (r *request) last() uint64 { return r.position + uint64(len(r.evs)) - 1 }
+
+// result builds the caller's AppendResult once r is settled. Data in the
+// result is the stored copy, not the caller's slice.
 func (r *request) result() (events.AppendResult, error) {
 	if r.err != nil {
 		return events.AppendResult{}, fmt.Errorf("append %s: %w", r.stream, r.err)
@@ -116,773 +137,550 @@ func (r *request) result() (events.AppendResult, error) {
 	return events.AppendResult{Events: out}, nil
 }
 
-// group is what the writer applies as one Pebble batch: requests taken
-// from the queue together, in order. The writes of those that succeeded are
-// put into the batch only when it is applied, grouped by keyspace (see
-// build).
-type group struct {
-	reqs   []*request
-	writes []*request // requests with something to write, in queue order
-	events int
-	bytes  int    // approximate size of the batch
-	seq    uint64 // numbers the group once its batch is applied
-	// hashes of the ids written by this group (hashID), so that a later
-	// request of the same group that reuses one of them is noticed before
-	// Pebble can see it. A collision only sends a request to the next
-	// group.
-	ids map[uint64]struct{}
-	// snaps holds the snapshot versions written by this group.
-	snaps map[string]uint64
-}
-
-// reset empties g for reuse once it has been applied and its requests
-// handed to a round.
-func (g *group) reset() {
-	clear(g.reqs)
-	clear(g.writes)
-	g.reqs, g.writes = g.reqs[:0], g.writes[:0]
-	g.events, g.bytes, g.seq = 0, 0, 0
-	clear(g.ids)
-	g.snaps = nil
-}
-
-func (g *group) full(maxEvents, maxBytes int) bool {
-	return g.events >= maxEvents || g.bytes >= maxBytes
-}
-
-// round is what one WAL sync acknowledges: every request whose batch was
-// applied since the previous round was sealed.
-type round struct {
-	reqs    []*request
-	lastPos uint64        // the last position applied in the round (0: none)
-	marker  *pebble.Batch // the sync request; nil when nothing was written
-	written bool          // some batch of the round was applied
-	seals   int           // sync slots the round holds (see committer.merge)
-}
-
-// commit is what the writer hands the committer for one group: its batch
-// (nil when it writes nothing), its requests, in queue order, and whether
-// the round ends with it.
-type commit struct {
-	batch   *pebble.Batch
-	reqs    []*request
-	lastPos uint64 // the writer's last position after this group
-	seq     uint64 // the group's sequence number (0: it writes nothing)
-	seal    bool
-	seals   int           // sealed rounds merged into this commit (merge)
-	flushed chan struct{} // set: no group; closed once every earlier one is applied
-}
-
-// writer owns every write, in three goroutines.
+// writer orders every change to the store; the callers do the writing.
 //
-// The writer goroutine (run) takes whatever requests are queued, checks
-// them against the stream heads it caches, assigns versions and positions,
-// builds each group's writes (stream keys, log keys, id keys, snapshots,
-// the pending index) into one Pebble batch and hands it to the committer
-// goroutine. The committer applies the batches one after another, in the
-// writer's order, so the WAL holds the log in position order, and a
-// group's events and ids are one atomic batch. Applying is mostly memtable
-// inserts (three per event, two of them at random places in a large
-// skiplist) and Pebble's per-commit work, so the split lets validation and
-// batch building run beside it on the other core, and when the committer
-// falls behind it folds the batches queued for it into one (merge), paying
-// the per-commit costs once for all of them.
+// An append takes three steps, all on callers' goroutines:
 //
-// Pebble makes an applied batch visible to readers at once, which is why
-// every read is capped at the watermark. Each round's last batch is
-// committed with a WAL sync request that nobody waits for there, and the
-// round is handed to the acknowledger. Pebble's WAL writer syncs back to
-// back: when a sync finishes it starts the next one for every sync request
-// queued meanwhile, with no goroutine hop in between, so the rounds that
-// arrived during one sync all ride the next. That keeps the disk busy and
-// each request waits for at most the sync in progress plus its own, like
-// concurrent raw Pebble commits, but with one batch per drain of the queue
-// instead of one per append. If MaxPendingSyncs rounds are already
-// waiting, the writer keeps taking requests, applies them without a sync
-// every applyChunk events, and seals them as one round when a slot frees:
-// the last batch carries the sync request, or an empty LogData record does
-// (the WAL is synced in order, so a synced record means everything before
-// it is durable).
+//  1. assign, under w.mu: check the append against the stream heads the
+//     writer caches (and, rarely, against Pebble), give it the next
+//     versions of its stream and the next global positions, and queue it
+//     in the tracker and among the pending appends. This is the only
+//     serial part besides Pebble's own, a few map and slice operations.
+//  2. lead: while fewer than maxLeaders callers lead, the caller leads:
+//     it takes the pending appends (its own among them) and writes them
+//     as one Pebble batch with a WAL sync request. As soon as Pebble has
+//     applied the batch (WAL record written, memtable updated), the lead
+//     passes to the caller of the oldest append queued meanwhile, which
+//     takes everything queued by then; the old leader waits for its sync.
+//     So a batch is being applied while the previous one syncs, Pebble
+//     folds the syncs requested during one sync into the next, and a
+//     lone append is written at once by its own caller, with no timer and
+//     no goroutine of the store's in between. A batch's log keys are
+//     consecutive, which the memtable inserts almost for free.
+//  3. complete: the leader tells the tracker the batch is durable. The
+//     tracker advances the watermark over the queue's durable prefix, so
+//     it only ever covers a gap-free log, and signals the callers it
+//     passed. A caller whose batch is durable before a lower position's
+//     waits for that one.
 //
-// The acknowledger goroutine (ack) waits for each round's sync in order,
-// advances the watermark past the round and replies to its requests.
-// There is no timer: a lone append is applied and synced at once.
+// With one leader at a time, batches reach the WAL in position order.
+// Nothing else relies on that: were several leaders allowed (maxLeaders),
+// their batches would reach the WAL in whatever order they reached
+// Pebble, a crash could leave a position committed above one that is not,
+// and Open would delete every event above the first gap (repairTail),
+// none of which was acknowledged, since the watermark never passes a gap.
+// assign admits an append only while at most maxInFlight positions are
+// assigned and not durable (an append larger than that waits for the rest
+// to drain and runs alone), which bounds both the memory held by appends
+// in flight and how far back repairTail looks.
 //
-// The writer runs ahead of the committer: what the writer reads from
-// Pebble (a stored snapshot, a stored id and its events) may be in a group
-// the committer has not applied yet, so it first waits for the committer
-// to catch up (flush). That only happens on rare paths: a retry or a
-// reused id, a snapshot. Stream heads need no wait: the writer loads from
-// Pebble only the heads it does not cache, and it drops cached heads only
-// after a flush (evictHeads), so an uncached stream has nothing in flight.
+// Snapshots and pending-index updates (meta) wait until every position
+// assigned before them is durable, so that a snapshot never survives a
+// crash that the events it covers did not; they are committed one at a
+// time under metaMu, so two changes of one key land in call order.
+//
+// Pebble makes a committed batch visible before its sync returns, which
+// is why every read is capped at the watermark. assign itself reads
+// Pebble only where nothing it needs can be in flight: a stream head the
+// cache lacks (heads are dropped only once durable), and the ids of a
+// retried append, after waiting with w.mu released until everything
+// assigned before it is durable. Nothing waits while holding w.mu: the
+// leaders need it to pass the lead on.
 type writer struct {
-	s       *Store
-	db      *pebble.DB
-	heads   map[string]uint64 // stream -> last applied version
-	lastPos uint64            // last applied position
-	slots   chan struct{}     // one token per sealed, not yet acknowledged round (MaxPendingSyncs)
-	rounds  chan *round       // sealed rounds, in order, to acknowledge
-	failed  error             // set after a write failed; every later request gets it
+	s  *Store
+	db *pebble.DB
+	t  tracker
 
-	// commits carries groups to the committer goroutine; nil until run
-	// starts it (tests drive the writer without goroutines, and then the
-	// committer's work is done inline). unsealed counts the commits sent
-	// since the last seal.
-	commits  chan commit
-	unsealed int
-	c        committer
-
-	// applied is the sequence number of the last group applied to Pebble
-	// (visible to Get), published by the committer; callers read it before
-	// their id pre-check. seq numbers the groups the writer builds.
-	applied atomic.Uint64
-	seq     uint64
-	// recent maps the ids (hashID) written by the last groups to their
-	// group's sequence number, so that the writer can tell whether a
-	// caller's pre-check could have missed an id written after it looked
-	// (see addAppend). recentLog lists them oldest first, a ring of
-	// recentMax entries; recentFloor is the newest group with an id
-	// dropped from recent. A hash collision only makes the writer look an
-	// id up in Pebble.
-	recent      map[uint64]uint64
+	// mu guards the fields below.
+	mu      sync.Mutex
+	heads   map[string]*streamHead // stream -> its last assigned version
+	lastPos uint64                 // last assigned position
+	// recentLog holds the ids (hashID) of the last appends assigned, with
+	// their append's last position, oldest first: a ring of recentMax
+	// entries, so that assign can tell whether a caller's pre-check could
+	// have missed an id assigned after it looked (see addAppend).
+	// recentFloor is the newest position of an id dropped from the ring.
+	// A hash collision only makes assign look an id up in Pebble.
 	recentLog   []recentID
 	recentHead  int // index of the oldest entry of recentLog
 	recentIDs   int // entries in recentLog
 	recentFloor uint64
 	recentMax   int // recentMaxIDs; tests lower it
+	// oversized counts the appends waiting in addAppend because they do
+	// not fit within maxInFlight, heldBack the appends waiting behind them.
+	oversized int
+	heldBack  int
+	// evictions counts evictHeads calls, so that a head read from Pebble
+	// with w.mu released is known to be current (see addAppend).
+	evictions   uint64
+	key         []byte // scratch for keys
+	maxInFlight uint64
+	// pending holds the assigned appends no leader has taken yet, in
+	// position order; leaders counts the callers leading now (building
+	// and applying a batch), at most maxLeaders, plus lead signals on
+	// their way.
+	pending    []*request
+	leaders    int
+	maxLeaders int
+	maxBatch   int // events a leader takes at most
 
-	// syncFailed is set by ack when a WAL sync failed, commitFailed by the
-	// committer when applying a batch failed.
-	syncFailed   atomic.Bool
-	commitFailed atomic.Bool
-	key          []byte // scratch for keys
-	maxBatch     int
-	maxBytes     int
-	chunk        int // applyChunk
+	// metaMu orders the commits of snapshots and pending updates.
+	metaMu sync.Mutex
 }
 
-// committer applies the writer's batches in order and seals
-// rounds. It runs on its own goroutine, or inline in tests.
-type committer struct {
-	w      *writer
-	cur    *round
-	failed error
+// streamHead is a cached stream head: its last version, and the position
+// of that version (0 when loaded from Pebble, so durable).
+type streamHead struct {
+	version, pos uint64
 }
 
-// recentID is one id in writer.recent.
+// recentID is one id in writer.recentLog.
 type recentID struct {
-	hash, seq uint64
+	hash, pos uint64
 }
 
-// recentMaxIDs bounds how many ids writer.recent holds. A caller's pre-check
-// is usable while no more than that many ids were written between it and
-// the writer reaching the request; past it the writer looks the ids up
-// itself.
-const recentMaxIDs = 1 << 16
+// recentMaxIDs bounds how many ids writer.recentLog holds. A caller's pre-check
+// is usable while no more than that many ids were assigned between it and
+// assign; past it assign looks the ids up itself. The pre-check reads the
+// watermark, so what was assigned since is about what is in flight: a few
+// hundred ids under load. Small enough to stay in the CPU's caches.
+const recentMaxIDs = 1 << 12
 
 func newWriter(s *Store, lastPos uint64) *writer {
 	w := &writer{
-		s:         s,
-		db:        s.db,
-		recent:    make(map[uint64]uint64),
-		recentMax: recentMaxIDs,
-		heads:     make(map[string]uint64),
-		lastPos:   lastPos,
-		slots:     make(chan struct{}, s.cfg.MaxPendingSyncs),
-		rounds:    make(chan *round, s.cfg.MaxPendingSyncs),
-		key:       make([]byte, 0, 256),
-		maxBatch:  s.cfg.MaxBatchEvents,
-		maxBytes:  s.cfg.MaxBatchBytes,
-		chunk:     applyChunk,
+		s:           s,
+		db:          s.db,
+		recentMax:   recentMaxIDs,
+		heads:       make(map[string]*streamHead),
+		lastPos:     lastPos,
+		key:         make([]byte, 0, 256),
+		maxInFlight: uint64(s.cfg.MaxInFlightEvents),
+		maxLeaders:  maxLeaders,
+		maxBatch:    maxBatchEvents,
 	}
-	w.c = committer{w: w, cur: &round{}}
+	w.t.wm = &s.wm
+	w.t.durable.Store(lastPos)
 	return w
 }
 
-// applyChunk is how many events the writer collects before applying them
-// while it waits for a sync slot (see take).
-const applyChunk = 32
+// signal is what r.done carries.
+type signal uint8
 
-// run is the writer goroutine. It returns once the queue is closed and
-// every request taken from it is in a sealed round; it then closes
-// commits, so the committer returns after the last round and closes
-// rounds, and ack returns after the last reply.
-func (w *writer) run() {
-	ackDone := make(chan struct{})
-	go func() {
-		defer close(ackDone)
-		w.ack()
-	}()
-	w.commits = make(chan commit, 2*w.s.cfg.MaxPendingSyncs)
-	commitDone := make(chan struct{})
-	go func() {
-		defer close(commitDone)
-		var next *commit
-		for {
-			var c commit
-			if next != nil {
-				c, next = *next, nil
-			} else if cc, ok := <-w.commits; ok {
-				c = cc
-			} else {
-				break
-			}
-			c, next = w.c.merge(c)
-			w.c.handle(c)
-		}
-		close(w.rounds)
-	}()
-	defer func() {
-		close(w.commits)
-		<-commitDone
-		<-ackDone
-		close(w.s.done)
-	}()
+const (
+	sigSettled signal = iota // r is durable, or failed: its outputs are final
+	sigLead                  // r's caller is to lead (see lead)
+)
 
-	g := &group{}
-	open := true
-	for open || w.unsealed > 0 || len(g.reqs) > 0 {
-		if open && w.unsealed == 0 && len(g.reqs) == 0 {
-			// Nothing to seal: wait for work.
-			r, ok := <-w.s.reqs
-			if !ok {
-				open = false
-				continue
-			}
-			g = w.take(g, r)
+// maxBatchEvents caps the events one leader takes into its batch.
+const maxBatchEvents = 1024
+
+// maxLeaders is how many callers may lead at once. One: Pebble applies a
+// batch to the memtable on the committing goroutine, so two leaders
+// would insert in parallel, but measured on two cores they paid more in
+// smaller batches (the log keys of a batch are consecutive and cost
+// almost nothing to insert after the first) than they gained.
+const maxLeaders = 1
+
+// appendEvents runs r through assign, a leader's batch and the tracker,
+// and settles it: on return r's outputs are final (or the error is the
+// caller's context).
+func (w *writer) appendEvents(r *request) error {
+	batch, ok := w.assign(r)
+	if !ok {
+		// Settled without writing. After a validation error or a
+		// duplicate, what the reply reports (the stream's head, the
+		// original events) may still be in flight: wait for it.
+		return w.t.wait(r.ctx, r.after)
+	}
+	if batch != nil && w.lead(batch, r) {
+		return nil
+	}
+	for {
+		sig, err := w.await(r)
+		if err != nil || sig == sigSettled {
+			return err
 		}
-		// Take whatever else is queued.
-	drain:
-		for open {
-			select {
-			case r, ok := <-w.s.reqs:
-				if !ok {
-					open = false
-					break drain
-				}
-				g = w.take(g, r)
-			default:
-				break drain
-			}
+		w.mu.Lock()
+		r.leadSent = false
+		batch := w.take()
+		if batch == nil {
+			w.leaders-- // someone else took the pending appends
 		}
-		// Seal as soon as a sync slot is free; until then keep taking what
-		// arrives, so that it rides the next sync.
-		if open {
-			select {
-			case w.slots <- struct{}{}:
-			case r, ok := <-w.s.reqs:
-				if !ok {
-					open = false
-				} else {
-					g = w.take(g, r)
-				}
-				continue
-			}
-		} else {
-			w.slots <- struct{}{}
+		w.mu.Unlock()
+		if batch != nil && w.lead(batch, r) {
+			return nil
 		}
-		w.seal(g)
-		g.reset()
 	}
 }
 
-// take adds r to the pending group g and returns the pending group. It
-// applies g first when r must start a new group (see add), and applies it
-// once it holds applyChunk events: applying in chunks while a sync is in
-// progress leaves little to apply when the round is sealed, and chunks
-// keep Pebble's per-batch cost amortised.
-func (w *writer) take(g *group, r *request) *group {
-	if !w.add(g, r) {
-		w.apply(g, false)
-		g.reset()
-		w.add(g, r) // an empty group takes any request
+// await returns the next signal to r's caller, or the caller's context
+// error once it may leave: only when a leader took r and no lead signal
+// to r is on its way, so that the pending appends always have a caller to
+// lead them. r then becomes durable anyway, or the store fails: like a
+// lost reply.
+func (w *writer) await(r *request) (signal, error) {
+	if r.ctx.Done() == nil {
+		return <-r.done, nil
 	}
-	if g.events >= w.chunk || g.full(w.maxBatch, w.maxBytes) {
-		w.apply(g, false)
-		g.reset()
+	select {
+	case sig := <-r.done:
+		return sig, nil
+	case <-r.ctx.Done():
 	}
-	return g
+	w.mu.Lock()
+	free := r.taken && !r.leadSent
+	w.mu.Unlock()
+	if free {
+		return 0, r.ctx.Err()
+	}
+	return <-r.done, nil
 }
 
-// seal applies g and ends the round with it (the caller holds a slot for
-// the round).
-func (w *writer) seal(g *group) { w.apply(g, true) }
-
-// apply builds g into one batch and hands it to the committer, with seal
-// when the round ends with g.
-func (w *writer) apply(g *group, seal bool) {
-	c := commit{reqs: append([]*request(nil), g.reqs...), seal: seal, lastPos: w.lastPos}
-	if w.failed == nil && w.commitFailed.Load() {
-		w.failed = errors.New("an earlier write failed")
+// assign checks r and, when it is to be written, gives it its versions
+// and positions, queues it in the tracker and among the pending appends,
+// and reports true. When fewer than maxLeaders callers lead, r's caller
+// becomes one: assign returns the batch it is to lead. When r is not to be
+// written, r.err or r.duplicate says why, and r.after how far the reply
+// must wait.
+func (w *writer) assign(r *request) (batch []*request, ok bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if err := r.ctx.Err(); err != nil {
+		r.err = err // its caller gave up first: no effect
+		return nil, false
 	}
-	switch {
-	case w.failed != nil:
-		w.fail(g, w.failed)
-	case len(g.writes) == 0:
-	default:
-		c.batch = w.db.NewBatchWithSize(g.bytes + 64)
-		if err := w.build(g, c.batch); err != nil {
-			c.batch.Close()
-			c.batch = nil
-			w.fail(g, fmt.Errorf("build batch: %w", err))
-			break
-		}
-		w.remember(g)
-		c.seq = g.seq
+	if !w.addAppend(r) {
+		r.after = w.lastPos
+		return nil, false
 	}
-	if len(c.reqs) > 0 || seal {
-		w.send(c)
+	r.done = make(chan signal, 2)
+	w.pending = append(w.pending, r)
+	if w.leaders < w.maxLeaders {
+		w.leaders++
+		return w.take(), true
 	}
-	if len(w.heads) > w.s.cfg.MaxCachedStreams {
-		w.flush()
-		w.evictHeads()
-	}
+	return nil, true
 }
 
-// send hands c to the committer, or handles it inline when no committer
-// goroutine runs (tests).
-func (w *writer) send(c commit) {
-	if c.seal {
-		w.unsealed = 0
-	} else {
-		w.unsealed++
+// take removes the oldest pending appends, up to maxBatch events (at
+// least one append), and returns them, or nil when none is pending. The
+// caller holds w.mu and leads.
+func (w *writer) take() []*request {
+	if len(w.pending) == 0 {
+		return nil
 	}
-	if w.commits == nil {
-		w.c.handle(c)
-		return
+	n, events := 0, 0
+	for n < len(w.pending) && (n == 0 || events+len(w.pending[n].evs) <= w.maxBatch) {
+		events += len(w.pending[n].evs)
+		w.pending[n].taken = true
+		n++
 	}
-	w.commits <- c
+	batch := make([]*request, n)
+	copy(batch, w.pending)
+	rest := copy(w.pending, w.pending[n:])
+	clear(w.pending[rest:])
+	w.pending = w.pending[:rest]
+	return batch
 }
 
-// flush waits until the committer has applied every group sent to it.
-func (w *writer) flush() {
-	if w.commits == nil {
-		return
-	}
-	done := make(chan struct{})
-	w.commits <- commit{flushed: done}
-	<-done
-}
-
-// maxMerge caps how many queued commits merge folds into one.
-const maxMerge = 256
-
-// merge folds the commits already queued behind c into c, while the
-// committer is behind the writer: one Pebble batch and one round for all
-// of them instead of one each, which is what made the committer the
-// bottleneck under load (each commit costs Pebble's commit pipeline, a
-// WAL record and, when sealed, a sync request and a round for the
-// acknowledger). Copying a batch's few hundred bytes per event is cheap
-// next to that. It stops before a flush, before a commit that would
-// reopen a sealed round, and at maxMerge commits or the batch size limit;
-// the commit it stopped at, if it took one off the queue, is returned as
-// next.
-func (m *committer) merge(c commit) (commit, *commit) {
-	w := m.w
-	if c.flushed != nil || w.commits == nil {
-		return c, nil
-	}
-	if c.seal {
-		c.seals = 1
-	}
-	for range maxMerge {
-		if len(w.commits) == 0 || (c.batch != nil && c.batch.Len() >= w.maxBytes) {
-			return c, nil
-		}
-		n := <-w.commits
-		if n.flushed != nil || (c.seal && !n.seal) {
-			return c, &n
-		}
-		if n.batch != nil {
-			if c.batch == nil {
-				c.batch = n.batch
-			} else {
-				err := c.batch.Apply(n.batch, nil)
-				n.batch.Close()
-				if err != nil {
-					// Cannot happen for batches built by build; fail
-					// n's requests rather than write them partly.
-					m.fail(n.reqs, fmt.Errorf("merge batches: %w", err))
-				}
-			}
-		}
-		c.reqs = append(c.reqs, n.reqs...)
-		c.lastPos = n.lastPos
-		c.seq = max(c.seq, n.seq)
-		if n.seal {
-			c.seal = true
-			c.seals++
-		}
-	}
-	return c, nil
-}
-
-// handle applies one group's batch and adds its requests to the
-// current round; with c.seal it ends the round: the batch is committed
-// with a WAL sync request when it is all the round wrote, else an empty
-// LogData record carries the request, and the round goes to the
-// acknowledger.
-func (m *committer) handle(c commit) {
-	w := m.w
-	if c.flushed != nil {
-		close(c.flushed)
-		return
-	}
-	cur := m.cur
-	if c.batch != nil {
-		sync := c.seal && !cur.written
-		var err error
-		switch {
-		case m.failed != nil:
-			err = m.failed
-		case sync:
-			if err = w.db.ApplyNoSyncWait(c.batch, pebble.Sync); err != nil {
+// lead writes batch as one Pebble batch and hands leadership on as soon
+// as Pebble has applied it, before its WAL sync returns, so that the next
+// leader applies the next batch while this one syncs: to the caller of
+// the oldest pending append (one not already signalled), or to nobody
+// when none is pending. It then waits for the sync and settles the
+// batch's appends in the tracker. self is the leading caller's own
+// append; lead reports whether it is settled.
+func (w *writer) lead(batch []*request, self *request) bool {
+	b, err := w.build(batch)
+	if err == nil {
+		if err = w.t.err(); err == nil {
+			if err = w.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
 				err = fmt.Errorf("commit batch: %w", err)
 			}
-		default:
-			if err = w.db.Apply(c.batch, pebble.NoSync); err != nil {
-				err = fmt.Errorf("apply batch: %w", err)
+		}
+	}
+	w.mu.Lock()
+	var next *request
+	for _, p := range w.pending {
+		if !p.leadSent {
+			next = p
+			break
+		}
+	}
+	if next != nil {
+		next.leadSent = true
+		next.done <- sigLead // the leader count passes to next's caller
+	} else {
+		w.leaders--
+	}
+	w.mu.Unlock()
+	if err == nil {
+		if err = b.SyncWait(); err != nil {
+			err = fmt.Errorf("sync: %w", err)
+		}
+	}
+	if b != nil {
+		b.Close()
+	}
+	return w.t.complete(batch, err, self)
+}
+
+// addAppend checks r and assigns it, holding w.mu, or settles it (false).
+// What must wait for in-flight appends to become durable waits with w.mu
+// released (the leaders need it to hand on their role), and then checks
+// again from the start, since other appends may have been assigned
+// meanwhile.
+func (w *writer) addAppend(r *request) bool {
+	if len(w.heads) >= w.s.cfg.MaxCachedStreams {
+		w.evictHeads()
+	}
+	n := uint64(len(r.evs))
+	lookup := r.found // the pre-check found an id: look them all up
+	waited := false
+	counted := false // r counts in w.oversized
+	defer func() {
+		if counted {
+			w.oversized--
+			w.t.nudge() // wake the appends held back, whatever became of r
+		}
+	}()
+	for {
+		if err := w.t.err(); err != nil {
+			r.err = err
+			return false
+		}
+		// At most maxInFlight positions beyond the watermark; an append
+		// that cannot fit waits until nothing is in flight and runs alone.
+		d := w.t.durable.Load()
+		oversized := w.lastPos != d && w.lastPos+n-d > w.maxInFlight
+		if oversized && !counted {
+			w.oversized++ // appends after this one hold back (below)
+			counted = true
+		}
+		// An append that does not fit waits for what is in flight to
+		// drain; later ones wait until it is through, so that it is not
+		// overtaken forever.
+		wait := oversized || !counted && w.oversized > 0
+		// idWait: wait until target is durable (for the id lookup); else
+		// until the watermark moves.
+		var target uint64
+		idWait := false
+		// Idempotency: the caller's pre-check saw every id up to r.seen,
+		// and recentLog holds the ids of every later append (when
+		// r.seen >= recentFloor). Rare: a retry, a reused id, or a
+		// pre-check too old to trust. Then every id is looked up in
+		// Pebble, once everything assigned so far is durable.
+		if !wait && (lookup && !waited || r.seen < w.recentFloor || w.assignedSince(r.seen, r.hashes)) {
+			wait, lookup, target = true, true, w.lastPos
+			idWait = true
+		}
+		if !wait {
+			if _, ok := w.heads[r.stream]; ok || r.headEpoch == w.evictions+1 {
+				break
 			}
+			// The stream's head is not cached: read it from Pebble with
+			// w.mu released, then check again. Nothing is in flight on
+			// an uncached stream, and if the cache still lacks it and
+			// dropped nothing meanwhile, nothing was assigned to it
+			// since, so the head read is current.
+			// A second attempt (heads were dropped during the first)
+			// reads it holding w.mu, so that it cannot be overtaken again.
+			epoch, retry := w.evictions, r.headEpoch != 0
+			if !retry {
+				w.mu.Unlock()
+			}
+			v, err := durableVersion(w.db, r.stream, math.MaxUint64)
+			if !retry {
+				w.mu.Lock()
+			}
+			if err != nil {
+				r.err = fmt.Errorf("load head: %w", err)
+				return false
+			}
+			r.head, r.headEpoch = v, epoch+1
+			continue
+		}
+		held := !oversized && !idWait
+		if held {
+			w.heldBack++
+		}
+		w.mu.Unlock()
+		var err error
+		if idWait {
+			err = w.t.waitDurable(target)
+		} else {
+			err = w.t.waitMoved(d)
+		}
+		w.mu.Lock()
+		if held {
+			w.heldBack--
 		}
 		if err != nil {
-			m.fail(c.reqs, err)
-			c.batch.Close()
-		} else {
-			cur.written = true
-			cur.lastPos = c.lastPos
-			// The ids are visible in Pebble now (see remember).
-			w.applied.Store(c.seq)
-			if sync {
-				cur.marker = c.batch
-			} else {
-				c.batch.Close()
+			r.err = err
+			return false
+		}
+		if idWait {
+			r.seen, waited = max(r.seen, target), true
+		}
+	}
+	// Everything up to r.seen is durable, and no later append holds one
+	// of r's ids.
+	if lookup && w.settleStoredIDs(r) {
+		return false
+	}
+	head, ok := w.heads[r.stream]
+	if !ok {
+		head = &streamHead{version: r.head}
+		w.heads[r.stream] = head
+	}
+	if !r.expected.Matches(head.version) {
+		r.err = &events.WrongExpectedVersionError{Stream: r.stream, Expected: r.expected, Current: head.version}
+		return false
+	}
+	r.version = head.version + 1
+	r.position = w.lastPos + 1
+	for i := range r.evs {
+		patchValue(r.eventValue(i), r.position+uint64(i), r.version+uint64(i))
+	}
+	w.lastPos += n
+	head.version += n
+	head.pos = w.lastPos
+	w.remember(r)
+	w.t.push(r)
+	return true
+}
+
+// assignedSince reports whether recentLog holds one of hashes for an append
+// whose positions end after seen. It scans the ring from the newest entry
+// back to seen: about as many entries as were in flight when the caller
+// looked, so a few dozen, without the cache misses of a map.
+func (w *writer) assignedSince(seen uint64, hashes []uint64) bool {
+	n := len(w.recentLog)
+	for k := w.recentIDs - 1; k >= 0; k-- {
+		e := w.recentLog[(w.recentHead+k)%n]
+		if e.pos <= seen {
+			return false
+		}
+		for _, h := range hashes {
+			if e.hash == h {
+				return true
 			}
 		}
 	}
-	cur.reqs = append(cur.reqs, c.reqs...)
-	if !c.seal {
-		return
-	}
-	if cur.written && cur.marker == nil {
-		cur.marker = w.db.NewBatch()
-		if err := cur.marker.LogData(nil, nil); err != nil {
-			m.failRound(cur, fmt.Errorf("sync marker: %w", err))
-		} else if err := w.db.ApplyNoSyncWait(cur.marker, pebble.Sync); err != nil {
-			m.failRound(cur, fmt.Errorf("sync marker: %w", err))
-		}
-	}
-	cur.seals = max(c.seals, 1)
-	w.rounds <- cur
-	m.cur = &round{}
+	return false
 }
 
-// fail fails reqs after applying their batch failed, and every later
-// request: the writer's heads and positions are then ahead of Pebble.
-func (m *committer) fail(reqs []*request, err error) {
-	if m.failed == nil {
-		m.w.s.log.Error("pebblestore: write failed; the store rejects every further write", "err", err)
-		m.failed = err
-		m.w.commitFailed.Store(true)
-	}
-	for _, r := range reqs {
-		if r.err == nil {
-			r.err = err
-			r.duplicate = nil
-		}
-	}
-}
-
-// failRound fails every request of a round whose sync could not be
-// requested.
-func (m *committer) failRound(cur *round, err error) {
-	cur.marker.Close()
-	cur.marker = nil
-	cur.lastPos = 0
-	m.fail(cur.reqs, err)
-}
-
-// remember numbers a group about to be handed to the committer and
-// records its ids in recent, dropping the oldest ids beyond recentMax.
-func (w *writer) remember(g *group) {
-	w.seq++
-	g.seq = w.seq
+// remember records r's ids in recentLog, dropping the oldest ids beyond
+// recentMax.
+func (w *writer) remember(r *request) {
 	if w.recentLog == nil {
 		w.recentLog = make([]recentID, w.recentMax)
 	}
-	for _, r := range g.writes {
-		if r.kind != kindAppend {
-			continue
+	last := r.last()
+	for _, h := range r.hashes {
+		if w.recentIDs == len(w.recentLog) {
+			w.recentFloor = w.recentLog[w.recentHead].pos
+			w.recentHead = (w.recentHead + 1) % len(w.recentLog)
+			w.recentIDs--
 		}
-		for _, h := range r.hashes {
-			if w.recentIDs == len(w.recentLog) {
-				old := w.recentLog[w.recentHead]
-				if w.recent[old.hash] == old.seq {
-					delete(w.recent, old.hash)
-				}
-				w.recentFloor = old.seq
-				w.recentHead = (w.recentHead + 1) % len(w.recentLog)
-				w.recentIDs--
-			}
-			w.recentLog[(w.recentHead+w.recentIDs)%len(w.recentLog)] = recentID{hash: h, seq: g.seq}
-			w.recentIDs++
-			w.recent[h] = g.seq
-			if w.s.ids != nil {
-				w.s.ids.addHash(h)
-			}
-		}
+		w.recentLog[(w.recentHead+w.recentIDs)%len(w.recentLog)] = recentID{hash: h, pos: last}
+		w.recentIDs++
 	}
-	// g.seq is published as applied by the committer once g's batch is
-	// applied: a caller that reads g.seq as applied skips looking for g's
-	// ids in recent, so they must be visible in Pebble by then, and in the
-	// id filter, added just above.
+	// A caller whose pre-check reads the watermark at or past last skips
+	// looking for these ids in recentLog: they are in Pebble by then, and
+	// in the id filter, which r's own pre-check added them to.
 }
 
-// fail poisons the writer: after a failed write its cached heads and
-// position may be ahead of what Pebble holds, so no further write is safe.
-// Nothing of g is written and the watermark does not pass it.
-func (w *writer) fail(g *group, err error) {
-	if w.failed == nil {
-		w.s.log.Error("pebblestore: write failed; the store rejects every further write", "err", err)
-		w.failed = err
-	}
-	for _, r := range g.reqs {
-		if r.err == nil {
-			r.err = err
-			r.duplicate = nil
+// build writes the appends' keys into one batch, one keyspace at a time:
+// stream index entries, then log entries (each holding its event's
+// value), then id entries. Readers see a batch at once, so the order
+// within it only matters to Pebble's memtable, whose skiplist inserter
+// starts each insert from the previous one: the log keys of a batch are
+// consecutive, and inserted one after another they cost almost nothing.
+func (w *writer) build(batch []*request) (*pebble.Batch, error) {
+	size := 0
+	for _, r := range batch {
+		size += len(r.buf) + len(r.evs)*(2*len(r.stream)+48)
+		for i := range r.evs {
+			size += len(r.evs[i].ID)
 		}
 	}
+	b := w.db.NewBatchWithSize(size)
+	var kb [128]byte
+	for _, r := range batch {
+		for i := range r.evs {
+			key := eventKey(kb[:0], r.stream, r.version+uint64(i))
+			op := b.SetDeferred(len(key), streamRefLen)
+			copy(op.Key, key)
+			streamRef(op.Value[:0], r.position+uint64(i))
+			if err := op.Finish(); err != nil {
+				return b, fmt.Errorf("build batch: %w", err)
+			}
+		}
+	}
+	for _, r := range batch {
+		for i := range r.evs {
+			if err := b.Set(posKey(kb[:0], r.position+uint64(i)), r.eventValue(i), nil); err != nil {
+				return b, fmt.Errorf("build batch: %w", err)
+			}
+		}
+	}
+	for _, r := range batch {
+		for i := range r.evs {
+			key := idKey(kb[:0], r.evs[i].ID)
+			op := b.SetDeferred(len(key), len(r.stream)+9)
+			copy(op.Key, key)
+			idRef(op.Value[:0], r.stream, r.version+uint64(i))
+			if err := op.Finish(); err != nil {
+				return b, fmt.Errorf("build batch: %w", err)
+			}
+		}
+	}
+	return b, nil
 }
 
-// evictHeads drops about half of the cached heads (map iteration order is
-// random). It runs once the committer has applied every group (flush),
-// when every cached head is also visible in Pebble, so a dropped head
-// reloads correctly.
+// evictHeads drops about half of the cached heads (map iteration order
+// is random), skipping those with appends in flight: a dropped head is
+// reloaded from Pebble, which must then hold it.
 func (w *writer) evictHeads() {
 	n := len(w.heads) / 2
-	for k := range w.heads {
+	d := w.t.durable.Load()
+	for k, h := range w.heads {
 		if n == 0 {
 			break
 		}
-		delete(w.heads, k)
-		n--
+		if h.pos <= d {
+			delete(w.heads, k)
+			n--
+		}
+	}
+	if n < len(w.heads)/2 {
+		w.evictions++
 	}
 }
 
-// ack is the acknowledger goroutine: it waits for each round's sync in
-// order, advances the watermark and replies.
-func (w *writer) ack() {
-	var broken error // a sync failed: nothing later may become visible
-	for r := range w.rounds {
-		broken = w.ackRound(r, broken)
-	}
-}
-
-// ackRound waits for r's sync, advances the watermark past r and replies
-// to r's requests. broken is the error of an earlier failed sync, if any;
-// ackRound returns it, or the error of r's own failed sync.
-func (w *writer) ackRound(r *round, broken error) error {
-	if r.marker != nil {
-		err := r.marker.SyncWait()
-		r.marker.Close()
-		if err != nil && broken == nil {
-			// Pebble normally treats a failed WAL sync as fatal; this is
-			// the path for an error it returns instead.
-			w.s.log.Error("pebblestore: WAL sync failed; the store rejects every further write", "err", err)
-			broken = fmt.Errorf("sync: %w", err)
-			w.syncFailed.Store(true)
-		}
-	}
-	if broken != nil {
-		for _, req := range r.reqs {
-			if req.err == nil {
-				req.err = broken
-				req.duplicate = nil
-			}
-		}
-	} else {
-		w.s.wm.Advance(r.lastPos)
-	}
-	for range max(r.seals, 1) {
-		<-w.slots
-	}
-	for _, req := range r.reqs {
-		req.done <- struct{}{}
-	}
-	return broken
-}
-
-// build writes g's changes into b one keyspace at a time: stream keys,
-// then log keys, then id keys, then snapshots and the pending index. The
-// order within a batch does not matter to readers (the batch becomes
-// visible at once), but it matters to Pebble's memtable: its skiplist
-// inserter reuses the previous insert's position, so the log keys, which
-// are consecutive, are inserted almost for free when they come one after
-// another instead of interleaved with the other keyspaces. Each event's
-// value goes under its log key only; its stream key holds its position
-// (codec.go).
-func (w *writer) build(g *group, b *pebble.Batch) error {
-	for _, r := range g.writes {
-		if r.kind != kindAppend {
-			continue
-		}
-		for i := range r.evs {
-			w.key = eventKey(w.key[:0], r.stream, r.version+uint64(i))
-			op := b.SetDeferred(len(w.key), streamRefLen)
-			copy(op.Key, w.key)
-			streamRef(op.Value[:0], r.position+uint64(i))
-			if err := op.Finish(); err != nil {
-				return err
-			}
-		}
-	}
-	for _, r := range g.writes {
-		if r.kind != kindAppend {
-			continue
-		}
-		for i := range r.evs {
-			w.key = posKey(w.key[:0], r.position+uint64(i))
-			if err := b.Set(w.key, r.eventValue(i), nil); err != nil {
-				return err
-			}
-		}
-	}
-	for _, r := range g.writes {
-		if r.kind != kindAppend {
-			continue
-		}
-		for i := range r.evs {
-			w.key = idKey(w.key[:0], r.evs[i].ID)
-			op := b.SetDeferred(len(w.key), len(r.stream)+9)
-			copy(op.Key, w.key)
-			idRef(op.Value[:0], r.stream, r.version+uint64(i))
-			if err := op.Finish(); err != nil {
-				return err
-			}
-		}
-	}
-	// Snapshots and pending updates in queue order, so the later of two
-	// changes to the same key wins.
-	for _, r := range g.writes {
-		var err error
-		switch r.kind {
-		case kindSnapshot:
-			w.key = snapKey(w.key[:0], r.stream)
-			err = b.Set(w.key, r.value, nil)
-		case kindPending:
-			w.key = pendingKey(w.key[:0], r.stream)
-			if r.pending {
-				err = b.Set(w.key, nil, nil)
-			} else {
-				err = b.Delete(w.key, nil)
-			}
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// add puts r into the group: it validates r against the cached heads and
-// assigns versions and positions; build later writes r's keys. A
-// request that fails gets its error and writes nothing. add returns false,
-// leaving r untouched, when r must start a new group instead (it reuses an
-// id written by this group, which Pebble cannot see yet).
-func (w *writer) add(g *group, r *request) bool {
-	if w.failed == nil && w.syncFailed.Load() {
-		w.failed = errors.New("an earlier WAL sync failed")
-	}
-	if w.failed != nil {
-		r.err = w.failed
-	} else if err := r.ctx.Err(); err != nil {
-		r.err = err // still queued when its caller gave up: no effect
-	} else {
-		switch r.kind {
-		case kindAppend:
-			if !w.addAppend(g, r) {
-				return false
-			}
-		case kindSnapshot:
-			r.err = w.addSnapshot(g, r)
-		case kindPending:
-			r.err = w.addPending(g, r)
-		}
-	}
-	g.reqs = append(g.reqs, r)
-	return true
-}
-
-// head returns the stream's last committed version, loading it with one
-// seek the first time.
-func (w *writer) head(stream string) (uint64, error) {
-	if v, ok := w.heads[stream]; ok {
-		return v, nil
+// head returns the stream's cached head, loading it with one seek the
+// first time. A stream the cache does not hold has nothing in flight (see
+// evictHeads), so Pebble has its head.
+func (w *writer) head(stream string) (*streamHead, error) {
+	if h, ok := w.heads[stream]; ok {
+		return h, nil
 	}
 	v, err := durableVersion(w.db, stream, math.MaxUint64)
 	if err != nil {
-		return 0, fmt.Errorf("load head: %w", err)
+		return nil, fmt.Errorf("load head: %w", err)
 	}
-	w.heads[stream] = v
-	return v, nil
-}
-
-func (w *writer) addAppend(g *group, r *request) bool {
-	// Idempotency. Ids written by this group are not in Pebble yet: such a
-	// request goes into the next group, where they are.
-	conflict := r.found || r.seen < w.recentFloor
-	for i, h := range r.hashes {
-		if _, ok := g.ids[h]; ok {
-			if len(g.reqs) == 0 {
-				// Cannot happen: an empty group has written no ids.
-				r.err = fmt.Errorf("internal: id %s in an empty group", r.evs[i].ID)
-				return true
-			}
-			return false
-		}
-		// The caller's pre-check saw every group up to r.seen; recent holds
-		// the ids of every later group (r.seen >= recentFloor).
-		if seq, ok := w.recent[h]; ok && seq > r.seen {
-			conflict = true
-		}
-	}
-	// Rare: a retry, a reused id, or a pre-check too old to trust. Look
-	// every id up in Pebble, which holds every earlier group.
-	if conflict && w.settleStoredIDs(r) {
-		return true
-	}
-
-	head, err := w.head(r.stream)
-	if err != nil {
-		r.err = err
-		return true
-	}
-	if !r.expected.Matches(head) {
-		r.err = &events.WrongExpectedVersionError{Stream: r.stream, Expected: r.expected, Current: head}
-		return true
-	}
-	r.version = head + 1
-	r.position = w.lastPos + 1
-	if g.ids == nil {
-		g.ids = make(map[uint64]struct{}, 64)
-	}
-	for i := range r.evs {
-		patchValue(r.eventValue(i), r.position+uint64(i), r.version+uint64(i))
-		g.ids[r.hashes[i]] = struct{}{}
-		g.bytes += len(r.eventValue(i)) + 3*len(r.stream) + len(r.evs[i].ID) + 64
-	}
-	g.writes = append(g.writes, r)
-	w.heads[r.stream] = head + uint64(len(r.evs))
-	w.lastPos += uint64(len(r.evs))
-	g.events += len(r.evs)
-	return true
+	h := &streamHead{version: v}
+	w.heads[stream] = h
+	return h, nil
 }
 
 // settleStoredIDs looks r's ids up in Pebble and settles r when any is
 // stored: a duplicate (every id stored on r's stream) gets the original
 // events, anything else ErrDuplicateID. It returns false when no id is
-// stored and r proceeds.
+// stored and r proceeds. Every append that could hold one of the ids is
+// durable (see addAppend), so what it finds is durable.
 func (w *writer) settleStoredIDs(r *request) bool {
-	w.flush() // the ids' events may not be applied yet
 	found := 0
 	other := false
 	for i := range r.evs {
@@ -909,8 +707,7 @@ func (w *writer) settleStoredIDs(r *request) bool {
 	return false
 }
 
-// lookupID returns the stream and version an id is stored at. The caller
-// has flushed the committer.
+// lookupID returns the stream and version an id is stored at.
 func (w *writer) lookupID(id string) (string, uint64, bool, error) {
 	w.key = idKey(w.key[:0], id)
 	v, closer, err := w.db.Get(w.key)
@@ -963,9 +760,7 @@ func (w *writer) storedEvent(stream string, version uint64) (events.Event, bool,
 	return e, true, nil
 }
 
-// originals reads the stored events of a retried append. They are
-// committed (maybe by a batch still syncing); the reply waits for this
-// group's turn, so they are durable when the caller sees them.
+// originals reads the stored events of a retried append.
 func (w *writer) originals(r *request) ([]events.Event, error) {
 	out := make([]events.Event, 0, len(r.evs))
 	for i := range r.evs {
@@ -988,46 +783,272 @@ func (w *writer) originals(r *request) ([]events.Event, error) {
 	return out, nil
 }
 
-func (w *writer) addSnapshot(g *group, r *request) error {
-	head, err := w.head(r.stream)
+// meta writes a snapshot or a pending-index update once every position
+// assigned before it is durable, synced, in call order with other meta
+// writes.
+func (w *writer) meta(r *request) error {
+	w.mu.Lock()
+	err := w.t.err()
+	if err == nil {
+		err = r.ctx.Err()
+	}
+	if err == nil && r.kind == kindSnapshot {
+		var head *streamHead
+		if head, err = w.head(r.stream); err == nil && r.snap > head.version {
+			err = fmt.Errorf("%w: snapshot at version %d, stream %s is at %d", events.ErrInvalidEvent, r.snap, r.stream, head.version)
+		}
+	}
+	after := w.lastPos
+	w.mu.Unlock()
 	if err != nil {
 		return err
 	}
-	if r.snap > head {
-		return fmt.Errorf("%w: snapshot at version %d, stream %s is at %d", events.ErrInvalidEvent, r.snap, r.stream, head)
+	if err := w.t.wait(r.ctx, after); err != nil {
+		return err // nothing written
 	}
-	stored, ok := g.snaps[r.stream]
-	if !ok {
-		w.flush() // an earlier group's snapshot may not be applied yet
-		w.key = snapKey(w.key[:0], r.stream)
-		v, closer, err := w.db.Get(w.key)
+
+	w.metaMu.Lock()
+	b := w.db.NewBatch()
+	defer b.Close()
+	var kb [128]byte
+	switch r.kind {
+	case kindSnapshot:
+		key := snapKey(kb[:0], r.stream)
+		v, closer, gerr := w.db.Get(key)
 		switch {
-		case errors.Is(err, pebble.ErrNotFound):
-		case err != nil:
-			return fmt.Errorf("read snapshot: %w", err)
+		case errors.Is(gerr, pebble.ErrNotFound):
+		case gerr != nil:
+			w.metaMu.Unlock()
+			return fmt.Errorf("read snapshot: %w", gerr)
 		default:
-			stored, _, err = decodeSnapshotVersion(v)
+			stored, _, derr := decodeSnapshotVersion(v)
 			closer.Close()
-			if err != nil {
-				return err
+			if derr != nil {
+				w.metaMu.Unlock()
+				return derr
 			}
-			ok = true
+			if r.snap < stored {
+				w.metaMu.Unlock()
+				return nil // older than the stored one: ignored
+			}
+		}
+		err = b.Set(key, r.value, nil)
+	case kindPending:
+		key := pendingKey(kb[:0], r.stream)
+		if r.pending {
+			err = b.Set(key, nil, nil)
+		} else {
+			err = b.Delete(key, nil)
 		}
 	}
-	if ok && r.snap < stored {
-		return nil // an older snapshot than the stored one: ignored
+	if err == nil {
+		// The WAL order of meta writes is fixed here, under metaMu; the
+		// sync is awaited outside it, so concurrent ones share it.
+		err = w.db.ApplyNoSyncWait(b, pebble.Sync)
 	}
-	g.writes = append(g.writes, r)
-	g.bytes += len(r.value) + len(r.stream) + 16
-	if g.snaps == nil {
-		g.snaps = make(map[string]uint64)
+	w.metaMu.Unlock()
+	if err == nil {
+		err = b.SyncWait()
 	}
-	g.snaps[r.stream] = r.snap
+	if err != nil {
+		err = fmt.Errorf("commit: %w", err)
+		w.t.fail(err)
+	}
+	return err
+}
+
+// tracker holds the assigned appends that are not durable yet, in
+// position order, and the durable watermark.
+type tracker struct {
+	mu    sync.Mutex
+	queue []*request // queue[head:] in position order
+	head  int
+	// failed is the first failed commit: every request then fails and
+	// the watermark stops, since what follows the failed positions can
+	// never become a gap-free log. broken mirrors failed != nil for
+	// lock-free checks.
+	failed error
+	broken atomic.Bool
+	// moved is closed (and dropped) when the watermark advances or the
+	// store fails, if anyone waits for that (wait, waitDurable).
+	moved chan struct{}
+
+	durable atomic.Uint64     // the watermark: every position up to it is durable
+	wm      *events.Watermark // the store's, which readers and Follow use
+}
+
+// err returns the failure, if any.
+func (t *tracker) err() error {
+	if !t.broken.Load() {
+		return nil
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.failed
+}
+
+// push queues r, whose positions follow every queued request's. The
+// caller holds writer.mu, which orders pushes with positions.
+func (t *tracker) push(r *request) {
+	t.mu.Lock()
+	t.queue = append(t.queue, r)
+	t.mu.Unlock()
+}
+
+// complete records that batch's appends are durable, or failed with
+// err. It advances the watermark over the queue's prefix of durable
+// appends and settles them, signalling their callers, except self's (the
+// caller of complete), and reports whether self is settled. A failed
+// write fails the store: every queued append gets the error, and no
+// position from there on becomes durable.
+func (t *tracker) complete(batch []*request, err error, self *request) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, r := range batch {
+		r.committed = true
+	}
+	if err == nil && t.failed != nil {
+		err = t.failed // an earlier write failed: batch cannot become durable
+	}
+	if err != nil {
+		for _, r := range batch {
+			if r.err == nil {
+				r.err = err
+				r.duplicate = nil
+			}
+		}
+		t.failLocked(err, self)
+		return self != nil && self.committed
+	}
+	q := t.queue
+	i := t.head
+	settled := false
+	var last uint64
+	for ; i < len(q) && q[i].committed; i++ {
+		last = q[i].last()
+		if q[i] == self {
+			settled = true
+		} else {
+			q[i].done <- sigSettled
+		}
+		q[i] = nil
+	}
+	if i == t.head {
+		return false
+	}
+	t.head = i
+	if t.head == len(q) {
+		t.queue, t.head = q[:0], 0
+	} else if t.head > len(q)/2 {
+		n := copy(q, q[t.head:])
+		clear(q[n:])
+		t.queue, t.head = q[:n], 0
+	}
+	t.durable.Store(last)
+	t.wm.Advance(last)
+	t.broadcast()
+	return settled
+}
+
+// failLocked records err as the store's failure and fails every queued
+// append whose batch has been written (or failed), settling it; self's
+// caller is the one calling. Appends not written yet are failed when
+// their leader completes them (complete refuses every batch once the
+// store failed).
+func (t *tracker) failLocked(err error, self *request) {
+	if t.failed == nil {
+		t.failed = err
+		t.broken.Store(true)
+	}
+	kept := t.queue[:0]
+	for _, q := range t.queue[t.head:] {
+		if !q.committed {
+			kept = append(kept, q)
+			continue
+		}
+		if q.err == nil {
+			q.err = t.failed
+			q.duplicate = nil
+		}
+		if q != self {
+			q.done <- sigSettled
+		}
+	}
+	clear(t.queue[len(kept):])
+	t.queue, t.head = kept, 0
+	t.broadcast()
+}
+
+// fail records a failed write outside the queue (a meta write).
+func (t *tracker) fail(err error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.failLocked(err, nil)
+}
+
+func (t *tracker) broadcast() {
+	if t.moved != nil {
+		close(t.moved)
+		t.moved = nil
+	}
+}
+
+// nudge wakes whoever waits in waitMoved.
+func (t *tracker) nudge() {
+	t.mu.Lock()
+	t.broadcast()
+	t.mu.Unlock()
+}
+
+// waitMoved waits until the watermark is no longer d, the store failed,
+// or someone nudged.
+func (t *tracker) waitMoved(d uint64) error {
+	t.mu.Lock()
+	if t.failed != nil {
+		t.mu.Unlock()
+		return t.failed
+	}
+	if t.durable.Load() != d {
+		t.mu.Unlock()
+		return nil
+	}
+	if t.moved == nil {
+		t.moved = make(chan struct{})
+	}
+	moved := t.moved
+	t.mu.Unlock()
+	<-moved
 	return nil
 }
 
-func (w *writer) addPending(g *group, r *request) error {
-	g.writes = append(g.writes, r)
-	g.bytes += len(r.stream) + 16
-	return nil
+// waitDurable waits until pos is durable or the store failed. It has no
+// context: what it waits for is in flight and finishes on its own.
+func (t *tracker) waitDurable(pos uint64) error { return t.wait(context.Background(), pos) }
+
+// wait waits until pos is durable, the store failed or ctx is done.
+func (t *tracker) wait(ctx context.Context, pos uint64) error {
+	for {
+		if t.durable.Load() >= pos {
+			return nil
+		}
+		t.mu.Lock()
+		if t.failed != nil {
+			t.mu.Unlock()
+			return t.failed
+		}
+		if t.durable.Load() >= pos {
+			t.mu.Unlock()
+			return nil
+		}
+		if t.moved == nil {
+			t.moved = make(chan struct{})
+		}
+		moved := t.moved
+		t.mu.Unlock()
+		select {
+		case <-moved:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 }
