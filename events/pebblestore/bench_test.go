@@ -73,18 +73,23 @@ func BenchmarkAppend(b *testing.B) {
 			}
 			defer s.Close()
 			storetest.RunWriters(b, writers, func(w int) func(i int) error {
-				versions := map[string]uint64{}
+				// The writer's streams are BenchStream's, taken in turn:
+				// versions[i%len(versions)] is the version of the one of
+				// call i (a slice, so the bookkeeping costs no more than
+				// raw-pebble's).
+				versions := make([]uint64, storetest.BenchStreamsOwned(w, writers))
 				var id []byte
 				return func(i int) error {
 					stream := storetest.BenchStream(w, writers, i)
 					id = strconv.AppendInt(append(id[:0], 'w'), int64(w), 10)
 					id = strconv.AppendInt(append(id, '-'), int64(i), 10)
-					res, err := s.Append(context.Background(), stream, events.Exactly(versions[stream]),
+					v := &versions[i%len(versions)]
+					res, err := s.Append(context.Background(), stream, events.Exactly(*v),
 						[]events.Event{benchEvent(string(id), i)})
 					if err != nil {
 						return err
 					}
-					versions[stream] = res.Version()
+					*v = res.Version()
 					return nil
 				}
 			})

@@ -24,9 +24,14 @@ func BenchData(n int) []byte {
 // so that a writer's expected versions are never raced, as an actor owns
 // its stream.
 func BenchStream(w, writers, i int) string {
+	return "room:r" + strconv.Itoa(w+writers*(i%BenchStreamsOwned(w, writers)))
+}
+
+// BenchStreamsOwned is how many streams BenchStream gives writer w: call i
+// goes to the (i mod that)th of them.
+func BenchStreamsOwned(w, writers int) int {
 	const streams = 1000
-	owned := (streams - w + writers - 1) / writers
-	return "room:r" + strconv.Itoa(w+writers*(i%owned))
+	return (streams - w + writers - 1) / writers
 }
 
 func RunWriters(b *testing.B, writers int, newWriter func(w int) func(i int) error) {
