@@ -67,63 +67,123 @@ func benchWriters() []int { return []int{1, 16, 64, 256} }
 func BenchmarkAppend(b *testing.B) {
 	for _, writers := range benchWriters() {
 		b.Run("writers="+strconv.Itoa(writers)+"/store", func(b *testing.B) {
-			s, err := Open(b.TempDir(), benchConfig())
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer s.Close()
-			storetest.RunWriters(b, writers, func(w int) func(i int) error {
-				// The writer's streams are BenchStream's, taken in turn:
-				// versions[i%len(versions)] is the version of the one of
-				// call i (a slice, so the bookkeeping costs no more than
-				// raw-pebble's).
-				versions := make([]uint64, storetest.BenchStreamsOwned(w, writers))
-				var id []byte
-				return func(i int) error {
-					stream := storetest.BenchStream(w, writers, i)
-					id = strconv.AppendInt(append(id[:0], 'w'), int64(w), 10)
-					id = strconv.AppendInt(append(id, '-'), int64(i), 10)
-					v := &versions[i%len(versions)]
-					res, err := s.Append(context.Background(), stream, events.Exactly(*v),
-						[]events.Event{benchEvent(string(id), i)})
-					if err != nil {
-						return err
-					}
-					*v = res.Version()
-					return nil
-				}
-			})
+			ws, closeStore := storeWriters(b, writers)
+			defer closeStore()
+			storetest.RunWriters(b, writers, ws)
 		})
 		b.Run("writers="+strconv.Itoa(writers)+"/raw-pebble", func(b *testing.B) {
-			db, err := pebble.Open(b.TempDir(), pebbleOptions(benchConfig().withDefaults()))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer db.Close()
-			var pos atomic.Uint64
-			storetest.RunWriters(b, writers, func(w int) func(i int) error {
-				var key, val, ref []byte
-				return func(i int) error {
-					stream := storetest.BenchStream(w, writers, i)
-					e := benchEvent("w"+strconv.Itoa(w)+"-"+strconv.Itoa(i), i)
-					e.Time = events.NormalizeTime(e.Time, time.Now)
-					p := pos.Add(1)
-					val, _ = encodeEvent(val[:0], stream, &e)
-					patchValue(val, p, uint64(i+1))
-					batch := db.NewBatch()
-					key = eventKey(key[:0], stream, uint64(i+1))
-					_ = batch.Set(key, streamRef(ref[:0], p), nil)
-					key = posKey(key[:0], p)
-					_ = batch.Set(key, val, nil)
-					key = idKey(key[:0], e.ID)
-					_ = batch.Set(key, idRef(nil, stream, uint64(i+1)), nil)
-					err := batch.Commit(pebble.Sync)
-					batch.Close()
-					return err
-				}
-			})
+			ws, closeDB := rawWriters(b, writers)
+			defer closeDB()
+			storetest.RunWriters(b, writers, ws)
 		})
 	}
+	// paired: the store and raw Pebble, one right after the other on
+	// fresh directories, b.N events each, the order alternating from one
+	// run to the next. -count repeats each sub-benchmark back to back, so
+	// the two above are measured seconds to a minute apart; these pairs
+	// are not, and store/raw is each pair's own ratio.
+	for _, writers := range []int{64} {
+		var runs int
+		b.Run("writers="+strconv.Itoa(writers)+"/paired", func(b *testing.B) {
+			runs++
+			var store, raw storetest.WritersResult
+			measureStore := func() {
+				ws, closeStore := storeWriters(b, writers)
+				store = storetest.MeasureWriters(b, b.N, writers, ws)
+				closeStore()
+			}
+			measureRaw := func() {
+				ws, closeDB := rawWriters(b, writers)
+				raw = storetest.MeasureWriters(b, b.N, writers, ws)
+				closeDB()
+			}
+			if runs%2 == 1 {
+				measureStore()
+				measureRaw()
+			} else {
+				measureRaw()
+				measureStore()
+			}
+			b.ReportMetric(store.PerSecond, "store-events/s")
+			b.ReportMetric(raw.PerSecond, "raw-events/s")
+			b.ReportMetric(store.PerSecond/raw.PerSecond, "store/raw")
+			b.ReportMetric(ms(store.P99), "store-p99-ms")
+			b.ReportMetric(ms(raw.P99), "raw-p99-ms")
+		})
+	}
+}
+
+// storeWriters opens a store on a fresh directory and returns its
+// writers, and a function that closes it: each writer owns its streams (as
+// an actor owns its stream) and appends with exact expected versions.
+func storeWriters(b *testing.B, writers int) (func(w int) func(i int) error, func()) {
+	s, err := Open(b.TempDir(), benchConfig())
+	if err != nil {
+		b.Fatal(err)
+	}
+	closeStore := func() {
+		if err := s.Close(); err != nil {
+			b.Error(err)
+		}
+	}
+	return func(w int) func(i int) error {
+		// The writer's streams are BenchStream's, taken in turn:
+		// versions[i%len(versions)] is the version of the one of call i
+		// (a slice, so the bookkeeping costs no more than raw-pebble's).
+		versions := make([]uint64, storetest.BenchStreamsOwned(w, writers))
+		var id []byte
+		return func(i int) error {
+			stream := storetest.BenchStream(w, writers, i)
+			id = strconv.AppendInt(append(id[:0], 'w'), int64(w), 10)
+			id = strconv.AppendInt(append(id, '-'), int64(i), 10)
+			v := &versions[i%len(versions)]
+			res, err := s.Append(context.Background(), stream, events.Exactly(*v),
+				[]events.Event{benchEvent(string(id), i)})
+			if err != nil {
+				return err
+			}
+			*v = res.Version()
+			return nil
+		}
+	}, closeStore
+}
+
+// rawWriters opens Pebble on a fresh directory with the store's options
+// and returns writers that write the store's keys and values for each
+// event, each committing its own synced batch, and a function that closes
+// Pebble.
+func rawWriters(b *testing.B, writers int) (func(w int) func(i int) error, func()) {
+	db, err := pebble.Open(b.TempDir(), pebbleOptions(benchConfig().withDefaults()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	closeDB := func() {
+		if err := db.Close(); err != nil {
+			b.Error(err)
+		}
+	}
+	var pos atomic.Uint64
+	return func(w int) func(i int) error {
+		var key, val, ref []byte
+		return func(i int) error {
+			stream := storetest.BenchStream(w, writers, i)
+			e := benchEvent("w"+strconv.Itoa(w)+"-"+strconv.Itoa(i), i)
+			e.Time = events.NormalizeTime(e.Time, time.Now)
+			p := pos.Add(1)
+			val, _ = encodeEvent(val[:0], stream, &e)
+			patchValue(val, p, uint64(i+1))
+			batch := db.NewBatch()
+			key = eventKey(key[:0], stream, uint64(i+1))
+			_ = batch.Set(key, streamRef(ref[:0], p), nil)
+			key = posKey(key[:0], p)
+			_ = batch.Set(key, val, nil)
+			key = idKey(key[:0], e.ID)
+			_ = batch.Set(key, idRef(nil, stream, uint64(i+1)), nil)
+			err := batch.Commit(pebble.Sync)
+			batch.Close()
+			return err
+		}
+	}, closeDB
 }
 
 // cachedStore opens the store cached under name, building it with build

@@ -903,7 +903,6 @@ func (t *tracker) push(r *request) {
 // position from there on becomes durable.
 func (t *tracker) complete(batch []*request, err error, self *request) bool {
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	for _, r := range batch {
 		r.committed = true
 	}
@@ -918,8 +917,13 @@ func (t *tracker) complete(batch []*request, err error, self *request) bool {
 			}
 		}
 		t.failLocked(err, self)
+		t.mu.Unlock()
 		return self != nil && self.committed
 	}
+	// Pop the durable prefix; its callers are signalled once the lock is
+	// released (assign pushes under it), into a stack array when few.
+	var stack [64]*request
+	settledReqs := stack[:0]
 	q := t.queue
 	i := t.head
 	settled := false
@@ -929,11 +933,12 @@ func (t *tracker) complete(batch []*request, err error, self *request) bool {
 		if q[i] == self {
 			settled = true
 		} else {
-			q[i].done <- sigSettled
+			settledReqs = append(settledReqs, q[i])
 		}
 		q[i] = nil
 	}
 	if i == t.head {
+		t.mu.Unlock()
 		return false
 	}
 	t.head = i
@@ -945,8 +950,12 @@ func (t *tracker) complete(batch []*request, err error, self *request) bool {
 		t.queue, t.head = q[:n], 0
 	}
 	t.durable.Store(last)
-	t.wm.Advance(last)
+	t.wm.Advance(last) // readers see the events before anyone hears back
 	t.broadcast()
+	t.mu.Unlock()
+	for _, r := range settledReqs {
+		r.done <- sigSettled
+	}
 	return settled
 }
 

@@ -36,13 +36,31 @@ func BenchStreamsOwned(w, writers int) int {
 
 func RunWriters(b *testing.B, writers int, newWriter func(w int) func(i int) error) {
 	b.Helper()
+	r := MeasureWriters(b, b.N, writers, newWriter)
+	b.ReportMetric(r.PerSecond, "events/s")
+	b.ReportMetric(ms(r.P50), "p50-ms")
+	b.ReportMetric(ms(r.P99), "p99-ms")
+}
+
+// WritersResult is what MeasureWriters measured.
+type WritersResult struct {
+	PerSecond float64
+	P50, P99  time.Duration
+}
+
+// MeasureWriters runs n operations from writers goroutines (writer w runs
+// newWriter(w)(i) for its i-th operation) and returns the rate and the
+// latency percentiles. It resets the benchmark timer when it starts and
+// stops it when it ends; a failed operation fails b.
+func MeasureWriters(b *testing.B, n, writers int, newWriter func(w int) func(i int) error) WritersResult {
+	b.Helper()
 	var next atomic.Int64
 	lat := make([][]time.Duration, writers)
 	errs := make(chan error, writers)
 	ops := make([]func(int) error, writers)
 	for w := range writers {
 		ops[w] = newWriter(w)
-		lat[w] = make([]time.Duration, 0, b.N/writers+1)
+		lat[w] = make([]time.Duration, 0, n/writers+1)
 	}
 	b.ResetTimer()
 	start := time.Now()
@@ -51,7 +69,7 @@ func RunWriters(b *testing.B, writers int, newWriter func(w int) func(i int) err
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; next.Add(1) <= int64(b.N); i++ {
+			for i := 0; next.Add(1) <= int64(n); i++ {
 				t0 := time.Now()
 				if err := ops[w](i); err != nil {
 					errs <- err
@@ -70,9 +88,11 @@ func RunWriters(b *testing.B, writers int, newWriter func(w int) func(i int) err
 	}
 	all := slices.Concat(lat...)
 	slices.Sort(all)
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "events/s")
-	b.ReportMetric(ms(percentile(all, 0.50)), "p50-ms")
-	b.ReportMetric(ms(percentile(all, 0.99)), "p99-ms")
+	return WritersResult{
+		PerSecond: float64(n) / elapsed.Seconds(),
+		P50:       percentile(all, 0.50),
+		P99:       percentile(all, 0.99),
+	}
 }
 
 func percentile(sorted []time.Duration, p float64) time.Duration {
