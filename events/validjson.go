@@ -94,18 +94,8 @@ func (s *jsonScanner) object(depth int) (ok, sure bool) {
 		if ok, sure := s.value(depth); !ok || !sure {
 			return ok, sure
 		}
-		s.space()
-		if s.i >= len(s.b) {
-			return false, true
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return true, true
-		default:
-			return false, true
+		if more, ok := s.sep('}'); !more {
+			return ok, true
 		}
 	}
 }
@@ -121,20 +111,27 @@ func (s *jsonScanner) array(depth int) (ok, sure bool) {
 		if ok, sure := s.value(depth); !ok || !sure {
 			return ok, sure
 		}
-		s.space()
-		if s.i >= len(s.b) {
-			return false, true
+		if more, ok := s.sep(']'); !more {
+			return ok, true
 		}
+	}
+}
+
+// sep moves past what follows a member or an element: more reports a
+// ',', ok a ',' or the closing byte (anything else is invalid).
+func (s *jsonScanner) sep(closing byte) (more, ok bool) {
+	s.space()
+	if s.i < len(s.b) {
 		switch s.b[s.i] {
 		case ',':
 			s.i++
-		case ']':
-			s.i++
 			return true, true
-		default:
+		case closing:
+			s.i++
 			return false, true
 		}
 	}
+	return false, false
 }
 
 // str scans a string. Like encoding/json, it refuses control characters

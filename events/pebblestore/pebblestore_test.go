@@ -133,13 +133,7 @@ func TestConcurrentWriters(t *testing.T) {
 			for _, evs := range results {
 				for _, e := range evs {
 					acked++
-					if e.Position == 0 || e.Position > uint64(len(all)) {
-						t.Fatalf("acknowledged %s at position %d, log has %d events", e.ID, e.Position, len(all))
-					}
-					got := all[e.Position-1]
-					if got.ID != e.ID || got.Stream != e.Stream || got.Version != e.Version {
-						t.Fatalf("acknowledged %s as %s/%d@%d, stored %s as %s/%d", e.ID, e.Stream, e.Version, e.Position, got.ID, got.Stream, got.Version)
-					}
+					wantStoredAsAcked(t, all, e)
 				}
 			}
 			if acked != len(all) {
@@ -402,5 +396,17 @@ func TestConfigValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// wantStoredAsAcked fails t unless the log all holds e at its position,
+// as e's append acknowledged it.
+func wantStoredAsAcked(t *testing.T, all []events.Event, e events.Event) {
+	t.Helper()
+	if e.Position == 0 || e.Position > uint64(len(all)) {
+		t.Fatalf("acknowledged %s at position %d, log has %d events", e.ID, e.Position, len(all))
+	}
+	if got := all[e.Position-1]; got.ID != e.ID || got.Stream != e.Stream || got.Version != e.Version {
+		t.Fatalf("acknowledged %s as %s/%d@%d, stored %s as %s/%d", e.ID, e.Stream, e.Version, e.Position, got.ID, got.Stream, got.Version)
 	}
 }

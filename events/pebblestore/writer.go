@@ -1012,22 +1012,11 @@ func (t *tracker) nudge() {
 // waitMoved waits until the watermark is no longer d, the store failed,
 // or someone nudged.
 func (t *tracker) waitMoved(d uint64) error {
-	t.mu.Lock()
-	if t.failed != nil {
-		t.mu.Unlock()
-		return t.failed
+	moved, err := t.next(func(v uint64) bool { return v != d })
+	if moved != nil {
+		<-moved
 	}
-	if t.durable.Load() != d {
-		t.mu.Unlock()
-		return nil
-	}
-	if t.moved == nil {
-		t.moved = make(chan struct{})
-	}
-	moved := t.moved
-	t.mu.Unlock()
-	<-moved
-	return nil
+	return err
 }
 
 // waitDurable waits until pos is durable or the store failed. It has no
@@ -1036,28 +1025,34 @@ func (t *tracker) waitDurable(pos uint64) error { return t.wait(context.Backgrou
 
 // wait waits until pos is durable, the store failed or ctx is done.
 func (t *tracker) wait(ctx context.Context, pos uint64) error {
-	for {
-		if t.durable.Load() >= pos {
-			return nil
+	for t.durable.Load() < pos {
+		moved, err := t.next(func(v uint64) bool { return v >= pos })
+		if moved == nil {
+			return err
 		}
-		t.mu.Lock()
-		if t.failed != nil {
-			t.mu.Unlock()
-			return t.failed
-		}
-		if t.durable.Load() >= pos {
-			t.mu.Unlock()
-			return nil
-		}
-		if t.moved == nil {
-			t.moved = make(chan struct{})
-		}
-		moved := t.moved
-		t.mu.Unlock()
 		select {
 		case <-moved:
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
+	return nil
+}
+
+// next returns the channel closed at the watermark's next move (or
+// nudge), or nil with the store's failure, or nil when ready holds for
+// the watermark already.
+func (t *tracker) next(ready func(durable uint64) bool) (<-chan struct{}, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.failed != nil {
+		return nil, t.failed
+	}
+	if ready(t.durable.Load()) {
+		return nil, nil
+	}
+	if t.moved == nil {
+		t.moved = make(chan struct{})
+	}
+	return t.moved, nil
 }

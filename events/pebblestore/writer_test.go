@@ -983,9 +983,7 @@ func TestMaxInFlightAppends(t *testing.T) {
 	for _, evs := range acked {
 		for _, e := range evs {
 			n++
-			if got := all[e.Position-1]; got.ID != e.ID || got.Stream != e.Stream || got.Version != e.Version {
-				t.Fatalf("acknowledged %s as %s/%d@%d, stored %s/%d", e.ID, e.Stream, e.Version, e.Position, got.Stream, got.Version)
-			}
+			wantStoredAsAcked(t, all, e)
 		}
 	}
 	if n != len(all) {
