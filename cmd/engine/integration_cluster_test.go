@@ -57,11 +57,6 @@ func newClusterRig(t *testing.T, bin string, extra ...string) *clusterRig {
 	t.Helper()
 	rig := &clusterRig{t: t, bin: bin, procs: make([]*process, clusterSize), frozen: make([]bool, clusterSize)}
 	rig.store, rig.schema = postgresSchema(t)
-	rig.binds = clusterPorts(t, clusterSize)
-	for i := range clusterSize {
-		rig.dirs = append(rig.dirs, t.TempDir())
-		rig.logs = append(rig.logs, filepath.Join(t.TempDir(), fmt.Sprintf("node%d.log", i+1)))
-	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for i := range clusterSize {
@@ -75,16 +70,52 @@ func newClusterRig(t *testing.T, bin string, extra ...string) *clusterRig {
 			}
 		}
 	})
-	errs := make(chan error, clusterSize)
-	for i := range clusterSize {
-		go func() { errs <- rig.start(i, extra...) }()
-	}
-	for range clusterSize {
-		if err := <-errs; err != nil {
-			t.Fatal(err)
+	// The ports are free when chosen, not reserved: another process (or
+	// another node's outgoing connection, from the same ephemeral range)
+	// can take one before its node binds it. Then the whole cluster starts
+	// again on new ports, in new directories.
+	for attempt := 1; ; attempt++ {
+		rig.binds = clusterPorts(t, clusterSize)
+		rig.dirs, rig.logs = nil, nil
+		for i := range clusterSize {
+			rig.dirs = append(rig.dirs, t.TempDir())
+			rig.logs = append(rig.logs, filepath.Join(t.TempDir(), fmt.Sprintf("node%d.log", i+1)))
+		}
+		errs := make(chan error, clusterSize)
+		for i := range clusterSize {
+			go func() { errs <- rig.start(i, extra...) }()
+		}
+		var failed error
+		for range clusterSize {
+			if err := <-errs; err != nil && failed == nil {
+				failed = err
+			}
+		}
+		if failed == nil {
+			return rig
+		}
+		if attempt == 3 || !rig.portTaken() {
+			t.Fatal(failed)
+		}
+		t.Logf("attempt %d: a cluster port was taken before its node bound it (%v); starting again on new ports", attempt, failed)
+		for i, p := range rig.procs {
+			if p != nil {
+				p.kill()
+				rig.procs[i] = nil
+			}
 		}
 	}
-	return rig
+}
+
+// portTaken reports whether a node's log says that one of its ports was
+// in use.
+func (r *clusterRig) portTaken() bool {
+	for _, l := range r.logs {
+		if b, err := os.ReadFile(l); err == nil && strings.Contains(string(b), "address already in use") {
+			return true
+		}
+	}
+	return false
 }
 
 // clusterPorts finds cluster addresses whose port and port+1 are free, and
