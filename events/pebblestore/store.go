@@ -51,10 +51,11 @@ type Config struct {
 	CacheSize int64
 
 	// IDFilterSize is how many event ids the in-memory id filter may cover
-	// (it takes about 1.5 bytes per id). The filter lets an append skip
-	// looking up its new ids in Pebble; past this many ids it is dropped
-	// and appends look their ids up again. Zero means 16 million (about
-	// 24 MiB); negative disables the filter.
+	// (it takes 2 bytes per id, in parts that double from 1 million ids).
+	// The filter lets an append skip looking up its new ids in Pebble;
+	// past this many ids it is dropped and appends look their ids up
+	// again. Zero means 16 million (at most 32 MiB); negative disables the
+	// filter.
 	IDFilterSize int64
 
 	// MustExist makes Open refuse a dir that holds no store (it does not
