@@ -2,7 +2,6 @@ package actors
 
 import (
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 
 	"github.com/b6368a97/engine/actors/decider"
@@ -67,7 +66,7 @@ func fingerprint(cmd decider.Command, expected events.ExpectedVersion) uint64 {
 		h = (h ^ uint64(cmd.Type[i])) * fnvPrime
 	}
 	h *= fnvPrime // ^ 0
-	if json.Valid(cmd.Data) {
+	if events.ValidJSON(cmd.Data) {
 		// Compacted: white space outside strings skipped.
 		inString, escaped := false, false
 		for _, c := range cmd.Data {

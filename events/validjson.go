@@ -2,17 +2,17 @@ package events
 
 import "encoding/json"
 
-// validObject reports whether data is one valid JSON object, white space
-// around it allowed: what json.Valid(data) && data[0] == '{' reports, for
-// a fraction of its cost (json.Valid steps a state machine through a
+// The JSON checks below answer what encoding/json's Valid answers, for a
+// fraction of its cost (json.Valid steps a state machine through a
 // function call per byte; this is a plain recursive scan). Event data is
-// checked on every append, so that cost is on the hot path of every
-// store. Nesting deeper than maxScanDepth is left to json.Valid, which
-// has its own limit. FuzzValidObject checks that the two agree.
-func validObject(data []byte) bool {
-	if len(data) == 0 || data[0] != '{' {
-		return false
-	}
+// checked on every append and command data on every command, so that
+// cost is on the hot path of every store and of the wire. Nesting deeper
+// than maxScanDepth is left to json.Valid, which has its own limit.
+// FuzzValidJSON checks that they agree.
+
+// ValidJSON reports whether data is one valid JSON value, white space
+// around it allowed: what json.Valid reports.
+func ValidJSON(data []byte) bool {
 	s := jsonScanner{b: data}
 	ok, sure := s.value(0)
 	if !sure {
@@ -20,6 +20,29 @@ func validObject(data []byte) bool {
 	}
 	s.space()
 	return ok && s.i == len(s.b)
+}
+
+// JSONValueLen returns the length of the valid JSON value that data starts
+// with (no white space before it), so that a caller scanning a larger
+// document checks a member's value and finds its end in one pass. ok is
+// false when data does not start with a valid value, and when the value
+// nests deeper than this scan follows (json.Valid on what the caller
+// finds by other means is then the answer).
+func JSONValueLen(data []byte) (n int, ok bool) {
+	if len(data) == 0 || data[0] == ' ' || data[0] == '\t' || data[0] == '\n' || data[0] == '\r' {
+		return 0, false
+	}
+	s := jsonScanner{b: data}
+	if ok, sure := s.value(0); !ok || !sure {
+		return 0, false
+	}
+	return s.i, true
+}
+
+// validObject reports whether data is one valid JSON object, white space
+// after it allowed: json.Valid(data) && data[0] == '{'.
+func validObject(data []byte) bool {
+	return len(data) > 0 && data[0] == '{' && ValidJSON(data)
 }
 
 // maxScanDepth bounds the nesting jsonScanner follows before it hands the

@@ -3,6 +3,8 @@ package transport
 import (
 	"encoding/json"
 	"unicode/utf8"
+
+	"github.com/b6368a97/engine/events"
 )
 
 // Fast decoding of /ws frames.
@@ -158,11 +160,12 @@ func (p *frameScanner) member(f *clientFrame, ref **string, key []byte) (uint16,
 	case "type":
 		return 1 << 5, p.str(&f.Type)
 	case "data":
-		start := p.i
-		if !p.skipValue(0) || !json.Valid(p.b[start:p.i]) {
+		n, ok := events.JSONValueLen(p.b[p.i:])
+		if !ok {
 			return 0, false
 		}
-		f.Data = append(json.RawMessage(nil), p.b[start:p.i]...)
+		f.Data = append(json.RawMessage(nil), p.b[p.i:p.i+n]...)
+		p.i += n
 		return 1 << 6, true
 	case "id":
 		return 1 << 7, p.str(&f.ID)
@@ -215,81 +218,6 @@ func (p *frameScanner) uint() (uint64, bool) {
 	return n, true
 }
 
-// maxDepth bounds the nesting skipValue follows; deeper data goes to the
-// strict decoder.
-const maxDepth = 64
-
-// skipValue moves past one JSON value, finding where it ends without
-// checking all of it: the caller checks the span with json.Valid.
-func (p *frameScanner) skipValue(depth int) bool {
-	if depth > maxDepth || p.i >= len(p.b) {
-		return false
-	}
-	switch c := p.b[p.i]; c {
-	case '{', '[':
-		end := byte('}')
-		if c == '[' {
-			end = ']'
-		}
-		p.i++
-		p.space()
-		if p.byte(end) {
-			return true
-		}
-		for {
-			p.space()
-			if c == '{' {
-				if !p.skipString() {
-					return false
-				}
-				p.space()
-				if !p.byte(':') {
-					return false
-				}
-				p.space()
-			}
-			if !p.skipValue(depth + 1) {
-				return false
-			}
-			p.space()
-			if p.byte(',') {
-				continue
-			}
-			return p.byte(end)
-		}
-	case '"':
-		return p.skipString()
-	default:
-		// A number or a literal: up to the next delimiter.
-		start := p.i
-		for p.i < len(p.b) {
-			switch p.b[p.i] {
-			case ',', '}', ']', ' ', '\t', '\n', '\r', ':', '"', '{', '[':
-				return p.i > start
-			}
-			p.i++
-		}
-		return p.i > start
-	}
-}
-
-func (p *frameScanner) skipString() bool {
-	if !p.byte('"') {
-		return false
-	}
-	for p.i < len(p.b) {
-		switch p.b[p.i] {
-		case '"':
-			p.i++
-			return true
-		case '\\':
-			p.i++
-		}
-		p.i++
-	}
-	return false
-}
-
 // quickCommandBody decodes the body of POST /streams/{s}/commands as
 // quickFrame decodes a frame: the usual bodies (type and data, once each,
 // type a plain string) exactly as decodeStrict would, anything else (ok
@@ -301,11 +229,12 @@ func quickCommandBody(body []byte) (b commandBody, ok bool) {
 		case "type":
 			return 1, p.str(&b.Type)
 		case "data":
-			start := p.i
-			if !p.skipValue(0) || !json.Valid(p.b[start:p.i]) {
+			n, ok := events.JSONValueLen(p.b[p.i:])
+			if !ok {
 				return 0, false
 			}
-			b.Data = append(json.RawMessage(nil), p.b[start:p.i]...)
+			b.Data = append(json.RawMessage(nil), p.b[p.i:p.i+n]...)
+			p.i += n
 			return 2, true
 		}
 		return 0, false

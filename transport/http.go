@@ -244,7 +244,7 @@ func appendCommandReply(buf []byte, stream string, version uint64, evs []events.
 		}
 		// The envelope's own fields are always valid JSON: its data
 		// decides.
-		if len(evs[i].Data) > 0 && !json.Valid(evs[i].Data) {
+		if len(evs[i].Data) > 0 && !events.ValidJSON(evs[i].Data) {
 			return nil, false
 		}
 		start := len(buf)
