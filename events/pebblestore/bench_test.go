@@ -355,17 +355,23 @@ func BenchmarkReadAll(b *testing.B) {
 func BenchmarkReadSmallStream(b *testing.B) {
 	s := bigStore(b)
 	defer s.Close()
+	benchReadRandomStream(b, s, "room:big", bigStreams, bigPerStream)
+}
+
+// benchReadRandomStream reads one random stream of s per operation, out of
+// prefix0 … prefix(streams-1), each holding perStream events.
+func benchReadRandomStream(b *testing.B, s *Store, prefix string, streams, perStream int) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(1, 2))
 	b.ResetTimer()
 	start := time.Now()
 	for range b.N {
-		evs, err := s.ReadStream(ctx, "room:big"+strconv.Itoa(rng.IntN(bigStreams)), 0, 0)
+		evs, err := s.ReadStream(ctx, prefix+strconv.Itoa(rng.IntN(streams)), 0, 0)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if len(evs) != bigPerStream {
-			b.Fatalf("read %d events, want %d", len(evs), bigPerStream)
+		if len(evs) != perStream {
+			b.Fatalf("read %d events, want %d", len(evs), perStream)
 		}
 	}
 	b.ReportMetric(ms(time.Since(start))/float64(b.N), "ms/read")
@@ -412,20 +418,7 @@ const (
 func BenchmarkReadScatteredStream(b *testing.B) {
 	s := scatteredStore(b)
 	defer s.Close()
-	ctx := context.Background()
-	rng := rand.New(rand.NewPCG(1, 2))
-	b.ResetTimer()
-	start := time.Now()
-	for range b.N {
-		evs, err := s.ReadStream(ctx, "room:sc"+strconv.Itoa(rng.IntN(scatteredStreams)), 0, 0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(evs) != scatteredPerStream {
-			b.Fatalf("read %d events, want %d", len(evs), scatteredPerStream)
-		}
-	}
-	b.ReportMetric(ms(time.Since(start))/float64(b.N), "ms/read")
+	benchReadRandomStream(b, s, "room:sc", scatteredStreams, scatteredPerStream)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
