@@ -349,12 +349,12 @@ func (s *Store) Append(ctx context.Context, stream string, expected events.Expec
 	return r.result()
 }
 
-// precheckIDs looks the request's ids up on the caller's goroutine, so
-// that assign does not have to: for a new id (nearly every id)
-// the writer then only checks the ids written since the pre-check (see
+// precheckIDs looks the request's ids up on the caller's goroutine,
+// outside the writer's mutex: for a new id (nearly every id) assign then
+// only checks the ids assigned since the pre-check (see
 // writer.addAppend). The id filter rules most new ids out without Pebble.
-// Reading applied first makes every group up to it visible to the lookups,
-// in Pebble and in the filter.
+// Reading the watermark first makes every append up to it visible to the
+// lookups, in Pebble and in the filter.
 func (s *Store) precheckIDs(r *request) error {
 	r.seen = s.w.t.durable.Load()
 	var kb []byte
