@@ -57,3 +57,15 @@ func deep(data []byte) bool {
 	}
 	return false
 }
+
+// BenchmarkValidJSON checks a chat message's data, mostly string bytes,
+// as every append and command does.
+func BenchmarkValidJSON(b *testing.B) {
+	data := []byte(`{"user":"bench-user-0042","text":"The quick brown fox jumps over the lazy dog while the kitchen prepares order 00000042; nothing to see here, just padding to size.","n":42,"tags":["a","b"]}`)
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if !ValidJSON(data) {
+			b.Fatal("not valid")
+		}
+	}
+}
