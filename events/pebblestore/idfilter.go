@@ -32,7 +32,6 @@ type idFilter struct {
 	maxIDs  int64
 	ready   atomic.Bool
 	retired atomic.Bool
-	n       atomic.Int64
 
 	mu    sync.Mutex // serialises growth
 	parts atomic.Pointer[[]*bloomPart]
@@ -90,7 +89,6 @@ func (f *idFilter) addHash(h uint64) {
 		last.n.Add(1)
 	}
 	last.set(h)
-	f.n.Add(1)
 }
 
 // grow appends a part twice as big as full, unless another add did already

@@ -70,12 +70,18 @@ type request struct {
 	done      chan signal
 
 	// Storage for the slices above when the append holds one event (the
-	// common case), so that it costs no allocations of its own.
+	// common case) of up to inlineValue bytes encoded, so that it costs
+	// no allocations of its own.
 	evs1      [1]events.Event
 	offs1     [2]int
 	dataOffs1 [1]int
 	hashes1   [1]uint64
+	buf1      [inlineValue]byte
 }
+
+// inlineValue is how many bytes of encoded events a request holds without
+// allocating: a chat message or a game move with room to spare.
+const inlineValue = 320
 
 // newAppendRequest encodes the events on the caller's goroutine; assign
 // only patches in versions and positions.
@@ -102,7 +108,11 @@ func newAppendRequest(ctx context.Context, stream string, expected events.Expect
 		r.hashes[i] = hashID(e.ID)
 		n += encodedLen(stream, &e)
 	}
-	r.buf = make([]byte, 0, n)
+	if n <= len(r.buf1) {
+		r.buf = r.buf1[:0:n]
+	} else {
+		r.buf = make([]byte, 0, n)
+	}
 	for i := range r.evs {
 		r.offs[i] = len(r.buf)
 		var off int
@@ -206,6 +216,12 @@ type writer struct {
 	recentIDs   int // entries in recentLog
 	recentFloor uint64
 	recentMax   int // recentMaxIDs; tests lower it
+	// recentSlots[h%recentSlotCount] is the last position of the latest
+	// append assigned with an id of hash h (or of a hash sharing its
+	// slot): when it is at most a caller's seen, none of the caller's ids
+	// can have been assigned since its pre-check, whatever recentLog
+	// still holds, and assign skips the scan.
+	recentSlots []uint64
 	// oversized counts the appends waiting in addAppend because they do
 	// not fit within maxInFlight, heldBack the appends waiting behind them.
 	oversized int
@@ -246,6 +262,10 @@ type recentID struct {
 // hundred ids under load. Small enough to stay in the CPU's caches.
 const recentMaxIDs = 1 << 12
 
+// recentSlotCount is the size of writer.recentSlots: 32 KiB, and with a
+// few hundred ids in flight a slot is shared by one in tens.
+const recentSlotCount = 1 << 12
+
 func newWriter(s *Store, lastPos uint64) *writer {
 	w := &writer{
 		s:           s,
@@ -285,7 +305,9 @@ const maxLeaders = 1
 // and settles it: on return r's outputs are final (or the error is the
 // caller's context).
 func (w *writer) appendEvents(r *request) error {
-	batch, ok := w.assign(r)
+	// A leader's batch lives here while it leads, unless it is longer.
+	var batchBuf [32]*request
+	batch, ok := w.assign(r, batchBuf[:0])
 	if !ok {
 		// Settled without writing. After a validation error or a
 		// duplicate, what the reply reports (the stream's head, the
@@ -302,7 +324,7 @@ func (w *writer) appendEvents(r *request) error {
 		}
 		w.mu.Lock()
 		r.leadSent = false
-		batch := w.take()
+		batch := w.take(batchBuf[:0])
 		if batch == nil {
 			w.leaders-- // someone else took the pending appends
 		}
@@ -342,7 +364,7 @@ func (w *writer) await(r *request) (signal, error) {
 // becomes one: assign returns the batch it is to lead. When r is not to be
 // written, r.err or r.duplicate says why, and r.after how far the reply
 // must wait.
-func (w *writer) assign(r *request) (batch []*request, ok bool) {
+func (w *writer) assign(r *request, dst []*request) (batch []*request, ok bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := r.ctx.Err(); err != nil {
@@ -357,15 +379,15 @@ func (w *writer) assign(r *request) (batch []*request, ok bool) {
 	w.pending = append(w.pending, r)
 	if w.leaders < w.maxLeaders {
 		w.leaders++
-		return w.take(), true
+		return w.take(dst), true
 	}
 	return nil, true
 }
 
 // take removes the oldest pending appends, up to maxBatch events (at
-// least one append), and returns them, or nil when none is pending. The
-// caller holds w.mu and leads.
-func (w *writer) take() []*request {
+// least one append), and returns them appended to dst, or nil when none
+// is pending. The caller holds w.mu and leads.
+func (w *writer) take(dst []*request) []*request {
 	if len(w.pending) == 0 {
 		return nil
 	}
@@ -375,8 +397,7 @@ func (w *writer) take() []*request {
 		w.pending[n].taken = true
 		n++
 	}
-	batch := make([]*request, n)
-	copy(batch, w.pending)
+	batch := append(dst, w.pending[:n]...)
 	rest := copy(w.pending, w.pending[n:])
 	clear(w.pending[rest:])
 	w.pending = w.pending[:rest]
@@ -470,7 +491,7 @@ func (w *writer) addAppend(r *request) bool {
 		// r.seen >= recentFloor). Rare: a retry, a reused id, or a
 		// pre-check too old to trust. Then every id is looked up in
 		// Pebble, once everything assigned so far is durable.
-		if !wait && (lookup && !waited || r.seen < w.recentFloor || w.assignedSince(r.seen, r.hashes)) {
+		if !wait && (lookup && !waited || w.mayHaveAssignedSince(r.seen, r.hashes) && (r.seen < w.recentFloor || w.assignedSince(r.seen, r.hashes))) {
 			wait, lookup, target = true, true, w.lastPos
 			idWait = true
 		}
@@ -550,6 +571,20 @@ func (w *writer) addAppend(r *request) bool {
 	return true
 }
 
+// mayHaveAssignedSince reports whether an append of one of hashes may
+// have been assigned positions after seen; false is certain.
+func (w *writer) mayHaveAssignedSince(seen uint64, hashes []uint64) bool {
+	if w.recentSlots == nil {
+		return false // nothing assigned since Open
+	}
+	for _, h := range hashes {
+		if w.recentSlots[h%recentSlotCount] > seen {
+			return true
+		}
+	}
+	return false
+}
+
 // assignedSince reports whether recentLog holds one of hashes for an append
 // whose positions end after seen. It scans the ring from the newest entry
 // back to seen: about as many entries as were in flight when the caller
@@ -575,9 +610,11 @@ func (w *writer) assignedSince(seen uint64, hashes []uint64) bool {
 func (w *writer) remember(r *request) {
 	if w.recentLog == nil {
 		w.recentLog = make([]recentID, w.recentMax)
+		w.recentSlots = make([]uint64, recentSlotCount)
 	}
 	last := r.last()
 	for _, h := range r.hashes {
+		w.recentSlots[h%recentSlotCount] = last
 		if w.recentIDs == len(w.recentLog) {
 			w.recentFloor = w.recentLog[w.recentHead].pos
 			w.recentHead = (w.recentHead + 1) % len(w.recentLog)

@@ -75,7 +75,7 @@ func appendReq(ctx context.Context, stream string, exp events.ExpectedVersion, i
 // mustAssign assigns r, which must be admitted at once.
 func mustAssign(t *testing.T, s *Store, r *request) {
 	t.Helper()
-	batch, ok := s.w.assign(r)
+	batch, ok := s.w.assign(r, nil)
 	if batch != nil {
 		t.Fatalf("assign %s: handed out a batch though the test leads", r.stream)
 	}
@@ -146,7 +146,7 @@ func (a *async[T]) result(t *testing.T, what string) T {
 // startAssign runs assign on its own goroutine; the value is assign's ok.
 func startAssign(s *Store, r *request) *async[bool] {
 	return start(func() bool {
-		batch, ok := s.w.assign(r)
+		batch, ok := s.w.assign(r, nil)
 		if batch != nil {
 			panic("assign handed out a batch though the test leads")
 		}
@@ -291,7 +291,7 @@ func TestAssignedRequestsSeeEachOther(t *testing.T) {
 
 	mustAssign(t, s, r1)
 	mustAssign(t, s, r2)
-	if _, ok := s.w.assign(r3); ok {
+	if _, ok := s.w.assign(r3, nil); ok {
 		t.Fatal("r3 assigned despite a stale expected version")
 	}
 	if r3.after != 3 {
@@ -320,7 +320,7 @@ func TestAssignedRequestsSeeEachOther(t *testing.T) {
 		t.Fatal("r4 assigned though its id is stored on room:a")
 	}
 
-	if _, ok := s.w.assign(r6); ok {
+	if _, ok := s.w.assign(r6, nil); ok {
 		t.Fatal("r6 assigned with NoStream on a stream r5 created")
 	}
 	// r7 retries r1 (with a stale expected version): it waits for r5,
@@ -374,7 +374,7 @@ func TestAssignSkipsCancelledRequest(t *testing.T) {
 	cancel()
 	gone := appendReq(ctx, "room:a", events.NoStream, "x1")
 	kept := appendReq(t.Context(), "room:a", events.NoStream, "x2")
-	if _, ok := s.w.assign(gone); ok {
+	if _, ok := s.w.assign(gone, nil); ok {
 		t.Fatal("a cancelled append was assigned")
 	}
 	if !errors.Is(gone.err, context.Canceled) || gone.position != 0 {
@@ -638,7 +638,7 @@ func TestPrecheckWindow(t *testing.T) {
 	}
 	stale := appendReq(ctx, "room:c", events.NoStream, "x1")
 	stale.seen = 0
-	if _, ok := s.w.assign(stale); ok {
+	if _, ok := s.w.assign(stale, nil); ok {
 		t.Fatal("stale assigned: a pre-check older than the remembered ids was trusted")
 	}
 	checkResult(t, "pre-check older than the window", stale, wantAppend{err: events.ErrDuplicateID})
@@ -756,7 +756,7 @@ func TestFailedCommitPoisonsStore(t *testing.T) {
 
 	// The test leads: g2's batch commits, g1's fails.
 	w.mu.Lock()
-	b1, b2 := w.take(), w.take()
+	b1, b2 := w.take(nil), w.take(nil)
 	w.mu.Unlock()
 	if len(b1) != 1 || len(b2) != 1 || b1[0].stream != "room:a" || b2[0].stream != "room:b" {
 		t.Fatalf("batches %v and %v, want g1's and g2's", b1, b2)
@@ -860,7 +860,7 @@ func TestCancelledCallers(t *testing.T) {
 	g2 := startAppend(ctx2, s, "room:a", events.Exactly(1), "k2")
 	waitPending(t, s, 1, g2)
 	w.mu.Lock()
-	batch := w.take()
+	batch := w.take(nil)
 	w.mu.Unlock()
 	cancel2()
 	if r := g2.result(t, "g2"); !errors.Is(r.err, context.Canceled) {
