@@ -17,10 +17,11 @@ const repairWindow = 1 << 16
 
 // repairTail makes the log gap-free again after a crash.
 //
-// When several leaders write batches at once (writer.go, maxLeaders),
-// their batches reach the WAL in the order they reached Pebble, not in
-// position order, and a crash can leave positions committed above one
-// that is not. None of those was acknowledged: an append is acknowledged
+// The writer puts batches into the WAL in position order and stops at
+// the first failed write, so a crash normally leaves the log gap-free.
+// This is the guard for when it does not (a batch written above one whose
+// write failed, a damaged log tail): positions committed above one that
+// is not. None of those was acknowledged: an append is acknowledged
 // once every position up to its own is durable. They are removed here, before the store
 // serves anything, with their stream and id entries, so that the log,
 // the stream heads and the id index agree again; a caller that did not

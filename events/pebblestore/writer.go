@@ -61,12 +61,15 @@ type request struct {
 
 	// Tracking. taken and leadSent are guarded by writer.mu: taken once a
 	// leader took r into its batch, leadSent while a lead signal to r's
-	// caller is on its way. committed is guarded by tracker.mu: r's
-	// batch is durable. done carries the signals to r's caller: at most
-	// one sigLead and one sigSettled, so it never blocks a sender.
+	// caller is on its way. committed and durable are guarded by
+	// tracker.mu: committed once r's leader completed its batch (written
+	// or failed), durable once the tracker settled r as written. done
+	// carries the signals to r's caller: at most one sigLead and one
+	// sigSettled, so it never blocks a sender.
 	taken     bool
 	leadSent  bool
 	committed bool
+	durable   bool
 	done      chan signal
 
 	// Storage for the slices above when the append holds one event (the
@@ -156,7 +159,7 @@ func (r *request) result() (events.AppendResult, error) {
 //     versions of its stream and the next global positions, and queue it
 //     in the tracker and among the pending appends. This is the only
 //     serial part besides Pebble's own, a few map and slice operations.
-//  2. lead: while fewer than maxLeaders callers lead, the caller leads:
+//  2. lead: when no caller leads, the caller leads:
 //     it takes the pending appends (its own among them) and writes them
 //     as one Pebble batch with a WAL sync request. As soon as Pebble has
 //     applied the batch (WAL record written, memtable updated), the lead
@@ -167,18 +170,19 @@ func (r *request) result() (events.AppendResult, error) {
 //     lone append is written at once by its own caller, with no timer and
 //     no goroutine of the store's in between. A batch's log keys are
 //     consecutive, which the memtable inserts almost for free.
-//  3. complete: the leader tells the tracker the batch is durable. The
-//     tracker advances the watermark over the queue's durable prefix, so
-//     it only ever covers a gap-free log, and signals the callers it
-//     passed. A caller whose batch is durable before a lower position's
-//     waits for that one.
+//  3. complete: the leader tells the tracker the batch is durable.
+//     Batches reach the WAL in position order and a sync covers the log
+//     up to its record, so the batch is durable with every batch before
+//     it: the tracker advances the watermark to the batch's end and
+//     signals every caller it passed, whether or not the leaders of
+//     those earlier batches have woken from their own syncs yet.
 //
-// With one leader at a time, batches reach the WAL in position order.
-// Nothing else relies on that: were several leaders allowed (maxLeaders),
-// their batches would reach the WAL in whatever order they reached
-// Pebble, a crash could leave a position committed above one that is not,
-// and Open would delete every event above the first gap (repairTail),
-// none of which was acknowledged, since the watermark never passes a gap.
+// A failed write fails the store before the lead passes on, so no later
+// batch is written above it while the store runs. Should a crash or a
+// failed write still leave a position in Pebble above one that is not
+// (a damaged log tail), Open deletes every event above the first gap
+// (repairTail); none of them was acknowledged, since the watermark
+// never passes a gap.
 // assign admits an append only while at most maxInFlight positions are
 // assigned and not durable (an append larger than that waits for the rest
 // to drain and runs alone), which bounds both the memory held by appends
@@ -232,13 +236,11 @@ type writer struct {
 	key         []byte // scratch for keys
 	maxInFlight uint64
 	// pending holds the assigned appends no leader has taken yet, in
-	// position order; leaders counts the callers leading now (building
-	// and applying a batch), at most maxLeaders, plus lead signals on
-	// their way.
-	pending    []*request
-	leaders    int
-	maxLeaders int
-	maxBatch   int // events a leader takes at most
+	// position order. leaders is 1 while a caller leads (builds and
+	// applies a batch) or a lead signal is on its way to one, else 0.
+	pending  []*request
+	leaders  int
+	maxBatch int // events a leader takes at most
 
 	// metaMu orders the commits of snapshots and pending updates.
 	metaMu sync.Mutex
@@ -275,7 +277,6 @@ func newWriter(s *Store, lastPos uint64) *writer {
 		lastPos:     lastPos,
 		key:         make([]byte, 0, 256),
 		maxInFlight: uint64(s.cfg.MaxInFlightEvents),
-		maxLeaders:  maxLeaders,
 		maxBatch:    maxBatchEvents,
 	}
 	w.t.wm = &s.wm
@@ -294,12 +295,10 @@ const (
 // maxBatchEvents caps the events one leader takes into its batch.
 const maxBatchEvents = 1024
 
-// maxLeaders is how many callers may lead at once. One: Pebble applies a
-// batch to the memtable on the committing goroutine, so two leaders
-// would insert in parallel, but measured on two cores they paid more in
-// smaller batches (the log keys of a batch are consecutive and cost
-// almost nothing to insert after the first) than they gained.
-const maxLeaders = 1
+// One caller leads at a time. That keeps batches in position order in
+// the WAL, which complete relies on. Two leaders would insert into the
+// memtable in parallel, but measured on two cores they paid more in
+// smaller batches than they gained.
 
 // appendEvents runs r through assign, a leader's batch and the tracker,
 // and settles it: on return r's outputs are final (or the error is the
@@ -360,11 +359,12 @@ func (w *writer) await(r *request) (signal, error) {
 
 // assign checks r and, when it is to be written, gives it its versions
 // and positions, queues it in the tracker and among the pending appends,
-// and reports true. When fewer than maxLeaders callers lead, r's caller
-// becomes one: assign returns the batch it is to lead. When r is not to be
+// and reports true. When no caller leads, r's caller becomes the
+// leader: assign returns the batch it is to lead. When r is not to be
 // written, r.err or r.duplicate says why, and r.after how far the reply
 // must wait.
 func (w *writer) assign(r *request, dst []*request) (batch []*request, ok bool) {
+	done := make(chan signal, 2) // not under w.mu
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if err := r.ctx.Err(); err != nil {
@@ -375,10 +375,10 @@ func (w *writer) assign(r *request, dst []*request) (batch []*request, ok bool) 
 		r.after = w.lastPos
 		return nil, false
 	}
-	r.done = make(chan signal, 2)
+	r.done = done
 	w.pending = append(w.pending, r)
-	if w.leaders < w.maxLeaders {
-		w.leaders++
+	if w.leaders == 0 {
+		w.leaders = 1
 		return w.take(dst), true
 	}
 	return nil, true
@@ -420,6 +420,12 @@ func (w *writer) lead(batch []*request, self *request) bool {
 			}
 		}
 	}
+	settled := false
+	if err != nil {
+		// The store fails before the lead passes on, so that no later
+		// batch's sync is taken to cover this one (see complete).
+		settled = w.t.complete(batch, err, self)
+	}
 	w.mu.Lock()
 	var next *request
 	for _, p := range w.pending {
@@ -429,21 +435,26 @@ func (w *writer) lead(batch []*request, self *request) bool {
 		}
 	}
 	if next != nil {
-		next.leadSent = true
-		next.done <- sigLead // the leader count passes to next's caller
+		next.leadSent = true // the leader count passes to next's caller
 	} else {
 		w.leaders--
 	}
 	w.mu.Unlock()
+	if next != nil {
+		// Sent with w.mu released: waking a goroutine can cost a system
+		// call. next stays pending, and its caller waiting, until then.
+		next.done <- sigLead
+	}
 	if err == nil {
 		if err = b.SyncWait(); err != nil {
 			err = fmt.Errorf("sync: %w", err)
 		}
+		settled = w.t.complete(batch, err, self)
 	}
 	if b != nil {
 		b.Close()
 	}
-	return w.t.complete(batch, err, self)
+	return settled
 }
 
 // addAppend checks r and assigns it, holding w.mu, or settles it (false).
@@ -932,12 +943,24 @@ func (t *tracker) push(r *request) {
 	t.mu.Unlock()
 }
 
-// complete records that batch's appends are durable, or failed with
-// err. It advances the watermark over the queue's prefix of durable
-// appends and settles them, signalling their callers, except self's (the
-// caller of complete), and reports whether self is settled. A failed
-// write fails the store: every queued append gets the error, and no
-// position from there on becomes durable.
+// complete records that batch's appends are durable, or failed with err,
+// and settles what that decides, signalling the callers except self's
+// (the caller of complete); it reports whether self is settled.
+//
+// A written batch is durable with everything before it: batches reach
+// Pebble's WAL one at a time in position order (one leader at a time,
+// the lead passing on only once a batch is in the WAL, and the store
+// failing before it passes on from a batch that is not), and a WAL sync
+// makes the log durable up to the synced record (the WAL is one
+// sequential log, and Pebble rotates to a new log file only once the old
+// one is synced and closed). So the watermark advances over every queued
+// append up to batch's last position, whether or not the leaders of
+// earlier batches have woken from their own syncs yet: the first leader
+// to wake settles the callers of every batch its sync covered.
+//
+// A failed write fails the store: every queued append whose batch was
+// completed gets the error, and no position from there on becomes
+// durable (later batches are refused here).
 func (t *tracker) complete(batch []*request, err error, self *request) bool {
 	t.mu.Lock()
 	for _, r := range batch {
@@ -948,7 +971,7 @@ func (t *tracker) complete(batch []*request, err error, self *request) bool {
 	}
 	if err != nil {
 		for _, r := range batch {
-			if r.err == nil {
+			if r.err == nil && !r.durable {
 				r.err = err
 				r.duplicate = nil
 			}
@@ -957,26 +980,29 @@ func (t *tracker) complete(batch []*request, err error, self *request) bool {
 		t.mu.Unlock()
 		return self != nil && self.committed
 	}
-	// Pop the durable prefix; its callers are signalled once the lock is
-	// released (assign pushes under it), into a stack array when few.
+	if len(batch) == 0 {
+		t.mu.Unlock()
+		return self != nil && self.durable
+	}
+	// Pop the queue up to the batch's end; its callers are signalled once
+	// the lock is released (assign pushes under it), into a stack array
+	// when few.
+	end := batch[len(batch)-1].last()
 	var stack [64]*request
 	settledReqs := stack[:0]
 	q := t.queue
 	i := t.head
-	settled := false
-	var last uint64
-	for ; i < len(q) && q[i].committed; i++ {
-		last = q[i].last()
-		if q[i] == self {
-			settled = true
-		} else {
+	for ; i < len(q) && q[i].last() <= end; i++ {
+		q[i].durable = true
+		if q[i] != self {
 			settledReqs = append(settledReqs, q[i])
 		}
 		q[i] = nil
 	}
 	if i == t.head {
+		// An earlier completion covered batch already.
 		t.mu.Unlock()
-		return false
+		return self != nil && self.durable
 	}
 	t.head = i
 	if t.head == len(q) {
@@ -986,14 +1012,14 @@ func (t *tracker) complete(batch []*request, err error, self *request) bool {
 		clear(q[n:])
 		t.queue, t.head = q[:n], 0
 	}
-	t.durable.Store(last)
-	t.wm.Advance(last) // readers see the events before anyone hears back
+	t.durable.Store(end)
+	t.wm.Advance(end) // readers see the events before anyone hears back
 	t.broadcast()
 	t.mu.Unlock()
 	for _, r := range settledReqs {
 		r.done <- sigSettled
 	}
-	return settled
+	return self != nil && self.durable
 }
 
 // failLocked records err as the store's failure and fails every queued
