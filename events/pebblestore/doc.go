@@ -12,19 +12,20 @@
 // WAL sync request, hands the lead to the caller of the oldest append
 // queued meanwhile, and only then waits for its sync, so the next batch is
 // applied while this one syncs and Pebble folds the syncs requested
-// during one sync into the next. A durability tracker advances the
-// watermark over the appends in position order and wakes their callers.
+// during one sync into the next. Batches reach the WAL in position order,
+// so a batch's sync makes every batch before it durable too: a
+// durability tracker advances the watermark to the end of the batch whose
+// sync returned first and wakes the callers of every batch it covers.
 // There is no writer goroutine and no timer: a lone append is committed
 // at once by its own caller. Snapshots and pending-index updates wait
 // until every append assigned before them is durable, then commit one at
 // a time. The details are in writer.go.
 //
 // Crash repair: the tracker only acknowledges a gap-free prefix of the
-// log, whatever order batches reach the WAL in, and Open removes any
-// events a crash left above a gap in the last positions of the log
-// (repair.go); Config.MaxInFlightEvents bounds how far back that is. With
-// one leader at a time no gap arises; the repair keeps a crash safe if
-// more leaders are allowed.
+// log, and a failed write fails the store before another batch is
+// written, so a crash leaves no gap. Should a damaged log tail leave one
+// anyway, Open removes the events above it in the last positions of the
+// log (repair.go); Config.MaxInFlightEvents bounds how far back that is.
 //
 // Idempotency: each append's ids are checked on the caller's goroutine,
 // against an in-memory filter of every stored id (filled by a background
