@@ -22,10 +22,10 @@
 // a time. The details are in writer.go.
 //
 // Crash repair: the tracker only acknowledges a gap-free prefix of the
-// log, and a failed write fails the store before another batch is
-// written, so a crash leaves no gap. Should a damaged log tail leave one
-// anyway, Open removes the events above it in the last positions of the
-// log (repair.go); Config.MaxInFlightEvents bounds how far back that is.
+// log; batches reach the WAL in position order and Pebble replays it in
+// order, so a crash leaves no gap. Should the log hold one anyway, Open
+// removes the events above it in the last positions of the log
+// (repair.go); Config.MaxInFlightEvents bounds how far back that is.
 //
 // Idempotency: each append's ids are checked on the caller's goroutine,
 // against an in-memory filter of every stored id (filled by a background

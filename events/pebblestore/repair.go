@@ -17,11 +17,11 @@ const repairWindow = 1 << 16
 
 // repairTail makes the log gap-free again after a crash.
 //
-// The writer puts batches into the WAL in position order and stops at
-// the first failed write, so a crash normally leaves the log gap-free.
-// This is the guard for when it does not (a batch written above one whose
-// write failed, a damaged log tail): positions committed above one that
-// is not. None of those was acknowledged: an append is acknowledged
+// The writer puts batches into the WAL in position order, and Pebble
+// replays the WAL in order up to its first damaged record, so a crash
+// leaves the log gap-free. This is the guard for a log that is not, which
+// the writer does not produce: positions committed above one that is
+// not. None of those was acknowledged: an append is acknowledged
 // once every position up to its own is durable. They are removed here, before the store
 // serves anything, with their stream and id entries, so that the log,
 // the stream heads and the id index agree again; a caller that did not

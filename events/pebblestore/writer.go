@@ -177,12 +177,14 @@ func (r *request) result() (events.AppendResult, error) {
 //     signals every caller it passed, whether or not the leaders of
 //     those earlier batches have woken from their own syncs yet.
 //
-// A failed write fails the store before the lead passes on, so no later
-// batch is written above it while the store runs. Should a crash or a
-// failed write still leave a position in Pebble above one that is not
-// (a damaged log tail), Open deletes every event above the first gap
-// (repairTail); none of them was acknowledged, since the watermark
-// never passes a gap.
+// A batch that cannot be written (build, apply, a panic in Pebble) fails
+// the store before the lead passes on, so no later batch is written above
+// it. A failed sync is known only after the lead has passed, and later
+// batches may be in the log by then; Pebble's log writer keeps its first
+// error and fails every later sync with it, so none of them is
+// acknowledged either. Should Pebble still hold a position above one it
+// does not, Open deletes every event above the first gap (repairTail);
+// none of them was acknowledged, since the watermark never passes a gap.
 // assign admits an append only while at most maxInFlight positions are
 // assigned and not durable (an append larger than that waits for the rest
 // to drain and runs alone), which bounds both the memory held by appends
@@ -244,6 +246,10 @@ type writer struct {
 
 	// metaMu orders the commits of snapshots and pending updates.
 	metaMu sync.Mutex
+
+	// apply writes a leader's batch to Pebble: applyNoSyncWait; tests
+	// replace it to inject failures.
+	apply func(*pebble.Batch) error
 }
 
 // streamHead is a cached stream head: its last version, and the position
@@ -279,6 +285,7 @@ func newWriter(s *Store, lastPos uint64) *writer {
 		maxInFlight: uint64(s.cfg.MaxInFlightEvents),
 		maxBatch:    maxBatchEvents,
 	}
+	w.apply = w.applyNoSyncWait
 	w.t.wm = &s.wm
 	w.t.durable.Store(lastPos)
 	return w
@@ -415,10 +422,13 @@ func (w *writer) lead(batch []*request, self *request) bool {
 	b, err := w.build(batch)
 	if err == nil {
 		if err = w.t.err(); err == nil {
-			if err = w.db.ApplyNoSyncWait(b, pebble.Sync); err != nil {
+			if err = w.apply(b); err != nil {
 				err = fmt.Errorf("commit batch: %w", err)
 			}
 		}
+	}
+	if errors.Is(err, errPebblePanic) {
+		b = nil // Pebble may still hold it: never reused
 	}
 	settled := false
 	if err != nil {
@@ -455,6 +465,24 @@ func (w *writer) lead(batch []*request, self *request) bool {
 		b.Close()
 	}
 	return settled
+}
+
+// errPebblePanic marks a batch whose commit panicked in Pebble.
+var errPebblePanic = errors.New("pebble panicked")
+
+// applyNoSyncWait commits b with a WAL sync request, without waiting for
+// the sync. Pebble panics where it cannot go on (a failed WAL write, a
+// log file it cannot create: its Fatalf, options.go); that is returned as
+// an error wrapping errPebblePanic, so that the leader fails the store and
+// every caller hears of it, instead of leaving the lead held and every
+// later append waiting for ever.
+func (w *writer) applyNoSyncWait(b *pebble.Batch) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("%w: %v", errPebblePanic, p)
+		}
+	}()
+	return w.db.ApplyNoSyncWait(b, pebble.Sync)
 }
 
 // addAppend checks r and assigns it, holding w.mu, or settles it (false).
@@ -953,10 +981,11 @@ func (t *tracker) push(r *request) {
 // failing before it passes on from a batch that is not), and a WAL sync
 // makes the log durable up to the synced record (the WAL is one
 // sequential log, and Pebble rotates to a new log file only once the old
-// one is synced and closed). So the watermark advances over every queued
-// append up to batch's last position, whether or not the leaders of
-// earlier batches have woken from their own syncs yet: the first leader
-// to wake settles the callers of every batch its sync covered.
+// one is synced and closed; a failed sync fails every later one). So the
+// watermark advances over every queued append up to batch's last
+// position, whether or not the leaders of earlier batches have woken from
+// their own syncs yet: the first leader to wake settles the callers of
+// every batch its sync covered.
 //
 // A failed write fails the store: every queued append whose batch was
 // completed gets the error, and no position from there on becomes

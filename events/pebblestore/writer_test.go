@@ -496,6 +496,121 @@ func TestCompletionCoversEarlierBatches(t *testing.T) {
 	checkLog(t, s)
 }
 
+// TestCoveredAppendKeepsItsResult settles an earlier batch through a
+// later batch's sync, then fails the store before the earlier batch's own
+// leader completes it: the append stays acknowledged as written (its
+// caller may already be reading the result), and the late completion
+// reports it settled.
+func TestCoveredAppendKeepsItsResult(t *testing.T) {
+	s := manualStore(t, testConfig(t))
+	ctx := t.Context()
+	r1 := appendReq(ctx, "room:a", events.NoStream, "a1")
+	r2 := appendReq(ctx, "room:b", events.NoStream, "b1")
+	mustAssign(t, s, r1)
+	mustAssign(t, s, r2)
+	commit(t, s, r1)
+	commit(t, s, r2)
+	if !s.w.t.complete([]*request{r2}, nil, r2) {
+		t.Fatal("second batch: complete does not report its leader's append settled")
+	}
+	wantSettled(t, "r1 (covered)", r1)
+	boom := errors.New("boom")
+	s.w.t.fail(boom)
+	if !s.w.t.complete([]*request{r1}, nil, r1) {
+		t.Fatal("first batch after the failure: complete does not report its covered append settled")
+	}
+	checkResult(t, "r1", r1, wantAppend{version: 1, position: 1})
+	checkResult(t, "r2", r2, wantAppend{version: 1, position: 2})
+	if _, err := s.Append(ctx, "room:c", events.NoStream, testEvents("later", 1)); !errors.Is(err, boom) {
+		t.Fatalf("append after the failure: %v, want %v", err, boom)
+	}
+}
+
+// TestPebblePanicFailsStore makes Pebble panic while it commits a
+// leader's batch (as its Fatalf does when a WAL write fails), with another
+// append queued behind it. The leader turns the panic into the store's
+// failure and passes the lead on: both callers get the error (none hangs,
+// as they did while a panic left the lead held), neither append is in
+// Pebble, the store refuses what follows, and Close returns.
+func TestPebblePanicFailsStore(t *testing.T) {
+	s, err := Open(t.TempDir(), testConfig(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	s.w.apply = func(b *pebble.Batch) error {
+		calls++
+		if calls > 1 {
+			return s.w.applyNoSyncWait(b)
+		}
+		// The first batch: wait until the second append is queued, then
+		// fail as Pebble does when its WAL write fails (Fatalf panics).
+		deadline := time.Now().Add(guard)
+		for {
+			s.w.mu.Lock()
+			queued := len(s.w.pending)
+			s.w.mu.Unlock()
+			if queued > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				return errors.New("the second append never queued")
+			}
+			runtime.Gosched()
+		}
+		return s.w.applyNoSyncWait(nil) // a nil batch panics in Pebble
+	}
+	ctx := t.Context()
+	first := startAppend(ctx, s, "room:a", events.NoStream, "f1")
+	waitLeading(t, s, first)
+	second := startAppend(ctx, s, "room:b", events.NoStream, "s1")
+	for name, c := range map[string]*async[reply]{"first (its commit panicked)": first, "second (queued behind it)": second} {
+		if r := c.result(t, name); !errors.Is(r.err, errPebblePanic) {
+			t.Fatalf("%s: %+v, %v; want an error wrapping %v", name, r.res, r.err, errPebblePanic)
+		}
+	}
+	for _, stream := range []string{"room:a", "room:b"} {
+		if v := pebbleVersion(t, s.db, stream); v != 0 {
+			t.Fatalf("Pebble holds %s at version %d, want nothing written", stream, v)
+		}
+	}
+	if _, err := s.Append(ctx, "room:c", events.NoStream, testEvents("later", 1)); !errors.Is(err, errPebblePanic) {
+		t.Fatalf("append after the failure: %v, want %v", err, errPebblePanic)
+	}
+	s.w.mu.Lock()
+	leaders, pending := s.w.leaders, len(s.w.pending)
+	s.w.mu.Unlock()
+	if leaders != 0 || pending != 0 {
+		t.Fatalf("after the failure: %d leaders, %d pending; want none", leaders, pending)
+	}
+	closed := start(func() error { return s.Close() })
+	if err := closed.result(t, "close"); err != nil && !errors.Is(err, errPebblePanic) {
+		t.Fatalf("close after the failure: %v", err)
+	}
+}
+
+// waitLeading waits until a caller leads (holds the lead with nothing
+// pending), failing if call returns first.
+func waitLeading[T any](t *testing.T, s *Store, call *async[T]) {
+	t.Helper()
+	deadline := time.Now().Add(guard)
+	for {
+		s.w.mu.Lock()
+		leading := s.w.leaders == 1 && len(s.w.pending) == 0
+		s.w.mu.Unlock()
+		if leading {
+			return
+		}
+		if call.finished() {
+			t.Fatalf("the call returned (%+v) before it led", call.val)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no caller led within %v", guard)
+		}
+		runtime.Gosched()
+	}
+}
+
 // TestRepairTail crashes a store with some of its assigned appends in
 // Pebble and some not, and checks that Open removes everything above the
 // first gap, with its stream and id entries, and nothing else.
@@ -759,9 +874,10 @@ func TestFailedCommitPoisonsStore(t *testing.T) {
 	if len(b1) != 1 || len(b2) != 1 || b1[0].stream != "room:a" || b2[0].stream != "room:b" {
 		t.Fatalf("batches %v and %v, want g1's and g2's", b1, b2)
 	}
-	// g2's batch reaches Pebble above g1's, which fails: a leader fails
-	// the store before passing the lead on, so this only happens here,
-	// and stands for a damaged log tail after a crash.
+	// g2's batch reaches Pebble above g1's, which fails. The writer never
+	// does this (a leader fails the store before passing the lead on);
+	// here it checks that the tracker refuses g2 and that Open repairs
+	// the gap.
 	commit(t, s, b2...)
 	leader := &request{} // the leading caller's own append, in neither batch
 	boom := errors.New("boom")
