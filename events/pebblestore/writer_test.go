@@ -593,19 +593,32 @@ func TestPebblePanicFailsStore(t *testing.T) {
 // pending), failing if call returns first.
 func waitLeading[T any](t *testing.T, s *Store, call *async[T]) {
 	t.Helper()
-	deadline := time.Now().Add(guard)
-	for {
+	pollUntil(t, "a caller leads", func() (bool, string) {
 		s.w.mu.Lock()
 		leading := s.w.leaders == 1 && len(s.w.pending) == 0
 		s.w.mu.Unlock()
-		if leading {
+		if !leading && call.finished() {
+			return false, fmt.Sprintf("the call returned (%+v) before it led", call.val)
+		}
+		return leading, ""
+	})
+}
+
+// pollUntil calls check until it reports done, failing the test with the
+// failure check reports, or when guard passes first.
+func pollUntil(t *testing.T, what string, check func() (done bool, failure string)) {
+	t.Helper()
+	deadline := time.Now().Add(guard)
+	for {
+		done, failure := check()
+		if done {
 			return
 		}
-		if call.finished() {
-			t.Fatalf("the call returned (%+v) before it led", call.val)
+		if failure != "" {
+			t.Fatal(failure)
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no caller led within %v", guard)
+			t.Fatalf("%s: not within %v", what, guard)
 		}
 		runtime.Gosched()
 	}
@@ -1202,22 +1215,15 @@ func TestOversizedAppendNotOvertaken(t *testing.T) {
 	}
 	small := appendReq(ctx, "room:c", events.AnyVersion, "c1") // would fit beside first
 	smallDone := startAssign(s, small)
-	deadline := time.Now().Add(guard)
-	for {
+	pollUntil(t, "the small append is held back", func() (bool, string) {
 		s.w.mu.Lock()
 		held := s.w.heldBack
 		s.w.mu.Unlock()
-		if held == 1 {
-			break
+		if held != 1 && smallDone.finished() {
+			return false, fmt.Sprintf("the small append overtook the large one at position %d", small.position)
 		}
-		if smallDone.finished() {
-			t.Fatalf("the small append overtook the large one at position %d", small.position)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the small append is not held back after %v", guard)
-		}
-		runtime.Gosched()
-	}
+		return held == 1, ""
+	})
 	commitDone(t, s, first)
 	if !bigDone.result(t, "large append") {
 		t.Fatalf("large append refused: %v", big.err)
