@@ -128,17 +128,7 @@ func TestConcurrentWriters(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			all := checkLog(t, s)
-			acked := 0
-			for _, evs := range results {
-				for _, e := range evs {
-					acked++
-					wantStoredAsAcked(t, all, e)
-				}
-			}
-			if acked != len(all) {
-				t.Fatalf("%d events acknowledged, %d stored", acked, len(all))
-			}
+			wantLogAsAcked(t, checkLog(t, s), results...)
 		})
 	}
 }
@@ -399,14 +389,23 @@ func TestConfigValidate(t *testing.T) {
 	}
 }
 
-// wantStoredAsAcked fails t unless the log all holds e at its position,
-// as e's append acknowledged it.
-func wantStoredAsAcked(t *testing.T, all []events.Event, e events.Event) {
+// wantLogAsAcked fails t unless the log all holds exactly the acknowledged
+// events, each at the position, stream and version its append reported.
+func wantLogAsAcked(t *testing.T, all []events.Event, acked ...[]events.Event) {
 	t.Helper()
-	if e.Position == 0 || e.Position > uint64(len(all)) {
-		t.Fatalf("acknowledged %s at position %d, log has %d events", e.ID, e.Position, len(all))
+	n := 0
+	for _, evs := range acked {
+		for _, e := range evs {
+			n++
+			if e.Position == 0 || e.Position > uint64(len(all)) {
+				t.Fatalf("acknowledged %s at position %d, log has %d events", e.ID, e.Position, len(all))
+			}
+			if got := all[e.Position-1]; got.ID != e.ID || got.Stream != e.Stream || got.Version != e.Version {
+				t.Fatalf("acknowledged %s as %s/%d@%d, stored %s as %s/%d", e.ID, e.Stream, e.Version, e.Position, got.ID, got.Stream, got.Version)
+			}
+		}
 	}
-	if got := all[e.Position-1]; got.ID != e.ID || got.Stream != e.Stream || got.Version != e.Version {
-		t.Fatalf("acknowledged %s as %s/%d@%d, stored %s as %s/%d", e.ID, e.Stream, e.Version, e.Position, got.ID, got.Stream, got.Version)
+	if n != len(all) {
+		t.Fatalf("%d events acknowledged, %d stored", n, len(all))
 	}
 }
