@@ -119,7 +119,7 @@ func repairTail(db *pebble.DB, log *slog.Logger) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("repair: %w", err)
 	}
-	log.Warn("pebblestore: removed unacknowledged events committed above a gap in the log (a crash during concurrent appends)",
+	log.Warn("pebblestore: removed unacknowledged events committed above a gap in the log",
 		"gap", gap, "removed", n, "last", last)
 	return nil
 }

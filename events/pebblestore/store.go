@@ -30,9 +30,8 @@ type Config struct {
 	Now func() time.Time
 
 	// MaxInFlightEvents bounds how many positions may be assigned to
-	// appends whose batches are not yet durable. Appends commit
-	// concurrently, so after a crash the log may end with a gap below
-	// some committed events; Open looks that far back for it
+	// appends whose batches are not yet durable: the memory appends in
+	// flight hold, and how far back Open looks for a gap in the log
 	// (repairTail). Past the bound, appends wait; an append larger than
 	// it waits until nothing else is in flight. Zero means 16,384; at
 	// most 65,536.
@@ -118,8 +117,7 @@ type Store struct {
 
 	// wm is the last durable position below which the log has no gap:
 	// the writer's tracker advances it, and every read is capped at it,
-	// because Pebble makes a batch visible before its sync completes and
-	// before lower positions are committed.
+	// because Pebble makes a batch visible before its sync completes.
 	wm events.Watermark
 
 	// mu guards closed. Every call holds it for reading for its whole
