@@ -75,21 +75,48 @@ func hashID(id string) uint64 { return maphash.String(idSeed, id) }
 // add records id. Safe for concurrent use.
 func (f *idFilter) add(id string) { f.addHash(hashID(id)) }
 
-func (f *idFilter) addHash(h uint64) {
+func (f *idFilter) addHash(h uint64) { f.testAndAdd(h) }
+
+// testAndAdd adds h and reports whether it was certainly absent before:
+// absentHash and addHash in one pass over the block, which a new id
+// touches only once.
+func (f *idFilter) testAndAdd(h uint64) (absent bool) {
 	if f.retired.Load() {
-		return
+		return false
 	}
+	m := probeMasks(h)
 	parts := *f.parts.Load()
+	absent = f.ready.Load()
 	last := parts[len(parts)-1]
-	if last.n.Add(1) > last.capacity {
-		last = f.grow(last)
-		if last == nil {
-			return
+	for _, p := range parts[:len(parts)-1] {
+		if absent && p.has(h, &m) {
+			absent = false
 		}
-		last.n.Add(1)
 	}
-	last.set(h)
+	if h>>countShift&(countSample-1) == 0 && last.n.Add(countSample) > last.capacity {
+		full := last
+		if last = f.grow(full); last == nil {
+			return false
+		}
+		if absent && full.has(h, &m) {
+			absent = false
+		}
+		last.n.Add(countSample)
+	}
+	if last.testAndSet(h, &m) {
+		absent = false
+	}
+	return absent && !f.retired.Load()
 }
+
+// A part counts its ids by sampling: one id in countSample, picked by
+// hash bits the probes do not use, adds countSample. Every add on every
+// goroutine would otherwise write one shared counter; the estimate is
+// within a few percent of a million ids, which is all growth needs.
+const (
+	countSample = 64
+	countShift  = 18
+)
 
 // grow appends a part twice as big as full, unless another add did already
 // or the filter reached maxIDs (then it retires and returns nil).
@@ -131,8 +158,9 @@ func (f *idFilter) absentHash(h uint64) bool {
 	if !f.ready.Load() {
 		return false
 	}
+	m := probeMasks(h)
 	for _, p := range *f.parts.Load() {
-		if p.test(h) {
+		if p.has(h, &m) {
 			return false
 		}
 	}
@@ -140,26 +168,47 @@ func (f *idFilter) absentHash(h uint64) bool {
 }
 
 // The high 32 bits of a key's hash pick its block; the low bits give the
-// probes within it by double hashing (a + i*b mod 512, b odd).
-func (p *bloomPart) set(h uint64) {
-	base := ((h >> 32) * p.blocks >> 32) * 8
+// probes within it by double hashing (a + i*b mod 512, b odd). masks holds
+// the probes' bits for each of the block's 8 words, the same in every part.
+type masks [8]uint64
+
+func probeMasks(h uint64) (m masks) {
 	a, b := h&511, (h>>9)&511|1
 	for i := range uint64(bloomProbes) {
 		bit := (a + i*b) & 511
-		p.words[base+bit/64].Or(1 << (bit % 64))
+		m[bit/64] |= 1 << (bit % 64)
 	}
+	return m
 }
 
-func (p *bloomPart) test(h uint64) bool {
+func (p *bloomPart) block(h uint64) []atomic.Uint64 {
 	base := ((h >> 32) * p.blocks >> 32) * 8
-	a, b := h&511, (h>>9)&511|1
-	for i := range uint64(bloomProbes) {
-		bit := (a + i*b) & 511
-		if p.words[base+bit/64].Load()&(1<<(bit%64)) == 0 {
+	return p.words[base : base+8 : base+8]
+}
+
+// has reports whether every bit of m is set in h's block.
+func (p *bloomPart) has(h uint64, m *masks) bool {
+	w := p.block(h)
+	for i := range m {
+		if w[i].Load()&m[i] != m[i] {
 			return false
 		}
 	}
 	return true
+}
+
+// testAndSet sets m's bits in h's block, writing only the words that lack
+// some, and reports whether every bit was set already.
+func (p *bloomPart) testAndSet(h uint64, m *masks) bool {
+	w := p.block(h)
+	had := true
+	for i := range m {
+		if w[i].Load()&m[i] != m[i] {
+			w[i].Or(m[i])
+			had = false
+		}
+	}
+	return had
 }
 
 // scan adds every id of the id index to f and then marks it ready. It

@@ -148,3 +148,41 @@ func TestIDFilterScanOnReopen(t *testing.T) {
 		t.Fatalf("new ids after reopen: %v", err)
 	}
 }
+
+// TestIDFilterTestAndAdd: testAndAdd answers what absent would have
+// answered before the add, across the growth of parts.
+func TestIDFilterTestAndAdd(t *testing.T) {
+	f := newIDFilter(1 << 24)
+	if f.testAndAdd(hashID("early")) {
+		t.Fatal("a filter whose scan has not finished claimed an id absent")
+	}
+	f.ready.Store(true)
+	if f.testAndAdd(hashID("early")) {
+		t.Fatal("an id added before the filter was ready was claimed absent")
+	}
+	const n = 3 * bloomFirstCapacity // three parts
+	falseAbsent, falsePresent := 0, 0
+	for i := range n {
+		h := hashID("id-" + strconv.Itoa(i))
+		if !f.testAndAdd(h) {
+			falsePresent++
+		}
+		if f.testAndAdd(h) {
+			falseAbsent++
+		}
+	}
+	if falseAbsent > 0 {
+		t.Fatalf("%d ids claimed absent right after they were added", falseAbsent)
+	}
+	if rate := float64(falsePresent) / n; rate > 0.02 {
+		t.Fatalf("%.3f of new ids were taken for stored ones, want under 0.02", rate)
+	}
+	if parts := len(*f.parts.Load()); parts < 2 {
+		t.Fatalf("%d parts after %d ids, want the filter to have grown", parts, n)
+	}
+	for i := range n {
+		if id := "id-" + strconv.Itoa(i); f.absent(id) {
+			t.Fatalf("false negative for %s", id)
+		}
+	}
+}

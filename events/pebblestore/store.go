@@ -363,9 +363,7 @@ func (s *Store) precheckIDs(r *request) error {
 			// must hold every stored id by the time the watermark passes
 			// it, and an id added for an append that then fails only
 			// costs a later lookup.
-			absent := s.ids.absentHash(r.hashes[i])
-			s.ids.addHash(r.hashes[i])
-			if absent {
+			if s.ids.testAndAdd(r.hashes[i]) {
 				continue
 			}
 		}
