@@ -498,6 +498,9 @@ func (w *writer) addAppend(r *request) bool {
 	lookup := r.found // the pre-check found an id: look them all up
 	waited := false
 	counted := false // r counts in w.oversized
+	// head is r's stream's cached head, looked up once w.mu is held for
+	// good (below): nothing drops a head between there and the end.
+	var head *streamHead
 	defer func() {
 		if counted {
 			w.oversized--
@@ -535,7 +538,7 @@ func (w *writer) addAppend(r *request) bool {
 			idWait = true
 		}
 		if !wait {
-			if _, ok := w.heads[r.stream]; ok || r.headEpoch == w.evictions+1 {
+			if head = w.heads[r.stream]; head != nil || r.headEpoch == w.evictions+1 {
 				break
 			}
 			// The stream's head is not cached: read it from Pebble with
@@ -588,8 +591,7 @@ func (w *writer) addAppend(r *request) bool {
 	if lookup && w.settleStoredIDs(r) {
 		return false
 	}
-	head, ok := w.heads[r.stream]
-	if !ok {
+	if head == nil {
 		head = &streamHead{version: r.head}
 		w.heads[r.stream] = head
 	}
