@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -160,8 +161,9 @@ func (r *request) result() (events.AppendResult, error) {
 //     in the tracker and among the pending appends. This is the only
 //     serial part besides Pebble's own, a few map and slice operations.
 //  2. lead: when no caller leads, the caller leads:
-//     it takes the pending appends (its own among them) and writes them
-//     as one Pebble batch with a WAL sync request. As soon as Pebble has
+//     it takes the pending appends (its own among them), yields the
+//     processor once and takes those queued meanwhile too (see gather),
+//     and writes them as one Pebble batch with a WAL sync request. As soon as Pebble has
 //     applied the batch (WAL record written, memtable updated), the lead
 //     passes to the caller of the oldest append queued meanwhile, which
 //     takes everything queued by then; the old leader waits for its sync.
@@ -320,8 +322,11 @@ func (w *writer) appendEvents(r *request) error {
 		// original events) may still be in flight: wait for it.
 		return w.t.wait(r.ctx, r.after)
 	}
-	if batch != nil && w.lead(batch, r) {
-		return nil
+	if batch != nil {
+		batch = w.gather(batch)
+		if w.lead(batch, r) {
+			return nil
+		}
 	}
 	for {
 		sig, err := w.await(r)
@@ -391,6 +396,27 @@ func (w *writer) assign(r *request, dst []*request) (batch []*request, ok bool) 
 	return nil, true
 }
 
+// gather lets the appends made at about the same time as the ones in
+// batch join it, and returns batch with them. batch is what a caller that
+// found nobody leading took in assign: its own append, alone. Appends
+// come in bursts: a WAL sync wakes every writer it carries, and each
+// makes its next append at once, so others are usually on their way into
+// assign, runnable but not yet run. Yielding the processor once lets them
+// queue, and the batch takes them along: one Pebble commit and one WAL
+// record where there would be several, each paying Pebble's commit
+// overhead and a wake-up at its sync. A lone append loses only the yield,
+// which returns at once when nothing else is runnable.
+func (w *writer) gather(batch []*request) []*request {
+	runtime.Gosched()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := 0
+	for _, r := range batch {
+		n += len(r.evs)
+	}
+	return w.takeN(batch, w.fits(n))
+}
+
 // take removes the oldest pending appends, up to maxBatch events (at
 // least one append), and returns them appended to dst, or nil when none
 // is pending. The caller holds w.mu and leads.
@@ -398,14 +424,28 @@ func (w *writer) take(dst []*request) []*request {
 	if len(w.pending) == 0 {
 		return nil
 	}
-	n, events := 0, 0
-	for n < len(w.pending) && (n == 0 || events+len(w.pending[n].evs) <= w.maxBatch) {
-		events += len(w.pending[n].evs)
-		w.pending[n].taken = true
-		n++
+	return w.takeN(dst, max(1, w.fits(0)))
+}
+
+// fits returns how many of the oldest pending appends fit, together, in a
+// batch of n events. The caller holds w.mu.
+func (w *writer) fits(n int) int {
+	k := 0
+	for k < len(w.pending) && n+len(w.pending[k].evs) <= w.maxBatch {
+		n += len(w.pending[k].evs)
+		k++
 	}
-	batch := append(dst, w.pending[:n]...)
-	rest := copy(w.pending, w.pending[n:])
+	return k
+}
+
+// takeN removes the k oldest pending appends and returns them appended to
+// dst. The caller holds w.mu and leads.
+func (w *writer) takeN(dst []*request, k int) []*request {
+	for _, r := range w.pending[:k] {
+		r.taken = true
+	}
+	batch := append(dst, w.pending[:k]...)
+	rest := copy(w.pending, w.pending[k:])
 	clear(w.pending[rest:])
 	w.pending = w.pending[:rest]
 	return batch

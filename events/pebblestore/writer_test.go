@@ -538,6 +538,7 @@ func TestPebblePanicFailsStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	calls := 0
+	applying := make(chan struct{})
 	s.w.apply = func(b *pebble.Batch) error {
 		calls++
 		if calls > 1 {
@@ -545,6 +546,7 @@ func TestPebblePanicFailsStore(t *testing.T) {
 		}
 		// The first batch: wait until the second append is queued, then
 		// fail as Pebble does when its WAL write fails (Fatalf panics).
+		close(applying)
 		deadline := time.Now().Add(guard)
 		for {
 			s.w.mu.Lock()
@@ -562,7 +564,11 @@ func TestPebblePanicFailsStore(t *testing.T) {
 	}
 	ctx := t.Context()
 	first := startAppend(ctx, s, "room:a", events.NoStream, "f1")
-	waitLeading(t, s, first)
+	select { // the first caller leads, past gathering: the second queues
+	case <-applying:
+	case <-time.After(guard):
+		t.Fatal("the first append's batch was never applied")
+	}
 	second := startAppend(ctx, s, "room:b", events.NoStream, "s1")
 	for name, c := range map[string]*async[reply]{"first (its commit panicked)": first, "second (queued behind it)": second} {
 		if r := c.result(t, name); !errors.Is(r.err, errPebblePanic) {
@@ -587,21 +593,6 @@ func TestPebblePanicFailsStore(t *testing.T) {
 	if err := closed.result(t, "close"); err != nil && !errors.Is(err, errPebblePanic) {
 		t.Fatalf("close after the failure: %v", err)
 	}
-}
-
-// waitLeading waits until a caller leads (holds the lead with nothing
-// pending), failing if call returns first.
-func waitLeading[T any](t *testing.T, s *Store, call *async[T]) {
-	t.Helper()
-	pollUntil(t, "a caller leads", func() (bool, string) {
-		s.w.mu.Lock()
-		leading := s.w.leaders == 1 && len(s.w.pending) == 0
-		s.w.mu.Unlock()
-		if !leading && call.finished() {
-			return false, fmt.Sprintf("the call returned (%+v) before it led", call.val)
-		}
-		return leading, ""
-	})
 }
 
 // pollUntil calls check until it reports done, failing the test with the
@@ -951,6 +942,69 @@ func TestFailedCommitPoisonsStore(t *testing.T) {
 	if err != nil || res.Duplicate || res.Position() != 1 {
 		t.Fatalf("retry of g2 after reopen: %+v, %v; want a new append at 1", res, err)
 	}
+}
+
+// TestLeaderGathersQueuedAppends: a caller that found nobody leading
+// takes along, after its yield, the appends queued meanwhile, up to
+// maxBatch events in all, and writes them as one batch; the lead then
+// passes to the caller of the append left pending.
+func TestLeaderGathersQueuedAppends(t *testing.T) {
+	s := manualStore(t, testConfig(t))
+	w := s.w
+	w.mu.Lock()
+	w.leaders = 0 // nobody leads: the first append's caller will
+	w.maxBatch = 3
+	w.mu.Unlock()
+	ctx := t.Context()
+	req := func(stream, id string) *request {
+		r := newAppendRequest(ctx, stream, events.NoStream, testEvents(id, 1), time.Now)
+		if err := s.precheckIDs(r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	r1 := req("room:a", "a")
+	batch, ok := w.assign(r1, nil)
+	if !ok || len(batch) != 1 || batch[0] != r1 {
+		t.Fatalf("assign with nobody leading: batch %v, %v; want the caller's own append to lead", batch, ok)
+	}
+	// Queued while r1's caller leads, as during its yield.
+	r2, r3, r4 := req("room:b", "b"), req("room:c", "c"), req("room:d", "d")
+	for _, r := range []*request{r2, r3, r4} {
+		if b, ok := w.assign(r, nil); !ok || b != nil {
+			t.Fatalf("assign under a leader: batch %v, %v; want the append pending", b, ok)
+		}
+	}
+	batch = w.gather(batch)
+	w.mu.Lock()
+	pending := slices.Clone(w.pending)
+	w.mu.Unlock()
+	if len(batch) != 3 || batch[1] != r2 || batch[2] != r3 || len(pending) != 1 || pending[0] != r4 {
+		t.Fatalf("gathered %d appends, %d left pending; want r1, r2 and r3 (maxBatch 3) and r4 pending", len(batch), len(pending))
+	}
+	if !r2.taken || !r3.taken || r4.taken {
+		t.Fatalf("taken: r2 %v, r3 %v, r4 %v; want r2 and r3 only", r2.taken, r3.taken, r4.taken)
+	}
+	if !w.lead(batch, r1) {
+		t.Fatal("the leader's own append is not settled after its batch")
+	}
+	for name, r := range map[string]*request{"r2": r2, "r3": r3} {
+		if sig := <-r.done; sig != sigSettled || r.err != nil {
+			t.Fatalf("%s: signal %v, err %v; want settled, written", name, sig, r.err)
+		}
+	}
+	if sig := <-r4.done; sig != sigLead {
+		t.Fatalf("r4's caller got signal %v, want the lead", sig)
+	}
+	wantLog(t, s, "room:a/1@1:a-0", "room:b/1@2:b-0", "room:c/1@3:c-0")
+
+	// The test, as r4's caller, leads it.
+	w.mu.Lock()
+	r4.leadSent = false
+	b4 := w.take(nil)
+	w.mu.Unlock()
+	commitDone(t, s, b4...)
+	wantLog(t, s, "room:a/1@1:a-0", "room:b/1@2:b-0", "room:c/1@3:c-0", "room:d/1@4:d-0")
 }
 
 // TestCancelledCallers covers when a caller whose context ends may leave:
