@@ -8,7 +8,9 @@
 // caches (so appends on the same stream see each other's effects, and a
 // failing append leaves the others untouched), given consecutive versions
 // and gap-free global positions, and queued. One caller at a time leads:
-// it takes every queued append into one Pebble batch, applies it with a
+// it takes every queued append (a caller that found nobody leading first
+// yields the processor once, so that the appends of the same burst join
+// its batch) into one Pebble batch, applies it with a
 // WAL sync request, hands the lead to the caller of the oldest append
 // queued meanwhile, and only then waits for its sync, so the next batch is
 // applied while this one syncs and Pebble folds the syncs requested
@@ -17,7 +19,8 @@
 // durability tracker advances the watermark to the end of the batch whose
 // sync returned first and wakes the callers of every batch it covers.
 // There is no writer goroutine and no timer: a lone append is committed
-// at once by its own caller. Snapshots and pending-index updates wait
+// by its own caller, after one yield that returns at once when nothing
+// else is runnable. Snapshots and pending-index updates wait
 // until every append assigned before them is durable, then commit one at
 // a time. The details are in writer.go.
 //

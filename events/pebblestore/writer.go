@@ -160,17 +160,17 @@ func (r *request) result() (events.AppendResult, error) {
 //     versions of its stream and the next global positions, and queue it
 //     in the tracker and among the pending appends. This is the only
 //     serial part besides Pebble's own, a few map and slice operations.
-//  2. lead: when no caller leads, the caller leads:
-//     it takes the pending appends (its own among them), yields the
-//     processor once and takes those queued meanwhile too (see gather),
-//     and writes them as one Pebble batch with a WAL sync request. As soon as Pebble has
+//  2. lead: when no caller leads, the caller leads: it takes the pending
+//     appends (its own alone, as nobody led), yields the processor once
+//     and takes those queued meanwhile too (see gather), and writes them
+//     as one Pebble batch with a WAL sync request. As soon as Pebble has
 //     applied the batch (WAL record written, memtable updated), the lead
 //     passes to the caller of the oldest append queued meanwhile, which
 //     takes everything queued by then; the old leader waits for its sync.
 //     So a batch is being applied while the previous one syncs, Pebble
 //     folds the syncs requested during one sync into the next, and a
-//     lone append is written at once by its own caller, with no timer and
-//     no goroutine of the store's in between. A batch's log keys are
+//     lone append is written by its own caller after a yield that returns
+//     at once, with no timer and no goroutine of the store's in between. A batch's log keys are
 //     consecutive, which the memtable inserts almost for free.
 //  3. complete: the leader tells the tracker the batch is durable.
 //     Batches reach the WAL in position order and a sync covers the log
