@@ -170,8 +170,9 @@ func (r *request) result() (events.AppendResult, error) {
 //     So a batch is being applied while the previous one syncs, Pebble
 //     folds the syncs requested during one sync into the next, and a
 //     lone append is written by its own caller after a yield that returns
-//     at once, with no timer and no goroutine of the store's in between. A batch's log keys are
-//     consecutive, which the memtable inserts almost for free.
+//     at once, with no timer and no goroutine of the store's in between.
+//     A batch's log keys are consecutive, which the memtable inserts
+//     almost for free.
 //  3. complete: the leader tells the tracker the batch is durable.
 //     Batches reach the WAL in position order and a sync covers the log
 //     up to its record, so the batch is durable with every batch before
